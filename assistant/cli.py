@@ -1,0 +1,267 @@
+"""`senior-assistant`: run the assistant, speak, manage speech models, list audio devices."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from assistant.config import Config, ConfigError, load_config
+
+log = logging.getLogger("assistant")
+
+EXIT_USAGE = 2  # bad configuration, model, device or input: a clear message, no traceback
+
+
+class UserError(Exception):
+    """Something the person running the command can fix; printed as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config)
+        return int(args.handler(args, config) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # every expected failure type ends here as one clear line
+        if not _is_user_error(exc):
+            raise
+        print(f"senior-assistant: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from assistant.audio_io import AudioDeviceError
+    from assistant.models import ModelError
+    from assistant.pcm import AudioFileError
+    from assistant.speech.recognizer import RecognizerError
+    from assistant.speech.tts import SpeechOutputError
+    from intents import IntentsError
+
+    expected = (
+        UserError,
+        ConfigError,
+        AudioDeviceError,
+        ModelError,
+        AudioFileError,
+        RecognizerError,
+        SpeechOutputError,
+        IntentsError,
+    )
+    return isinstance(exc, expected)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="senior-assistant", description=__doc__)
+    parser.add_argument("--config", help="TOML config file (default: XDG config dir)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, including what was heard (personal data)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="listen and answer")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--input", metavar="WAV", help="listen to a WAV file instead of a mic")
+    source.add_argument(
+        "--text",
+        metavar="TEXT",
+        help="a typed request instead of speech ('-': one per line on stdin)",
+    )
+    run.add_argument("--no-wake", action="store_true", help="listen without the wake phrase")
+    run.add_argument("--once", action="store_true", help="stop after the first request")
+    run.add_argument(
+        "--reply-wav",
+        metavar="WAV",
+        help="record the spoken replies to this file instead of the loudspeaker",
+    )
+    run.add_argument("--recognizer", choices=["pocketsphinx", "vosk"], help="override config")
+    run.set_defaults(handler=cmd_run)
+
+    say = sub.add_parser("say", help="speak a sentence with the assistant's voice")
+    say.add_argument("text")
+    say.add_argument("--out", metavar="WAV", help="write to a WAV file instead of playing")
+    say.set_defaults(handler=cmd_say)
+
+    devices = sub.add_parser("devices", help="list audio devices")
+    devices.set_defaults(handler=cmd_devices)
+
+    models = sub.add_parser("models", help="speech models: list, install, verify")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="models in the manifest and whether they are installed")
+    install = msub.add_parser("install", help="install a model from its URL or a local file")
+    install.add_argument("name")
+    install.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL_OR_PATH",
+        help="archive URL, local .zip/.tar.gz, or model folder",
+    )
+    verify = msub.add_parser("verify", help="check an installed model file by file")
+    verify.add_argument("name")
+    models.set_defaults(handler=cmd_models)
+    return parser
+
+
+def _voice(config: Config, reply_wav: str | None):
+    from assistant.audio_io import Loudspeaker
+    from assistant.speech.tts import SpeechSynthesizer
+    from assistant.voice import Voice, WavRecorder
+
+    sink = WavRecorder(reply_wav) if reply_wav else Loudspeaker(config.audio.output_device)
+    return Voice(SpeechSynthesizer(config.speech), sink)
+
+
+def cmd_say(args: argparse.Namespace, config: Config) -> int:
+    _voice(config, args.out).say(args.text)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace, config: Config) -> int:
+    from assistant.audio_io import list_devices
+
+    devices = list_devices()
+    if not devices:
+        raise UserError("no audio devices found")
+    for index, device in enumerate(devices):
+        print(
+            f"{index:3d}  in {device['max_input_channels']}  out "
+            f"{device['max_output_channels']}  {device['name']}"
+        )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from assistant.loop import Assistant
+    from intents import IntentEngine
+
+    if args.recognizer:
+        config.recognizer.engine = args.recognizer
+    engine = IntentEngine.for_language(config.language)
+    voice = _voice(config, args.reply_wav)
+    if args.text is not None:
+        assistant = Assistant(engine, voice)
+        for text in _typed_requests(args.text):
+            _show(assistant.respond(text))
+            if args.once:
+                break
+        return 0
+    from assistant.speech.factory import create_recognizer
+    from assistant.speech.wake import WakeWordSpotter
+
+    recognizer = create_recognizer(config, grammar=engine.phrases())
+    wake = None if args.no_wake else WakeWordSpotter(config.wake.phrase, config.wake.threshold)
+    assistant = Assistant(
+        engine,
+        voice,
+        recognizer=recognizer,
+        wake=wake,
+        endpoint=config.endpoint,
+        frame_ms=config.audio.frame_ms,
+        chime=args.input is None,
+    )
+    if args.input:
+        return _run_file(assistant, config, Path(args.input), not args.no_wake, args.once)
+    return _run_microphone(assistant, config, not args.no_wake, args.once)
+
+
+def _typed_requests(text: str) -> Iterator[str]:
+    if text != "-":
+        yield text
+        return
+    for line in sys.stdin:
+        if line.strip():
+            yield line.strip()
+
+
+def _show(turn) -> None:
+    """What the person at the console sees of a turn (their own words: not a log)."""
+    print(f"heard: {turn.heard}" + (f" (confidence {turn.confidence:.2f})" if turn.heard else ""))
+    slots = " ".join(f"{k}={v}" for k, v in sorted(turn.slots.items()))
+    print(f"intent: {turn.intent or 'none'}" + (f" {slots}" if slots else ""))
+    print(f"reply: {turn.reply}", flush=True)
+
+
+def _run_file(assistant, config: Config, path: Path, wake: bool, once: bool) -> int:
+    from assistant.endpoint import frames_of
+    from assistant.pcm import read_wav
+
+    samples = read_wav(path)
+    tail = np.zeros(int(16000 * (config.endpoint.end_silence_ms / 1000 + 1.0)), np.int16)
+    frames = frames_of(np.concatenate([samples, tail]), frame_ms=config.audio.frame_ms)
+    turns = 0
+    for turn in assistant.listen(frames, wake_required=wake):
+        _show(turn)
+        turns += 1
+        if once:
+            break
+    if turns == 0:
+        if wake:
+            raise UserError(f"the wake phrase was not heard in {path} (use --no-wake to skip it)")
+        raise UserError(f"no speech was heard in {path}")
+    return 0
+
+
+def _run_microphone(assistant, config: Config, wake: bool, once: bool) -> int:
+    from assistant.audio_io import Microphone
+
+    button = None
+    if config.wake.push_to_talk and sys.stdin.isatty():
+        from devices.keyboard import KeyboardButton
+
+        button = KeyboardButton().pressed
+    with Microphone(config.audio.input_device, config.audio.frame_ms) as mic:
+        how = f"say '{config.wake.phrase}'" if wake else "speak"
+        log.info("ready: %s%s", how, " or press Enter" if button else "")
+        for turn in assistant.listen(mic.frames(), wake_required=wake, button=button):
+            _show(turn)
+            if once:
+                break
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, config: Config) -> int:
+    from assistant import models
+
+    models_dir = (
+        Path(config.paths.models_dir).expanduser()
+        if config.paths.models_dir
+        else models.default_models_dir()
+    )
+    entries = models.load_manifest(models.default_manifest_path())
+    if args.models_command == "list":
+        for status in models.model_status(entries, models_dir):
+            where = str(status.path) if status.installed else "not installed"
+            print(f"{status.name:32s} {status.engine:12s} {status.language:4s} {where}")
+        return 0
+    entry = models.find_entry(entries, args.name)
+    if args.models_command == "install":
+        path = models.install_model(
+            entry, models_dir, source=args.source, progress=sys.stderr.isatty()
+        )
+        print(f"installed {entry.name} in {path}")
+        return 0
+    report = models.verify_model(entry.name, models_dir)
+    if report.ok:
+        print(f"{entry.name}: ok ({report.files} files, {report.bytes} bytes)")
+        return 0
+    for problem in report.problems:
+        print(f"{entry.name}: {problem}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

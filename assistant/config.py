@@ -1,0 +1,177 @@
+"""Configuration: one TOML file, defaults in code, every key documented in the README.
+
+The file is `--config PATH`, else `$XDG_CONFIG_HOME/senior-assistant/config.toml` when it exists;
+state (SQLite) lives under `$XDG_STATE_HOME/senior-assistant/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+APP_NAME = "senior-assistant"
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class AudioConfig:
+    input_device: str | int | None = None  # None: the system default
+    output_device: str | int | None = None
+    sample_rate: int = 16000  # what the recognizers take
+    frame_ms: int = 30  # webrtcvad accepts 10, 20 or 30 ms frames
+
+
+@dataclass
+class WakeConfig:
+    phrase: str = "hey helper"
+    # pocketsphinx keyphrase threshold: lower catches more, and wakes by itself more.
+    threshold: float = 1e-20
+    push_to_talk: bool = True  # the action button (Enter on a terminal) also wakes
+
+
+@dataclass
+class EndpointConfig:
+    vad_aggressiveness: int = 2  # webrtcvad 0 (lenient) .. 3 (strict)
+    speech_start_ms: int = 150  # voiced audio needed before an utterance counts as begun
+    end_silence_ms: int = 900  # pause after the last word that ends the utterance
+    max_utterance_s: float = 12.0
+    no_speech_timeout_s: float = 6.0  # after waking, give up if nothing is said
+    pre_roll_ms: int = 300  # audio kept from before the start, so first syllables are not lost
+
+
+@dataclass
+class RecognizerConfig:
+    engine: str = "pocketsphinx"  # or "vosk"
+    vosk_model: str = "vosk-model-small-en-us-0.15"  # a manifest name or a folder
+    use_grammar: bool = True  # constrain recognition to what the intents understand
+
+
+@dataclass
+class SpeechOutputConfig:
+    rate_wpm: int = 140  # espeak-ng's default of 175-200 is too fast for many older listeners
+    volume: float = 1.0  # 0.0 .. 1.0
+    voice: str = ""  # an espeak-ng voice id; empty: the engine's default
+
+
+@dataclass
+class PathsConfig:
+    models_dir: str = ""  # empty: the project's models/ folder (or $SENIOR_ASSISTANT_MODELS_DIR)
+    state_dir: str = ""  # empty: $XDG_STATE_HOME/senior-assistant
+
+
+@dataclass
+class Config:
+    language: str = "en"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
+    speech: SpeechOutputConfig = field(default_factory=SpeechOutputConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def state_dir(self) -> Path:
+        if self.paths.state_dir:
+            return Path(self.paths.state_dir).expanduser()
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / APP_NAME
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / APP_NAME / "config.toml"
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the TOML file (explicit path must exist; the default one may be absent)."""
+    if path is None:
+        candidate = default_config_path()
+        if not candidate.exists():
+            return Config()
+        path = candidate
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    config = _build(Config, raw, source, prefix="")
+    _check_ranges(config, source)
+    return config
+
+
+RECOGNIZER_ENGINES = ("pocketsphinx", "vosk")
+
+
+def _check_ranges(config: Config, source: str) -> None:
+    problems = []
+    if config.audio.frame_ms not in (10, 20, 30):
+        problems.append("audio.frame_ms must be 10, 20 or 30")
+    if config.audio.sample_rate not in (8000, 16000, 32000, 48000):
+        problems.append("audio.sample_rate must be 8000, 16000, 32000 or 48000")
+    if not 0 <= config.endpoint.vad_aggressiveness <= 3:
+        problems.append("endpoint.vad_aggressiveness must be 0..3")
+    if config.endpoint.end_silence_ms < config.audio.frame_ms:
+        problems.append("endpoint.end_silence_ms must be at least one frame")
+    if config.endpoint.max_utterance_s <= 0 or config.endpoint.no_speech_timeout_s <= 0:
+        problems.append("endpoint timeouts must be positive")
+    if config.recognizer.engine not in RECOGNIZER_ENGINES:
+        problems.append(f"recognizer.engine must be one of {', '.join(RECOGNIZER_ENGINES)}")
+    if not 0.0 <= config.speech.volume <= 1.0:
+        problems.append("speech.volume must be between 0.0 and 1.0")
+    if not 60 <= config.speech.rate_wpm <= 400:
+        problems.append("speech.rate_wpm must be between 60 and 400")
+    if not config.wake.phrase.strip():
+        problems.append("wake.phrase must not be empty")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        names = ", ".join(prefix + k for k in unknown)
+        raise ConfigError(f"{source}: unknown key(s) {names}")
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        default = getattr(defaults, name)
+        key = prefix + name
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table")
+            values[name] = _build(type(default), value, source, prefix=key + ".")
+        else:
+            values[name] = _check_type(key, value, default, source)
+    return cls(**values)
+
+
+def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:  # device choices: a name, an index, or absent
+        ok = isinstance(value, str | int) and not isinstance(value, bool)
+    if not ok:
+        raise ConfigError(f"{source}: {key} has the wrong type ({type(value).__name__})")
+    return value

@@ -1,0 +1,142 @@
+"""Endpointing: a voice-activity detector decides where an utterance starts and ends.
+
+webrtcvad labels each 10/20/30 ms frame as speech or not. An utterance starts once most
+frames of a short window are speech, and ends after a run of non-speech frames as long as
+the configured pause, at the maximum length, or, when nothing was said, at a timeout.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from assistant.config import EndpointConfig
+
+
+class EndReason(enum.Enum):
+    END_OF_SPEECH = "end_of_speech"
+    MAX_LENGTH = "max_length"
+    NO_SPEECH = "no_speech"
+
+
+@dataclass
+class Utterance:
+    audio: np.ndarray  # int16 mono, pre-roll included, trailing pause trimmed
+    reason: EndReason
+    speech_start_s: float  # since the endpointer was reset
+    speech_end_s: float  # end of the last voiced frame
+    decided_s: float  # when the end was decided (end of the frame that decided it)
+
+
+class Endpointer:
+    """Feed fixed-size frames; `feed` returns an Utterance once the end is decided."""
+
+    def __init__(self, config: EndpointConfig, rate: int = 16000, frame_ms: int = 30) -> None:
+        self.config = config
+        self.rate = rate
+        self.frame_ms = frame_ms
+        self.frame_bytes = rate * frame_ms // 1000 * 2
+        self._vad = webrtcvad.Vad(config.vad_aggressiveness)
+        self._start_window = max(1, config.speech_start_ms // frame_ms)
+        self._end_frames = max(1, config.end_silence_ms // frame_ms)
+        self._tail_frames = max(1, 150 // frame_ms)  # keep a little pause for the recognizer
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames_seen = 0
+        self._pre_roll: collections.deque[tuple[bytes, bool]] = collections.deque(
+            maxlen=max(self._start_window, self.config.pre_roll_ms // self.frame_ms)
+        )
+        self._speech: list[bytes] = []
+        self._started_at: int | None = None
+        self._last_voiced = -1
+        self._silent_run = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._started_at is not None
+
+    def is_speech(self, frame: bytes) -> bool:
+        return self._vad.is_speech(frame, self.rate)
+
+    def feed(self, frame: bytes) -> Utterance | None:
+        if len(frame) != self.frame_bytes:
+            raise ValueError(f"frame must be {self.frame_bytes} bytes, got {len(frame)}")
+        voiced = self.is_speech(frame)
+        index = self._frames_seen
+        self._frames_seen += 1
+        if self._started_at is None:
+            return self._feed_waiting(frame, voiced, index)
+        return self._feed_speaking(frame, voiced, index)
+
+    def _feed_waiting(self, frame: bytes, voiced: bool, index: int) -> Utterance | None:
+        self._pre_roll.append((frame, voiced))
+        recent = list(self._pre_roll)[-self._start_window :]
+        if sum(v for _, v in recent) >= max(1, int(0.8 * self._start_window)):
+            self._started_at = index - len(self._pre_roll) + 1
+            self._speech = [f for f, _ in self._pre_roll]
+            self._last_voiced = index
+            self._pre_roll.clear()
+            return None
+        if self._seconds(index + 1) >= self.config.no_speech_timeout_s:
+            return Utterance(
+                audio=np.zeros(0, np.int16),
+                reason=EndReason.NO_SPEECH,
+                speech_start_s=0.0,
+                speech_end_s=0.0,
+                decided_s=self._seconds(index + 1),
+            )
+        return None
+
+    def _feed_speaking(self, frame: bytes, voiced: bool, index: int) -> Utterance | None:
+        self._speech.append(frame)
+        if voiced:
+            self._last_voiced = index
+            self._silent_run = 0
+        else:
+            self._silent_run += 1
+        assert self._started_at is not None
+        if self._silent_run >= self._end_frames:
+            return self._finish(EndReason.END_OF_SPEECH, index)
+        if self._seconds(index + 1 - self._started_at) >= self.config.max_utterance_s:
+            return self._finish(EndReason.MAX_LENGTH, index)
+        return None
+
+    def flush(self) -> Utterance | None:
+        """The input ended: close an utterance in progress as if speech had ended."""
+        if self._started_at is None:
+            return None
+        return self._finish(EndReason.END_OF_SPEECH, self._frames_seen - 1)
+
+    def _finish(self, reason: EndReason, index: int) -> Utterance:
+        assert self._started_at is not None
+        keep = len(self._speech)
+        if reason is EndReason.END_OF_SPEECH:
+            keep -= max(0, self._silent_run - self._tail_frames)
+        audio = np.frombuffer(b"".join(self._speech[:keep]), np.int16).copy()
+        utterance = Utterance(
+            audio=audio,
+            reason=reason,
+            speech_start_s=self._seconds(self._started_at),
+            speech_end_s=self._seconds(self._last_voiced + 1),
+            decided_s=self._seconds(index + 1),
+        )
+        self.reset()
+        return utterance
+
+    def _seconds(self, frames: int) -> float:
+        return frames * self.frame_ms / 1000.0
+
+
+def frames_of(samples: np.ndarray, rate: int = 16000, frame_ms: int = 30) -> list[bytes]:
+    """Split int16 audio into whole frames (a short last frame is padded with silence)."""
+    size = rate * frame_ms // 1000
+    pad = (-len(samples)) % size
+    padded = np.concatenate([samples.astype(np.int16), np.zeros(pad, np.int16)])
+    data = padded.tobytes()
+    step = size * 2
+    return [data[i : i + step] for i in range(0, len(data), step)]

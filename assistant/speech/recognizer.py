@@ -1,0 +1,69 @@
+"""The one interface every speech recognizer offers the loop.
+
+Feed 16 kHz mono 16-bit PCM, get partial and final transcripts with a confidence, and
+optionally constrain recognition to a list of phrases (the intents' sentences).
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class RecognizerError(Exception):
+    """A recognizer cannot be created or used (missing or damaged model, bad grammar)."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float  # 0..1, engine-specific but monotone: higher is surer
+    final: bool
+
+
+_KEEP = re.compile(r"[^a-z0-9' ]+")
+
+
+def normalize_phrase(text: str) -> str:
+    """Lowercase, keep letters, digits and apostrophes, fold white space."""
+    return " ".join(_KEEP.sub(" ", text.lower()).split())
+
+
+def unique_phrases(phrases: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for phrase in phrases:
+        norm = normalize_phrase(phrase)
+        if norm:
+            seen.setdefault(norm, None)
+    return list(seen)
+
+
+class Recognizer(abc.ABC):
+    """Streaming recognizer: start(), accept() any number of times, finish()."""
+
+    name: str = "recognizer"
+
+    @abc.abstractmethod
+    def set_grammar(self, phrases: Sequence[str] | None) -> list[str]:
+        """Listen only for these phrases (None: free recognition). Returns the phrases kept."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin a new utterance."""
+
+    @abc.abstractmethod
+    def accept(self, pcm: bytes) -> Transcript | None:
+        """Take more audio; returns a partial transcript when it changed."""
+
+    @abc.abstractmethod
+    def finish(self) -> Transcript:
+        """End the utterance and return the final transcript (empty text: nothing heard)."""
+
+    def transcribe(self, pcm: bytes, chunk_bytes: int = 3200) -> Transcript:
+        """Recognise a whole utterance, fed in chunks as a stream would be."""
+        self.start()
+        for i in range(0, len(pcm), chunk_bytes):
+            self.accept(pcm[i : i + chunk_bytes])
+        return self.finish()

@@ -1,0 +1,1 @@
+"""Hardware profiles and adapters (buttons, indicators, volume, location, calls)."""

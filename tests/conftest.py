@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.speech import SpeechMaker
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechMaker:
+    return SpeechMaker(tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="session")
+def sphinx_recognizer():
+    from assistant.speech.sphinx import PocketsphinxRecognizer
+
+    return PocketsphinxRecognizer()
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from intents import IntentEngine
+
+    return IntentEngine.for_language("en")
+
+
+@pytest.fixture(scope="session")
+def command_recognizer(engine):
+    """pocketsphinx constrained to the assistant's phrases, as `run` builds it."""
+    from assistant.speech.sphinx import PocketsphinxRecognizer
+
+    recognizer = PocketsphinxRecognizer()
+    recognizer.set_grammar(engine.phrases())
+    return recognizer
+
+
+POCKETSPHINX_TESTDATA = Path("/usr/share/pocketsphinx/test/data")
