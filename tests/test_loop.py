@@ -1,0 +1,123 @@
+"""The loop in process: wake → listen → recognise → understand → answer, on real speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.config import EndpointConfig, SpeechOutputConfig
+from assistant.endpoint import frames_of
+from assistant.loop import Assistant
+from assistant.pcm import read_wav, rms_dbfs
+from assistant.speech.tts import SpeechSynthesizer
+from assistant.speech.wake import WakeWordSpotter
+from assistant.voice import Voice, WavRecorder
+from tests.speech import FLITE_VOICES
+
+WAKE_AND_COMMAND = "hey helper. I need a video consultation."
+
+
+@pytest.fixture(scope="module")
+def synthesizer() -> SpeechSynthesizer:
+    return SpeechSynthesizer(SpeechOutputConfig())
+
+
+@pytest.fixture(scope="module")
+def wake() -> WakeWordSpotter:
+    return WakeWordSpotter("hey helper")
+
+
+def make_assistant(engine, recognizer, synthesizer, wake, reply_path) -> Assistant:
+    voice = Voice(synthesizer, WavRecorder(reply_path))
+    return Assistant(engine, voice, recognizer=recognizer, wake=wake, endpoint=EndpointConfig())
+
+
+def run_turns(assistant: Assistant, samples: np.ndarray, wake_required: bool = True):
+    tail = np.zeros(16000 * 2, np.int16)
+    return list(assistant.listen(frames_of(np.concatenate([samples, tail])), wake_required))
+
+
+@pytest.mark.parametrize("voice", FLITE_VOICES)
+def test_wake_then_consultation_request_is_answered(
+    voice, speech, engine, command_recognizer, synthesizer, wake, tmp_path
+) -> None:
+    samples = speech.samples(speech.flite(WAKE_AND_COMMAND, voice))
+    reply = tmp_path / "reply.wav"
+    turns = run_turns(make_assistant(engine, command_recognizer, synthesizer, wake, reply), samples)
+    assert len(turns) == 1
+    turn = turns[0]
+    assert "video consultation" in turn.heard
+    assert turn.intent == "request_consultation"
+    assert turn.slots == {"mode": "video"}
+    assert turn.end_reason == "end_of_speech"
+    spoken = read_wav(reply, rate=22050)
+    assert len(spoken) > 22050 * 2  # a sentence, not a blip
+    assert rms_dbfs(spoken) > -40
+
+
+def test_two_requests_in_a_row_each_need_the_wake_phrase(
+    speech, engine, command_recognizer, synthesizer, wake, tmp_path
+) -> None:
+    first = speech.samples(speech.flite("hey helper. help, I fell.", "rms"), tail_s=1.5)
+    unwoken = speech.samples(speech.flite("call my daughter.", "rms"), tail_s=1.5)
+    second = speech.samples(speech.flite("hey helper. what time is it?", "rms"))
+    assistant = make_assistant(engine, command_recognizer, synthesizer, wake, tmp_path / "r.wav")
+    turns = run_turns(assistant, np.concatenate([first, unwoken, second]))
+    assert [t.intent for t in turns] == ["emergency", "what_time"]
+    assert turns[0].slots == {"kind": "fall"}
+
+
+def test_silence_is_answered_with_nothing_heard(
+    engine, command_recognizer, synthesizer, tmp_path
+) -> None:
+    assistant = make_assistant(engine, command_recognizer, synthesizer, None, tmp_path / "r.wav")
+    turns = run_turns(assistant, np.zeros(16000 * 8, np.int16), wake_required=False)
+    assert turns[0].end_reason == "no_speech"
+    assert turns[0].intent is None
+    assert "did not hear" in turns[0].reply
+
+
+def test_white_noise_never_becomes_a_command(
+    engine, command_recognizer, synthesizer, tmp_path
+) -> None:
+    rng = np.random.default_rng(7)
+    noise = rng.normal(0, 4000, 16000 * 6).astype(np.int16)
+    assistant = make_assistant(engine, command_recognizer, synthesizer, None, tmp_path / "r.wav")
+    turns = run_turns(assistant, noise, wake_required=False)
+    assert turns, "the loop must answer, not hang"
+    assert all(t.intent is None for t in turns)
+
+
+def test_white_noise_does_not_wake(speech, engine, command_recognizer, synthesizer, wake, tmp_path):
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 3000, 16000 * 20).astype(np.int16)
+    assistant = make_assistant(engine, command_recognizer, synthesizer, wake, tmp_path / "r.wav")
+    assert run_turns(assistant, noise) == []
+
+
+def test_clipped_speech_is_still_understood(
+    speech, engine, command_recognizer, synthesizer, tmp_path
+) -> None:
+    clean = speech.samples(speech.flite("I need a video consultation.", "kal16"))
+    clipped = np.clip(clean.astype(np.int32) * 16, -32768, 32767).astype(np.int16)
+    assert np.mean(np.abs(clipped.astype(np.int32)) >= 32767) > 0.02  # really clipped
+    assistant = make_assistant(engine, command_recognizer, synthesizer, None, tmp_path / "r.wav")
+    turns = run_turns(assistant, clipped, wake_required=False)
+    assert turns[0].intent == "request_consultation"
+
+
+def test_out_of_domain_speech_gets_not_understood(
+    speech, engine, command_recognizer, synthesizer, tmp_path
+) -> None:
+    assistant = make_assistant(engine, command_recognizer, synthesizer, None, tmp_path / "r.wav")
+    for text, voice in [("play some music.", "slt"), ("good morning, how are you?", "awb")]:
+        turns = run_turns(assistant, speech.samples(speech.flite(text, voice)), False)
+        assert turns[0].intent is None, (text, turns[0].heard)
+        assert turns[0].reply.startswith("Sorry")
+
+
+def test_repeat_says_the_last_answer_again(engine, synthesizer, tmp_path) -> None:
+    assistant = make_assistant(engine, None, synthesizer, None, tmp_path / "r.wav")
+    first = assistant.respond("I need a phone consultation")
+    again = assistant.respond("say that again")
+    assert again.reply == first.reply
