@@ -133,9 +133,17 @@ class Loudspeaker:
         self.device = resolve_device(device, "output")
 
     def play(self, samples: np.ndarray, rate: int) -> None:
-        """Play int16 mono samples and wait until they have been heard."""
+        """Play int16 mono samples and return once they have been played out.
+
+        A blocking write, a short silence, then stop() (which drains the device): with
+        `sounddevice.play` and no silence after it, the last quarter second of a reply was
+        lost when the stream closed right after speaking."""
         sd = _sounddevice()
+        padded = np.concatenate([samples.astype(np.int16), np.zeros(int(rate * 0.4), np.int16)])
         try:
-            sd.play(samples, samplerate=rate, device=self.device, blocking=True)
+            with sd.RawOutputStream(
+                samplerate=rate, channels=1, dtype="int16", device=self.device
+            ) as stream:
+                stream.write(padded.tobytes())
         except sd.PortAudioError as exc:
             raise AudioDeviceError(f"cannot play on the loudspeaker: {exc}") from None

@@ -56,9 +56,7 @@ def test_silence_gives_an_empty_transcript(vosk_recognizer):
     assert transcript.confidence == 0.0
 
 
-def test_grammar_handed_to_vosk_is_the_phrases_the_model_can_say(
-    vosk_recognizer, korean_speech
-):
+def test_grammar_handed_to_vosk_is_the_phrases_the_model_can_say(vosk_recognizer, korean_speech):
     kept = vosk_recognizer.set_grammar(["안녕하세요", "안녕하세요 hello", "  안녕하세요! "])
     assert kept == ["안녕하세요"]  # "hello" is not in the Korean vocabulary
     assert json.loads(vosk_recognizer.grammar_json) == ["안녕하세요"]  # and neither is [unk]
