@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
+import soxr
 
-from assistant.pcm import RATE, resample
+from assistant.pcm import RATE
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Microphone:
         self._queue: queue.Queue[bytes] = queue.Queue()
         self._stream = None
         self._device_rate = RATE
+        self._resampler: soxr.ResampleStream | None = None
         self.overflows = 0
 
     def __enter__(self) -> Microphone:
@@ -82,6 +84,7 @@ class Microphone:
             except sd.PortAudioError as exc:
                 raise AudioDeviceError(f"cannot open the microphone: {exc}") from None
             self._device_rate = rate
+            self._resampler = soxr.ResampleStream(rate, RATE, 1, dtype="int16")
         self._stream.start()
         return self
 
@@ -118,8 +121,8 @@ class Microphone:
                 log.warning("the microphone delivered no audio for %.1f s", timeout_s)
                 return
             samples = np.frombuffer(block, np.int16)
-            if self._device_rate != RATE:
-                samples = resample(samples, self._device_rate, RATE)
+            if self._resampler is not None:  # streaming, so block edges leave no clicks
+                samples = self._resampler.resample_chunk(samples)
             pending = np.concatenate([pending, samples])
             data = pending.tobytes()
             whole = len(data) // frame_bytes * frame_bytes

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'figure':62s} {'value':>10s}" + ("  vs baseline" if baseline else ""))
     for name, value in flatten(report["speech"]).items():
         line = f"{name:62s} {value:10.3f}"
-        if name in baseline and baseline[name]:
+        if baseline.get(name):
             line += f"  x{value / baseline[name]:.2f}"
         print(line)
     print(f"machine: {report['machine']['cores']} cores, Python {report['machine']['python']}")

@@ -59,7 +59,7 @@ def measure_recognizer(recognizer: Recognizer, utterances: list[np.ndarray]) -> 
         recognizer.finish()
         done = time.perf_counter()
         compute += done - started
-        audio += (utterance.decided_s if utterance else len(padded) / 16000)
+        audio += utterance.decided_s if utterance else len(padded) / 16000
         finish_times.append(done - decided)
         if utterance is not None:
             waits.append(utterance.decided_s - utterance.speech_end_s)
