@@ -7,9 +7,12 @@ optionally constrain recognition to a list of phrases (the intents' sentences).
 from __future__ import annotations
 
 import abc
+import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 class RecognizerError(Exception):
@@ -38,6 +41,34 @@ def unique_phrases(phrases: Iterable[str]) -> list[str]:
         if norm:
             seen.setdefault(norm, None)
     return list(seen)
+
+
+def sayable_phrases(phrases: Iterable[str], knows: Callable[[str], bool], model: str) -> list[str]:
+    """The normalised phrases whose every word the model `knows`; the rest are logged.
+
+    Raises RecognizerError when none is left: a recognizer listening for nothing would
+    answer every request with silence."""
+    candidates = unique_phrases(phrases)
+    if not candidates:
+        raise RecognizerError("the grammar is empty")
+    kept, missing = [], set()
+    for phrase in candidates:
+        unknown = [word for word in phrase.split() if not knows(word)]
+        missing.update(unknown)
+        if not unknown:
+            kept.append(phrase)
+    if missing:
+        log.warning(
+            "grammar phrases with words the %s lacks are left out: %s",
+            model,
+            ", ".join(sorted(missing)[:20]),
+        )
+    if not kept:
+        raise RecognizerError(
+            f"none of the grammar phrases can be said with the {model} "
+            "(is it a model for this language?)"
+        )
+    return kept
 
 
 class Recognizer(abc.ABC):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from rapidfuzz import fuzz
 
 from assistant.speech.phrase_graph import build_word_graph
-from assistant.speech.recognizer import Recognizer, RecognizerError, Transcript, unique_phrases
+from assistant.speech.recognizer import Recognizer, RecognizerError, Transcript, sayable_phrases
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +116,9 @@ class PocketsphinxRecognizer(Recognizer):
             if self._grammar
             else new_decoder(lm=False, wip=GRAMMAR_WORD_INSERTION_PROBABILITY)
         )
-        kept, dropped = [], set()
-        for phrase in unique_phrases(phrases):
-            missing = out_of_vocabulary(decoder, phrase)
-            if missing:
-                dropped.update(missing)
-            else:
-                kept.append(phrase)
-        if dropped:
-            log.warning(
-                "grammar phrases with words the pronunciation dictionary lacks are left out: %s",
-                ", ".join(sorted(dropped)[:20]),
-            )
-        if not kept:
-            raise RecognizerError("none of the grammar phrases can be spoken with this model")
+        kept = sayable_phrases(
+            phrases, lambda word: decoder.lookup_word(word) is not None, "pronunciation dictionary"
+        )
         graph = build_word_graph(kept)
         try:
             fsg = decoder.create_fsg("commands", graph.start, graph.final, graph.transitions)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from assistant.speech.recognizer import Recognizer, RecognizerError, Transcript, unique_phrases
+from assistant.speech.recognizer import Recognizer, RecognizerError, Transcript, sayable_phrases
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +55,7 @@ class VoskRecognizer(Recognizer):
             self.grammar_json = None
             self._recognizer = self._new_recognizer()
             return []
-        candidates = unique_phrases(phrases)
-        if not candidates:
-            raise RecognizerError("the grammar is empty")
-        kept, missing = [], set()
-        for phrase in candidates:
-            unknown = [w for w in phrase.split() if not self.knows(w)]
-            missing.update(unknown)
-            if not unknown:
-                kept.append(phrase)
-        if missing:
-            log.warning(
-                "grammar phrases with words the vosk model lacks are left out: %s",
-                ", ".join(sorted(missing)[:20]),
-            )
-        if not kept:
-            raise RecognizerError(
-                f"none of the grammar phrases can be said with the vosk model in "
-                f"{self.model_path} (is it a model for this language?)"
-            )
+        kept = sayable_phrases(phrases, self.knows, f"vosk model in {self.model_path}")
         garbage = [UNKNOWN] if self.knows(UNKNOWN) else []
         self.grammar_json = json.dumps([*kept, *garbage], ensure_ascii=False)
         self._recognizer = self._new_recognizer()
