@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from assistant.speech.factory import create_recognizer
     from assistant.speech.wake import WakeWordSpotter
 
-    recognizer = create_recognizer(config, grammar=engine.phrases())
+    recognizer = create_recognizer(config, grammar=engine.grammar())
     wake = None if args.no_wake else WakeWordSpotter(config.wake.phrase, config.wake.threshold)
     assistant = Assistant(
         engine,

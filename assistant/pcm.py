@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import wave
 from pathlib import Path
 
@@ -33,26 +34,68 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int = RATE) -> np.ndar
     return to_mono_int16(out)
 
 
+WAVE_PCM, WAVE_FLOAT, WAVE_EXTENSIBLE = 1, 3, 0xFFFE
+_SUBFORMAT_TAIL = bytes.fromhex("000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_*
+
+
 def read_wav(path: str | Path, rate: int = RATE) -> np.ndarray:
-    """Read a PCM WAV of any rate, width and channel count as int16 mono at `rate`."""
+    """Read a PCM or float WAV of any rate, width and channel count as int16 mono at `rate`.
+
+    Python 3.11's `wave` refuses WAVE_FORMAT_EXTENSIBLE, the header recorders and sox write
+    for 24-bit or multichannel audio, so the RIFF chunks are read here."""
     path = Path(path)
     try:
-        with wave.open(str(path), "rb") as wav:
-            channels = wav.getnchannels()
-            width = wav.getsampwidth()
-            rate_in = wav.getframerate()
-            raw = wav.readframes(wav.getnframes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise AudioFileError(f"{path}: no such file") from None
-    except (wave.Error, EOFError, OSError) as exc:
-        raise AudioFileError(f"{path}: not a readable PCM WAV file ({exc})") from None
-    if rate_in <= 0 or channels <= 0:
-        raise AudioFileError(f"{path}: WAV header has rate {rate_in} and {channels} channels")
+    except OSError as exc:
+        raise AudioFileError(f"{path}: cannot be read ({exc})") from None
+    fmt, raw = _riff_chunks(data, path)
+    tag, channels, rate_in, width = fmt
     frame_bytes = width * channels
     raw = raw[: len(raw) - len(raw) % frame_bytes]  # a truncated last frame is dropped
-    samples = _decode(raw, width, path).reshape(-1, channels)
-    mono = to_mono_int16(samples if channels > 1 else samples[:, 0])
+    if tag == WAVE_FLOAT:
+        if width not in (4, 8):
+            raise AudioFileError(f"{path}: unsupported float width of {width} bytes")
+        floats = np.frombuffer(raw, "<f4" if width == 4 else "<f8").reshape(-1, channels)
+        mono = to_mono_int16(floats if channels > 1 else floats[:, 0])
+    else:
+        samples = _decode(raw, width, path).reshape(-1, channels)
+        mono = to_mono_int16(samples if channels > 1 else samples[:, 0])
     return resample(mono, rate_in, rate)
+
+
+def _riff_chunks(data: bytes, path: Path) -> tuple[tuple[int, int, int, int], bytes]:
+    """(format tag, channels, rate, bytes per sample) and the sample bytes of a WAV."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioFileError(f"{path}: not a readable PCM WAV file (no RIFF/WAVE header)")
+    fmt: tuple[int, int, int, int] | None = None
+    position = 12
+    while position + 8 <= len(data):
+        chunk_id = data[position : position + 4]
+        (size,) = struct.unpack_from("<I", data, position + 4)
+        body = data[position + 8 : position + 8 + size]  # may be cut short: truncated file
+        if chunk_id == b"fmt ":
+            fmt = _format(body, path)
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise AudioFileError(f"{path}: not a readable PCM WAV file (data before fmt)")
+            return fmt, body
+        position += 8 + size + (size & 1)
+    raise AudioFileError(f"{path}: not a readable PCM WAV file (no fmt or data chunk)")
+
+
+def _format(body: bytes, path: Path) -> tuple[int, int, int, int]:
+    if len(body) < 16:
+        raise AudioFileError(f"{path}: not a readable PCM WAV file (short fmt chunk)")
+    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", body)
+    if tag == WAVE_EXTENSIBLE and len(body) >= 40 and body[26:40] == _SUBFORMAT_TAIL:
+        (tag,) = struct.unpack_from("<H", body, 24)
+    if tag not in (WAVE_PCM, WAVE_FLOAT):
+        raise AudioFileError(f"{path}: not a readable PCM WAV file (format {tag:#x})")
+    if channels <= 0 or rate <= 0 or bits <= 0:
+        raise AudioFileError(f"{path}: WAV header has rate {rate} and {channels} channels")
+    return tag, channels, rate, (bits + 7) // 8
 
 
 def _decode(raw: bytes, width: int, path: Path) -> np.ndarray:

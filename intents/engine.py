@@ -14,16 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from hassil import Intents, recognize
+from hassil import Intents, recognize_all
 from hassil.sample import sample_intents
 from hassil.util import merge_dict
 from rapidfuzz import fuzz, process
+
+from intents.grammar import Grammar, graph_from_templates
+from intents.normalize import normalise_slots
 
 log = logging.getLogger(__name__)
 
 SENTENCES_DIR = Path(__file__).resolve().parent
 MAX_TEXT_CHARS = 300  # longer input is not a spoken command
-MAX_PHRASES = 20000
+FUZZY_THRESHOLD = 85.0  # rapidfuzz ratio; 80 let "what is the weather" become the time
+SAMPLES_PER_INTENT = 1500  # sentences per intent kept for tolerant matching and vosk
 
 
 class IntentsError(Exception):
@@ -33,9 +37,10 @@ class IntentsError(Exception):
 @dataclass(frozen=True)
 class IntentMatch:
     intent: str
-    slots: dict[str, str] = field(default_factory=dict)
+    slots: dict[str, str] = field(default_factory=dict)  # normalised values
     confidence: float = 1.0
     method: str = "exact"  # or "fuzzy"
+    invalid_slots: tuple[str, ...] = ()  # said, but not understood ("25 o'clock")
 
 
 def clean_text(text: str) -> str:
@@ -64,10 +69,14 @@ def load_sentence_files(directory: Path) -> Intents:
 
 
 class IntentEngine:
-    def __init__(self, intents: Intents, fuzzy_threshold: float = 80.0) -> None:
+    def __init__(self, intents: Intents, fuzzy_threshold: float = FUZZY_THRESHOLD) -> None:
         self.intents = intents
         self.fuzzy_threshold = fuzzy_threshold
-        self._samples = self._expand()
+        try:
+            self._samples = self._expand()
+            self._graph = graph_from_templates(intents)
+        except Exception as exc:  # hassil parses templates lazily, with assorted errors
+            raise IntentsError(f"bad sentence template or list ({exc})") from None
         self._sample_texts = [text for _, text in self._samples]
 
     @classmethod
@@ -82,21 +91,17 @@ class IntentEngine:
         return cls.from_dir(directory, **kwargs)
 
     def _expand(self) -> list[tuple[str, str]]:
-        samples: list[tuple[str, str]] = []
-        for intent, text in sample_intents(self.intents):
-            samples.append((intent, clean_text(text)))
-            if len(samples) >= MAX_PHRASES:
-                log.warning(
-                    "templates expand to more than %d sentences; the rest are not used "
-                    "for tolerant matching or the grammar",
-                    MAX_PHRASES,
-                )
-                break
-        return samples
+        samples = sample_intents(self.intents, max_sentences_per_intent=SAMPLES_PER_INTENT)
+        return [(intent, clean_text(text)) for intent, text in samples]
 
     def phrases(self) -> list[str]:
-        """Every sentence the templates can say (for the recognizers' grammars)."""
+        """Sentences the templates can say, up to SAMPLES_PER_INTENT per intent."""
         return list(dict.fromkeys(self._sample_texts))
+
+    def grammar(self) -> Grammar:
+        """What the recognizers should listen for: every closed sentence as a graph, and
+        the sampled sentences as a phrase list."""
+        return Grammar(graph=self._graph, phrases=self.phrases())
 
     def recognize(self, text: str) -> IntentMatch | None:
         cleaned = clean_text(text)
@@ -108,11 +113,18 @@ class IntentEngine:
         return self._fuzzy(cleaned)
 
     def _exact(self, text: str) -> IntentMatch | None:
-        result = recognize(text, self.intents)
-        if result is None:
+        # Of every way the templates match, the one that explains the most: most slots
+        # filled ("remind me to take {medication} at {time}" over "... {medication}"),
+        # then most literal words.
+        results = list(recognize_all(text, self.intents))
+        if not results:
             return None
-        slots = {name: str(entity.value) for name, entity in result.entities.items()}
-        return IntentMatch(intent=result.intent.name, slots=slots, confidence=1.0)
+        result = max(results, key=lambda r: (len(r.entities), r.text_chunks_matched))
+        raw = {name: str(entity.value) for name, entity in result.entities.items()}
+        slots, invalid = normalise_slots(raw)
+        return IntentMatch(
+            intent=result.intent.name, slots=slots, confidence=1.0, invalid_slots=tuple(invalid)
+        )
 
     def _fuzzy(self, text: str) -> IntentMatch | None:
         best = process.extractOne(
@@ -124,4 +136,11 @@ class IntentEngine:
         exact = self._exact(self._sample_texts[index])
         intent = exact.intent if exact else self._samples[index][0]
         slots = exact.slots if exact else {}
-        return IntentMatch(intent=intent, slots=slots, confidence=score / 100.0, method="fuzzy")
+        invalid = exact.invalid_slots if exact else ()
+        return IntentMatch(
+            intent=intent,
+            slots=slots,
+            confidence=score / 100.0,
+            method="fuzzy",
+            invalid_slots=invalid,
+        )

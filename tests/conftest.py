@@ -32,7 +32,7 @@ def command_recognizer(engine):
     from assistant.speech.sphinx import PocketsphinxRecognizer
 
     recognizer = PocketsphinxRecognizer()
-    recognizer.set_grammar(engine.phrases())
+    recognizer.set_grammar(engine.grammar())
     return recognizer
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from assistant.config import Config
 from assistant.speech.recognizer import Recognizer, RecognizerError
+from intents.grammar import Grammar
 
 
-def create_recognizer(config: Config, grammar: Sequence[str] | None = None) -> Recognizer:
+def create_recognizer(config: Config, grammar: Grammar | Sequence[str] | None = None) -> Recognizer:
     """The configured recognizer, constrained to `grammar` when config allows it."""
     engine = config.recognizer.engine
     recognizer: Recognizer

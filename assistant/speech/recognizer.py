@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import abc
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from intents.grammar import Grammar, normalize_phrase
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +25,6 @@ class Transcript:
     text: str
     confidence: float  # 0..1, engine-specific but monotone: higher is surer
     final: bool
-
-
-_DROP = re.compile(r"[^\w' ]+|_")
-
-
-def normalize_phrase(text: str) -> str:
-    """Lowercase, keep letters and digits of any script and apostrophes, fold white space."""
-    return " ".join(_DROP.sub(" ", text.lower()).split())
 
 
 def unique_phrases(phrases: Iterable[str]) -> list[str]:
@@ -77,8 +70,11 @@ class Recognizer(abc.ABC):
     name: str = "recognizer"
 
     @abc.abstractmethod
-    def set_grammar(self, phrases: Sequence[str] | None) -> list[str]:
-        """Listen only for these phrases (None: free recognition). Returns the phrases kept."""
+    def set_grammar(self, grammar: Grammar | Sequence[str] | None) -> list[str]:
+        """Listen only for this grammar or these phrases (None: free recognition).
+
+        Returns the phrases kept (for a Grammar: those of its phrase list the model can say).
+        A refused grammar leaves the recognizer as it was."""
 
     @abc.abstractmethod
     def start(self) -> None:

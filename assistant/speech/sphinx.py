@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from rapidfuzz import fuzz
 
-from assistant.speech.phrase_graph import build_word_graph
 from assistant.speech.recognizer import Recognizer, RecognizerError, Transcript, sayable_phrases
+from intents.grammar import Grammar, WordGraph, build_word_graph
 
 log = logging.getLogger(__name__)
 
@@ -103,32 +103,42 @@ class PocketsphinxRecognizer(Recognizer):
         self.verify_threshold = verify_threshold
         self._free = _Stream(new_decoder(lm=True))
         self._grammar: _Stream | None = None
-        self.grammar: list[str] | None = None
-        self._grammar_set: frozenset[str] = frozenset()
+        self.grammar: WordGraph | None = None
         self._last_partial = ""
 
-    def set_grammar(self, phrases: Sequence[str] | None) -> list[str]:
-        if phrases is None:
-            self._grammar, self.grammar, self._grammar_set = None, None, frozenset()
+    def set_grammar(self, grammar: Grammar | Sequence[str] | None) -> list[str]:
+        if grammar is None:
+            self._grammar, self.grammar = None, None
             return []
         decoder = (
             self._grammar.decoder
             if self._grammar
             else new_decoder(lm=False, wip=GRAMMAR_WORD_INSERTION_PROBABILITY)
         )
-        kept = sayable_phrases(
-            phrases, lambda word: decoder.lookup_word(word) is not None, "pronunciation dictionary"
-        )
-        graph = build_word_graph(kept)
+
+        def knows(word: str) -> bool:
+            return decoder.lookup_word(word) is not None
+
+        if isinstance(grammar, Grammar):
+            unknown = {word for word in grammar.graph.words() if not knows(word)}
+            if unknown:
+                log.warning(
+                    "grammar words the pronunciation dictionary lacks are left out: %s",
+                    ", ".join(sorted(unknown)[:20]),
+                )
+            graph = grammar.graph.without_words(unknown)
+            kept = [p for p in grammar.phrases if all(knows(w) for w in p.split())]
+        else:
+            kept = sayable_phrases(grammar, knows, "pronunciation dictionary")
+            graph = build_word_graph(kept)
         try:
             fsg = decoder.create_fsg("commands", graph.start, graph.final, graph.transitions)
             decoder.add_fsg(GRAMMAR_SEARCH, fsg)
         except (RuntimeError, ValueError) as exc:
             raise RecognizerError(f"pocketsphinx rejected the grammar: {exc}") from None
         decoder.activate_search(GRAMMAR_SEARCH)
-        self._grammar = _Stream(decoder)
-        self.grammar, self._grammar_set = kept, frozenset(kept)
-        return list(kept)
+        self._grammar, self.grammar = _Stream(decoder), graph
+        return kept
 
     def start(self) -> None:
         self._last_partial = ""
@@ -153,7 +163,9 @@ class PocketsphinxRecognizer(Recognizer):
         if not constrained.text:
             return free
         similarity = fuzz.ratio(constrained.text, free.text)
-        if constrained.text in self._grammar_set and similarity >= self.verify_threshold:
+        assert self.grammar is not None
+        whole = self.grammar.accepts(constrained.text.split())
+        if whole and similarity >= self.verify_threshold:
             return constrained
         log.debug(
             "grammar answer %r not confirmed by free recognition %r (similarity %.0f)",

@@ -30,6 +30,15 @@ class SpeechOutputError(Exception):
     """Speech cannot be synthesised (espeak-ng missing, bad voice)."""
 
 
+_DEFAULT_VOICE: list[str] = []  # espeak-ng's voice before any synthesizer chose one
+
+
+def _default_voice(engine) -> str:
+    if not _DEFAULT_VOICE:
+        _DEFAULT_VOICE.append(str(engine.getProperty("voice") or ""))
+    return _DEFAULT_VOICE[0]
+
+
 class SpeechSynthesizer:
     def __init__(self, config: SpeechOutputConfig) -> None:
         self.config = config
@@ -46,14 +55,17 @@ class SpeechSynthesizer:
             known = {v.id for v in self._engine.getProperty("voices")}
             if config.voice not in known:
                 raise SpeechOutputError(f"speech voice {config.voice!r} is not installed")
+        # The voice to select before each rendering: this one's, or espeak-ng's default
+        # (another synthesizer in the process may have chosen a different one since).
+        self._voice = config.voice or _default_voice(self._engine)
 
     def _apply_settings(self, espeak) -> None:
         """espeak-ng is one engine per process: set this synthesizer's voice each time.
         (pyttsx3's Engine.setProperty only queues the change for its own run loop.)"""
         espeak.SetParameter(espeak.RATE, self.config.rate_wpm, 0)
         espeak.SetParameter(espeak.VOLUME, round(self.config.volume * 100), 0)
-        if self.config.voice:
-            espeak.SetVoiceByName(self.config.voice.encode())
+        if self._voice:
+            espeak.SetVoiceByName(self._voice.encode())
 
     def render(self, text: str) -> np.ndarray:
         """`text` as int16 mono samples at espeak-ng's rate (ESPEAK_RATE)."""

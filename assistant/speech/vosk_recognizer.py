@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assistant.speech.recognizer import Recognizer, RecognizerError, Transcript, sayable_phrases
+from intents.grammar import Grammar
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,12 @@ class VoskRecognizer(Recognizer):
         rec.SetWords(True)
         return rec
 
-    def set_grammar(self, phrases: Sequence[str] | None) -> list[str]:
-        if phrases is None:
+    def set_grammar(self, grammar: Grammar | Sequence[str] | None) -> list[str]:
+        if grammar is None:
             self.grammar_json = None
             self._recognizer = self._new_recognizer()
             return []
+        phrases = grammar.phrases if isinstance(grammar, Grammar) else grammar
         kept = sayable_phrases(phrases, self.knows, f"vosk model in {self.model_path}")
         garbage = [UNKNOWN] if self.knows(UNKNOWN) else []
         self.grammar_json = json.dumps([*kept, *garbage], ensure_ascii=False)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assistant.speech.recognizer import RecognizerError, normalize_phrase
+from assistant.speech.recognizer import RecognizerError
 from assistant.speech.sphinx import new_decoder, out_of_vocabulary
+from intents.grammar import normalize_phrase
 
 FRAME_SAMPLES = 160  # pocketsphinx analyses 10 ms frames at 16 kHz
 RESTART_SAMPLES = 16000 * 30  # start a fresh search now and then so state stays small
