@@ -51,13 +51,15 @@ class SpeechSynthesizer:
                 f"espeak-ng speech output is not available ({exc}); "
                 "install the Debian package espeak-ng"
             ) from None
+        # Read before this or any synthesizer can have changed it (none does so here).
+        default = _default_voice(self._engine)
         if config.voice:
             known = {v.id for v in self._engine.getProperty("voices")}
             if config.voice not in known:
                 raise SpeechOutputError(f"speech voice {config.voice!r} is not installed")
         # The voice to select before each rendering: this one's, or espeak-ng's default
         # (another synthesizer in the process may have chosen a different one since).
-        self._voice = config.voice or _default_voice(self._engine)
+        self._voice = config.voice or default
 
     def _apply_settings(self, espeak) -> None:
         """espeak-ng is one engine per process: set this synthesizer's voice each time.
