@@ -13,10 +13,11 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from assistant import replies
 from assistant.config import EndpointConfig
+from assistant.dialog import Action, Dialog, DialogReply
 from assistant.endpoint import Endpointer, EndReason, Utterance
 from assistant.speech.recognizer import Recognizer
 from assistant.speech.wake import WakeWordSpotter
@@ -39,6 +40,8 @@ class Turn:
     intent: str | None
     slots: dict[str, str] = field(default_factory=dict)
     reply: str = ""
+    actions: list[Action] = field(default_factory=list)
+    expects_answer: bool = False  # the assistant asked something: listen on without waking
     end_reason: str = "text"
     endpoint_wait_s: float = 0.0  # audio time from the last word to the end decision
     decode_s: float = 0.0  # compute time from the end decision to the transcript
@@ -55,8 +58,11 @@ class Assistant:
         frame_ms: int = 30,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         chime: bool = True,
+        on_action: Callable[[Action], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.dialog = Dialog(engine, clock)
+        self.on_action = on_action
         self.voice = voice
         self.recognizer = recognizer
         self.wake = wake
@@ -64,30 +70,47 @@ class Assistant:
         self.frame_samples = 16000 * frame_ms // 1000
         self._gap_frames = max(1, WAKE_GAP_MS // frame_ms)
         self._settle_frames = max(1, WAKE_SETTLE_MS // frame_ms)
-        self.clock = clock
         self.chime = chime
-        self.last_reply = ""
 
-    def respond(self, text: str, confidence: float = 1.0) -> Turn:
-        """Understand `text` and say the answer."""
+    def respond(self, text: str, confidence: float = 1.0, verified: bool = True) -> Turn:
+        """Understand `text`, take the dialog's actions and say its answer (`verified`
+        False: the recognizer was not sure of the words, so the dialog checks first)."""
         match = self.engine.recognize(text)
-        if match is not None and match.intent == "repeat" and self.last_reply:
-            reply = self.last_reply
-        else:
-            reply = replies.reply_for(match, self.clock())
+        if match is not None and not verified:
+            match = replace(match, method="unverified")
         if match is None:
             log.info("not understood (%d words)", len(text.split()))
         else:
             log.info("intent %s (%.2f, %s)", match.intent, match.confidence, match.method)
         log.debug("heard %r", text)
-        self.voice.say(reply)
-        self.last_reply = reply
+        turn = self._perform(self.dialog.hear(text, match))
+        turn.heard, turn.confidence = text, confidence
+        turn.intent = match.intent if match else None
+        turn.slots = dict(match.slots) if match else {}
+        return turn
+
+    def no_answer(self) -> Turn:
+        """Nothing was said after the assistant asked something (or after waking)."""
+        reply = self.dialog.no_answer()
+        if not reply.text and not reply.actions:
+            reply = DialogReply(replies.NOTHING_HEARD)
+        return self._perform(reply)
+
+    def _perform(self, reply: DialogReply) -> Turn:
+        """Actions first (an alert must not wait for a sentence to be spoken), then speech."""
+        for action in reply.actions:
+            log.info("action %s", action.kind)
+            if self.on_action is not None:
+                self.on_action(action)
+        if reply.text:
+            self.voice.say(reply.text)
         return Turn(
-            heard=text,
-            confidence=confidence,
-            intent=match.intent if match else None,
-            slots=dict(match.slots) if match else {},
-            reply=reply,
+            heard="",
+            confidence=0.0,
+            intent=None,
+            reply=reply.text,
+            actions=list(reply.actions),
+            expects_answer=reply.expects_answer,
         )
 
     def listen(
@@ -137,7 +160,7 @@ class Assistant:
                 turn = self._feed_command(pending[begin:])
             if turn is not None:
                 yield turn
-                if wake_required:
+                if wake_required and not turn.expects_answer:
                     state, position = _WAITING, 0
                     self._begin_waiting()
                 else:
@@ -208,26 +231,17 @@ class Assistant:
         transcript = self.recognizer.finish()
         decode_s = time.perf_counter() - started
         if utterance.reason is EndReason.NO_SPEECH:
-            log.info("nothing was said after waking")
-            self.voice.say(replies.NOTHING_HEARD)
-            return Turn(
-                heard="",
-                confidence=0.0,
-                intent=None,
-                reply=replies.NOTHING_HEARD,
-                end_reason=utterance.reason.value,
-            )
+            log.info("nothing was said")
+            turn = self.no_answer()
+            turn.end_reason = utterance.reason.value
+            return turn
         log.info(
             "utterance of %.1f s ended (%s); transcript ready %.0f ms after the decision",
             utterance.speech_end_s - utterance.speech_start_s,
             utterance.reason.value,
             decode_s * 1000,
         )
-        if not transcript.text:
-            self.voice.say(replies.NOT_UNDERSTOOD)
-            turn = Turn(heard="", confidence=0.0, intent=None, reply=replies.NOT_UNDERSTOOD)
-        else:
-            turn = self.respond(transcript.text, transcript.confidence)
+        turn = self.respond(transcript.text, transcript.confidence, transcript.verified)
         turn.end_reason = utterance.reason.value
         turn.endpoint_wait_s = utterance.decided_s - utterance.speech_end_s
         turn.decode_s = decode_s

@@ -1,74 +1,177 @@
-"""What the assistant says back for an understood request.
+"""What the assistant says: short, plain sentences, one idea each, for older listeners.
 
-A minimal dialog: one short, plain sentence per intent, said slowly. The actions behind
-them (alerts, consultations) leave the device through the MQTT outbox once that exists;
-until then the reply says what the device is doing, never that something happened which
-did not.
+Only wording lives here; when to say what is the dialog's business (assistant/dialog.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
-from intents import IntentMatch
-
-NOT_UNDERSTOOD = "Sorry, I did not understand that. Please say it again, or say help."
+NOT_UNDERSTOOD = "Sorry, I did not understand that. Please say it again, or ask what I can do."
 NOTHING_HEARD = "I did not hear anything. Say hey helper when you need me."
+NO_ANSWER = "I did not hear an answer, so I have not done anything."
+CANCELLED = "All right, I have cancelled that."
+GIVE_UP = "Sorry, I still did not understand. Let us start again."
+STILL_HERE = "I am still here with you. Help is on the way."
+NOTHING_TO_REPEAT = "I have not said anything yet."
+HELP = (
+    "You can ask me for a doctor, call or message your family, set a medicine reminder, "
+    "tell me how you feel, or ask the time. If you fall or feel very unwell, just say: "
+    "help, I fell, or: call an ambulance."
+)
+HEALTH_TIP = (
+    "Here is a tip. Drink a glass of water with every meal, and take a short walk "
+    "every day if you can."
+)
 
+_RELATIONS = {"grandchild": "grandchild", "family": "family", "caregiver": "caregiver"}
 _MODES = {"video": "a video", "phone": "a phone", "text": "a text"}
-_EMERGENCY = {
+_DEPARTMENTS = {
+    "general_practice": "a family doctor",
+    "cardiology": "a heart specialist",
+    "respiratory": "a lung and breathing specialist",
+    "endocrinology": "a diabetes and hormone specialist",
+    "dermatology": "a skin specialist",
+    "psychology": "a psychologist",
+    "geriatrics": "a specialist for older people",
+}
+_MEASURES = {
+    "blood_pressure": "blood pressure",
+    "blood_sugar": "blood sugar",
+    "heart_rate": "pulse",
+    "weight": "weight",
+    "temperature": "temperature",
+}
+EMERGENCY_SENT = {
     "fall": "I am getting help for your fall right now. Stay where you are. I am here with you.",
     "medical": "I am calling for medical help right now. Stay calm. I am here with you.",
     "help": "I am getting help right now. I am here with you.",
 }
+EMERGENCY_CHECK = (
+    "Do you need help? Say yes, or say no if you are all right. "
+    "If I hear nothing, I will call for help."
+)
 
-
-def spoken_time(now: dt.datetime) -> str:
-    hour = now.hour % 12 or 12
-    part = (
-        "in the morning"
-        if now.hour < 12
-        else "in the afternoon"
-        if now.hour < 18
-        else ("in the evening")
-    )
-    minutes = f"{now.minute:02d}" if now.minute else "o'clock"
-    return f"It is {hour} {minutes} {part}."
-
-
-def _consultation(match: IntentMatch, now: dt.datetime) -> str:
-    mode = _MODES.get(match.slots.get("mode", ""), "a")
-    return f"I am asking for {mode} consultation with a doctor. I will tell you when one is ready."
-
-
-def _emergency(match: IntentMatch, now: dt.datetime) -> str:
-    return _EMERGENCY.get(match.slots.get("kind", "help"), _EMERGENCY["help"])
-
-
-def _call_family(match: IntentMatch, now: dt.datetime) -> str:
-    return f"Calling your {match.slots.get('contact', 'family')}."
-
-
-_REPLIES: dict[str, Callable[[IntentMatch, dt.datetime], str]] = {
-    "request_consultation": _consultation,
-    "emergency": _emergency,
-    "call_family": _call_family,
-    "what_time": lambda match, now: spoken_time(now),
-    "help": lambda match, now: (
-        "You can ask me for a doctor, call your family, or ask the time. "
-        "If you need help, just say help."
-    ),
-    "cancel": lambda match, now: "All right, cancelled.",
-    "yes": lambda match, now: "All right.",
-    "no": lambda match, now: "All right, I will not.",
+# The question asked when a slot is missing or was not understood.
+SLOT_PROMPTS = {
+    ("request_consultation", "mode"): "Would you like a video call, a phone call, or a text chat?",
+    ("set_medication_reminder", "medication"): "Which medicine should I remind you about?",
+    ("set_medication_reminder", "time"): "At what time should I remind you?",
+    ("cancel_reminder", "medication"): "Which medicine reminder should I cancel?",
+    ("order_medicine", "medication"): "Which medicine should I order?",
+    ("call_family", "contact"): "Who should I call?",
+    ("send_family_message", "contact"): "Who is the message for?",
+    ("send_family_message", "message"): "What should the message say?",
+    ("share_location", "contact"): "Who should I share your location with?",
+    ("report_health_reading", "value"): "What was the reading?",
+    ("book_appointment", "department"): "Which kind of doctor is the appointment with?",
+    ("book_appointment", "day"): "On which day?",
+    ("book_appointment", "time"): "At what time?",
 }
 
 
-def reply_for(match: IntentMatch | None, now: dt.datetime | None = None) -> str:
-    if match is None:
-        return NOT_UNDERSTOOD
-    handler = _REPLIES.get(match.intent)
-    if handler is None:
-        return NOT_UNDERSTOOD
-    return handler(match, now or dt.datetime.now())
+def spoken_clock(hhmm: str) -> str:
+    """'19:30' → 'half past 7 in the evening'; said the way people say times."""
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    if (hour, minute) == (0, 0):
+        return "midnight"
+    if (hour, minute) == (12, 0):
+        return "noon"
+    part = "in the morning" if hour < 12 else "in the afternoon" if hour < 18 else "in the evening"
+    twelve = hour % 12 or 12
+    following = (hour + 1) % 12 or 12
+    if minute == 0:
+        return f"{twelve} o'clock {part}"
+    if minute == 15:
+        return f"quarter past {twelve} {part}"
+    if minute == 30:
+        return f"half past {twelve} {part}"
+    if minute == 45:
+        return f"quarter to {following} {part}"
+    if minute < 30:
+        return f"{minute} past {twelve} {part}"
+    return f"{60 - minute} to {following} {part}"
+
+
+def spoken_time(now: dt.datetime) -> str:
+    return f"It is {spoken_clock(f'{now.hour:02d}:{now.minute:02d}')}."
+
+
+def relation(slots: dict[str, str]) -> str:
+    contact = slots.get("contact", "family")
+    return f"your {_RELATIONS.get(contact, contact)}"
+
+
+def consultation(slots: dict[str, str]) -> str:
+    mode = _MODES.get(slots.get("mode", ""), "a")
+    who = _DEPARTMENTS.get(slots.get("department", ""), "a doctor")
+    return f"{mode} consultation with {who}"
+
+
+def confirmation(intent: str, slots: dict[str, str]) -> str:
+    """The question before an action that cannot be taken back."""
+    if intent == "request_consultation":
+        return f"Shall I ask for {consultation(slots)} now?"
+    if intent == "set_medication_reminder":
+        return (
+            f"I will remind you to take your {slots['medication']} every day at "
+            f"{spoken_clock(slots['time'])}. Is that right?"
+        )
+    if intent == "cancel_reminder":
+        return f"Shall I stop reminding you about your {slots['medication']}?"
+    if intent == "order_medicine":
+        return f"Shall I order more {slots['medication']}?"
+    if intent == "call_family":
+        return f"Shall I call {relation(slots)}?"
+    if intent == "send_family_message":
+        return f"Shall I send {relation(slots)} this message: {slots['message']}?"
+    if intent == "share_location":
+        return f"Shall I share where you are with {relation(slots)}?"
+    if intent == "book_appointment":
+        who = _DEPARTMENTS.get(slots["department"], "a doctor")
+        day = slots["day"].replace("_", " ")
+        return f"Shall I book an appointment with {who} {day} at {spoken_clock(slots['time'])}?"
+    raise KeyError(intent)
+
+
+def done(intent: str, slots: dict[str, str]) -> str:
+    """What is said once the action has been handed on."""
+    if intent == "request_consultation":
+        return f"I am asking for {consultation(slots)}. I will tell you when a doctor is ready."
+    if intent == "set_medication_reminder":
+        return f"Done. I will remind you at {spoken_clock(slots['time'])}."
+    if intent == "cancel_reminder":
+        return f"Done. I will not remind you about your {slots['medication']} any more."
+    if intent == "order_medicine":
+        return f"I have asked for more {slots['medication']}."
+    if intent == "call_family":
+        return f"Calling {relation(slots)}."
+    if intent == "send_family_message":
+        return f"I have sent your message to {relation(slots)}."
+    if intent == "share_location":
+        return f"I have shared where you are with {relation(slots)}."
+    if intent == "book_appointment":
+        return "I have asked for the appointment. I will tell you when it is confirmed."
+    raise KeyError(intent)
+
+
+def reading_noted(slots: dict[str, str]) -> str:
+    measure = _MEASURES.get(slots.get("measure", ""), "reading")
+    value = slots.get("value", "").replace("/", " over ")
+    return f"Thank you. I have noted your {measure}: {value}."
+
+
+FEELING_REPLIES = {
+    "good": "I am glad to hear that.",
+    "unwell": "I am sorry you are not feeling well. I will let your family know. "
+    "If it gets worse, ask me for a doctor.",
+    "lonely": "I am sorry you feel lonely. I will let your family know you would like "
+    "to hear from them.",
+    "sad": "I am sorry you feel sad. I will let your family know. Would a chat with "
+    "someone help? You can ask me to call your family.",
+    "anxious": "I am sorry you feel worried. Take a slow, deep breath. I will let your "
+    "family know.",
+    "pain": "I am sorry you are in pain. I will let your family know. If it is bad, "
+    "ask me for a doctor.",
+    "tired": "Thank you for telling me. Rest a little, and drink some water.",
+}

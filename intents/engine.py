@@ -1,13 +1,21 @@
 """Text → intent with normalised slots.
 
-Exact template matching (hassil) first; then tolerant matching with rapidfuzz against the
-sentences the templates expand to, so a recogniser's slip ("video consolation") still lands
-on the right intent, with a confidence. Below the threshold the answer is None: "not
+Exact template matching (hassil) first. Then, tolerant steps, each tried only when the
+one before found nothing:
+1. politeness and fillers around the request are set aside ("oh dear, could you call my
+   son for me please" → "call my son");
+2. words the templates never use are replaced by the nearest word they do use, when it is
+   close ("video consolation" → "video consultation"), and the sentence is matched again;
+3. the whole sentence is compared with rapidfuzz to the sentences the templates expand to;
+   a match that would drop or add a negation ("not feeling well" → "feeling well") is
+   refused.
+Steps 2 and 3 give a confidence below 1. Below the threshold the answer is None: "not
 understood", never a guess.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import unicodedata
 from dataclasses import dataclass, field
@@ -15,6 +23,7 @@ from pathlib import Path
 
 import yaml
 from hassil import Intents, recognize_all
+from hassil.intents import TextSlotList
 from hassil.sample import sample_intents
 from hassil.util import merge_dict
 from rapidfuzz import fuzz, process
@@ -25,8 +34,75 @@ from intents.normalize import normalise_slots
 log = logging.getLogger(__name__)
 
 SENTENCES_DIR = Path(__file__).resolve().parent
+EMERGENCY_INTENT = "emergency"
 MAX_TEXT_CHARS = 300  # longer input is not a spoken command
 FUZZY_THRESHOLD = 85.0  # rapidfuzz ratio; 80 let "what is the weather" become the time
+WORD_THRESHOLD = 80.0  # a word is read as a template word this close (rapidfuzz ratio)
+MIN_CORRECTED_CHARS = 4  # shorter words are too easily another word ("cold" → "call")
+
+# Said around a request rather than as part of it; set aside when nothing matched with them.
+LEADING_FILLERS = (
+    "oh dear",
+    "oh",
+    "um",
+    "uh",
+    "er",
+    "erm",
+    "ah",
+    "well",
+    "so",
+    "and",
+    "hello",
+    "hi",
+    "hey helper",
+    "helper",
+    "okay",
+    "ok",
+    "right",
+    "excuse me",
+    "sorry",
+    "dear",
+    "please",
+    "could you please",
+    "could you",
+    "can you please",
+    "can you",
+    "would you please",
+    "would you",
+    "will you",
+    "would you mind",
+    "i was wondering if you could",
+    "i want you to",
+    "i'd like you to",
+    "do you think you could",
+    "be a dear and",
+)
+TRAILING_FILLERS = (
+    "please",
+    "thanks",
+    "thank you",
+    "thank you very much",
+    "thanks very much",
+    "dear",
+    "love",
+    "for me",
+    "right now",
+    "now",
+    "quickly",
+    "if you can",
+    "if you could",
+    "if you would",
+    "if you don't mind",
+    "would you",
+    "could you",
+    "will you",
+    "then",
+    "okay",
+    "ok",
+    "as well",
+    "too",
+)
+NEGATIONS = frozenset({"not", "no", "never", "nothing", "cannot", "nobody", "none"})
 SAMPLES_PER_INTENT = 1500  # sentences per intent kept for tolerant matching and vosk
 
 
@@ -68,16 +144,59 @@ def load_sentence_files(directory: Path) -> Intents:
         raise IntentsError(f"{directory}: bad sentence template ({exc})") from None
 
 
+def _strip_fillers(text: str) -> str:
+    """The request without the politeness and fillers around it."""
+    words = text.replace(",", " ").replace("!", " ").replace("?", " ").split()
+    changed = True
+    while changed and words:
+        changed = False
+        for filler in LEADING_FILLERS:
+            f = filler.split()
+            if words[: len(f)] == f and len(words) > len(f):
+                words, changed = words[len(f) :], True
+                break
+        for filler in TRAILING_FILLERS:
+            f = filler.split()
+            if words[-len(f) :] == f and len(words) > len(f):
+                words, changed = words[: -len(f)], True
+                break
+    return " ".join(words).strip(" .")
+
+
+def negated(text: str) -> bool:
+    """Does the sentence say no, not or never (including "isn't", "can't", "don't")?"""
+    return any(w in NEGATIONS or w.endswith("n't") for w in text.replace(",", " ").split())
+
+
+def _answer_templates(list_names: list[str]) -> Intents:
+    """One-slot sentences ("[my|the|by ...] {contact}") for answers to a question."""
+    lead = "(my|the|a|an|by|with|on|to|for|it is|it's|about|at|in|please|call|see)"
+    intents = {
+        f"answer_{name}": {"data": [{"sentences": [f"[<lead>] [<lead>] {{{name}}} [please]"]}]}
+        for name in list_names
+    }
+    return Intents.from_dict(
+        {"language": "en", "intents": intents, "expansion_rules": {"lead": lead}}
+    )
+
+
 class IntentEngine:
     def __init__(self, intents: Intents, fuzzy_threshold: float = FUZZY_THRESHOLD) -> None:
         self.intents = intents
         self.fuzzy_threshold = fuzzy_threshold
+        self._list_names = [
+            name for name, slot_list in intents.slot_lists.items()
+            if isinstance(slot_list, TextSlotList)
+        ]  # fmt: skip
         try:
             self._samples = self._expand()
             self._graph = graph_from_templates(intents)
+            self._slot_intents = _answer_templates(self._list_names)
         except Exception as exc:  # hassil parses templates lazily, with assorted errors
             raise IntentsError(f"bad sentence template or list ({exc})") from None
         self._sample_texts = [text for _, text in self._samples]
+        self._vocabulary = sorted({w for text in self._sample_texts for w in text.split()})
+        self._known = frozenset(self._vocabulary)
 
     @classmethod
     def from_dir(cls, directory: str | Path, **kwargs: float) -> IntentEngine:
@@ -101,7 +220,27 @@ class IntentEngine:
     def grammar(self) -> Grammar:
         """What the recognizers should listen for: every closed sentence as a graph, and
         the sampled sentences as a phrase list."""
-        return Grammar(graph=self._graph, phrases=self.phrases())
+        return Grammar(graph=self._graph, phrases=self.phrases(), urgent=self.is_emergency)
+
+    def is_emergency(self, text: str) -> bool:
+        match = self.recognize(text)
+        return match is not None and match.intent == EMERGENCY_INTENT
+
+    def slot_value(self, slot: str, text: str, context: dict[str, str] | None = None) -> str | None:
+        """An answer to "which ...?" as a slot value: "my daughter" → contact "daughter",
+        "half past seven" → time "07:30"; None when the answer does not give one."""
+        cleaned = clean_text(text)
+        if not cleaned or len(cleaned) > MAX_TEXT_CHARS:
+            return None
+        wildcard_name = {"minutes": "duration", "value": "reading"}.get(slot, slot)
+        if wildcard_name in self._list_names:
+            results = recognize_all(cleaned, self._slot_intents, slot_lists=self.intents.slot_lists)
+            for result in results:
+                if wildcard_name in result.entities:
+                    return str(result.entities[wildcard_name].value)
+            return None
+        slots, invalid = normalise_slots({wildcard_name: cleaned, **(context or {})})
+        return None if slot in invalid else slots.get(slot)
 
     def recognize(self, text: str) -> IntentMatch | None:
         cleaned = clean_text(text)
@@ -110,7 +249,33 @@ class IntentEngine:
         exact = self._exact(cleaned)
         if exact is not None:
             return exact
-        return self._fuzzy(cleaned)
+        relaxed = _strip_fillers(cleaned)
+        if relaxed and relaxed != cleaned:
+            exact = self._exact(relaxed)
+            if exact is not None:
+                return exact
+        text = relaxed or cleaned
+        return self._corrected(text) or self._fuzzy(text)
+
+    def _corrected(self, text: str) -> IntentMatch | None:
+        """Unknown words replaced by their nearest template word, then an exact match."""
+        words, scores = text.split(), []
+        for i, word in enumerate(words):
+            if word in self._known or len(word) < MIN_CORRECTED_CHARS:
+                continue
+            best = process.extractOne(
+                word, self._vocabulary, scorer=fuzz.ratio, score_cutoff=WORD_THRESHOLD
+            )
+            if best is not None:
+                words[i] = best[0]
+                scores.append(best[1])
+        if not scores:
+            return None
+        match = self._exact(" ".join(words))
+        if match is None:
+            return None
+        confidence = min(scores) / 100.0
+        return dataclasses.replace(match, confidence=confidence, method="fuzzy")
 
     def _exact(self, text: str) -> IntentMatch | None:
         # Of every way the templates match, the one that explains the most: most slots
@@ -133,6 +298,9 @@ class IntentEngine:
         if best is None:
             return None
         _, score, index = best
+        if negated(text) != negated(self._sample_texts[index]):
+            log.debug("tolerant match refused: it would change a negation")
+            return None
         exact = self._exact(self._sample_texts[index])
         intent = exact.intent if exact else self._samples[index][0]
         slots = exact.slots if exact else {}

@@ -13,7 +13,7 @@ JSGF, `to_jsgf`); vosk takes phrases (`Grammar.phrases`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hassil import Intents
@@ -81,6 +81,8 @@ class Grammar:
 
     graph: WordGraph
     phrases: list[str] = field(default_factory=list)
+    # Is this phrase too urgent to drop unconfirmed (an emergency)? None: nothing is.
+    urgent: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 def _normalise_probabilities(transitions: Iterable[Transition]) -> list[Transition]:

@@ -3,13 +3,11 @@ and the replies the assistant speaks for what it understood."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
 
-from assistant.replies import NOT_UNDERSTOOD, reply_for, spoken_time
 from intents import IntentEngine, IntentMatch, IntentsError
 
 
@@ -55,6 +53,47 @@ def test_recogniser_slips_land_on_the_same_intent_with_less_confidence(
     assert match.slots == {"mode": "video"}
     assert match.method == "fuzzy"
     assert engine.fuzzy_threshold / 100 <= match.confidence < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "slots"),
+    [
+        ("oh dear, could you call my son for me please", "call_family", {"contact": "son"}),
+        ("please, what time is it, dear", "what_time", {}),
+        ("hey helper help i fell", "emergency", {"kind": "fall"}),
+        (
+            "well um i need a video consultation thank you",
+            "request_consultation",
+            {"mode": "video"},
+        ),
+    ],
+)
+def test_politeness_and_fillers_around_a_request_are_set_aside(
+    engine: IntentEngine, text: str, intent: str, slots: dict[str, str]
+) -> None:
+    match = engine.recognize(text)
+    assert match is not None
+    assert (match.intent, match.slots, match.confidence) == (intent, slots, 1.0)
+
+
+def test_a_misheard_word_is_read_as_the_nearest_template_word(engine: IntentEngine) -> None:
+    """Word by word: a whole-sentence comparison would not reach over the extra words."""
+    match = engine.recognize("could you please get me a video consolation, dear")
+    assert match is not None
+    assert (match.intent, match.slots, match.method) == (
+        "request_consultation",
+        {"mode": "video"},
+        "fuzzy",
+    )
+    assert 0.8 <= match.confidence < 1.0
+
+
+@pytest.mark.parametrize("text", ["i'm not feeling well today", "i am not feeling good today"])
+def test_tolerant_matching_never_drops_a_negation(engine: IntentEngine, text: str) -> None:
+    """ "not feeling well today" is close to "feeling well today": reading it as "good"
+    would tell the family all is well when it is not."""
+    match = engine.recognize(text)
+    assert match is None or match.slots.get("feeling") != "good"
 
 
 @pytest.mark.parametrize(
@@ -184,54 +223,3 @@ def test_a_bad_template_is_an_intents_error(tmp_path: Path, sentence: str) -> No
     )
     with pytest.raises(IntentsError):
         IntentEngine.from_dir(sentence_dir(tmp_path, text))
-
-
-# --- replies -------------------------------------------------------------------------------
-
-
-def test_nothing_understood_gets_the_not_understood_sentence() -> None:
-    assert reply_for(None) == NOT_UNDERSTOOD
-    assert reply_for(IntentMatch("no_such_intent")) == NOT_UNDERSTOOD
-
-
-@pytest.mark.parametrize(
-    ("hour", "minute", "spoken"),
-    [
-        (0, 0, "It is 12 o'clock in the morning."),
-        (9, 5, "It is 9 05 in the morning."),
-        (12, 0, "It is 12 o'clock in the afternoon."),
-        (12, 30, "It is 12 30 in the afternoon."),
-        (18, 45, "It is 6 45 in the evening."),
-        (23, 59, "It is 11 59 in the evening."),
-    ],
-)
-def test_spoken_time(hour: int, minute: int, spoken: str) -> None:
-    assert spoken_time(dt.datetime(2024, 5, 1, hour, minute)) == spoken
-
-
-def test_the_time_reply_uses_the_clock_it_is_given() -> None:
-    now = dt.datetime(2024, 5, 1, 18, 45)
-    assert reply_for(IntentMatch("what_time"), now) == "It is 6 45 in the evening."
-
-
-@pytest.mark.parametrize(
-    ("match", "words"),
-    [
-        (IntentMatch("request_consultation", {"mode": "video"}), "a video consultation"),
-        (IntentMatch("request_consultation", {}), "a consultation"),
-        (IntentMatch("emergency", {"kind": "fall"}), "your fall"),
-        (IntentMatch("emergency", {"kind": "medical"}), "medical help"),
-        (IntentMatch("emergency", {}), "getting help"),
-        (IntentMatch("call_family", {"contact": "daughter"}), "Calling your daughter."),
-    ],
-)
-def test_each_understood_request_gets_its_own_reply(match: IntentMatch, words: str) -> None:
-    reply = reply_for(match, dt.datetime(2024, 5, 1, 9, 0))
-    assert words in reply
-    assert reply != NOT_UNDERSTOOD
-
-
-def test_recognised_text_leads_to_the_matching_reply(engine: IntentEngine) -> None:
-    reply = reply_for(engine.recognize("help i fell"))
-    assert "fall" in reply
-    assert reply_for(engine.recognize("play some music")) == NOT_UNDERSTOOD

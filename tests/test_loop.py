@@ -32,8 +32,10 @@ def make_assistant(engine, recognizer, synthesizer, wake, reply_path) -> Assista
     return Assistant(engine, voice, recognizer=recognizer, wake=wake, endpoint=EndpointConfig())
 
 
-def run_turns(assistant: Assistant, samples: np.ndarray, wake_required: bool = True):
-    tail = np.zeros(16000 * 2, np.int16)
+def run_turns(
+    assistant: Assistant, samples: np.ndarray, wake_required: bool = True, tail_s: float = 2.0
+):
+    tail = np.zeros(int(16000 * tail_s), np.int16)
     return list(assistant.listen(frames_of(np.concatenate([samples, tail])), wake_required))
 
 
@@ -58,13 +60,34 @@ def test_wake_then_consultation_request_is_answered(
 def test_two_requests_in_a_row_each_need_the_wake_phrase(
     speech, engine, command_recognizer, synthesizer, wake, tmp_path
 ) -> None:
-    first = speech.samples(speech.flite("hey helper. help, I fell.", "rms"), tail_s=1.5)
+    first = speech.samples(speech.flite("hey helper. what time is it?", "rms"), tail_s=1.5)
     unwoken = speech.samples(speech.flite("call my daughter.", "rms"), tail_s=1.5)
-    second = speech.samples(speech.flite("hey helper. what time is it?", "rms"))
+    second = speech.samples(speech.flite("hey helper. help, I fell.", "rms"))
     assistant = make_assistant(engine, command_recognizer, synthesizer, wake, tmp_path / "r.wav")
-    turns = run_turns(assistant, np.concatenate([first, unwoken, second]))
-    assert [t.intent for t in turns] == ["emergency", "what_time"]
-    assert turns[0].slots == {"kind": "fall"}
+    # The tail outlasts the no-speech timeout of the follow-up listening after the alert.
+    turns = run_turns(assistant, np.concatenate([first, unwoken, second]), tail_s=8.0)
+    assert [t.intent for t in turns[:2]] == ["what_time", "emergency"]
+    assert turns[1].slots == {"kind": "fall"}
+    assert [a.kind for a in turns[1].actions] == ["emergency"]
+    # After an alert the assistant keeps listening without the wake phrase; silence there
+    # is answered with reassurance and no second alert.
+    assert turns[2].end_reason == "no_speech" and turns[2].actions == []
+    assert "still here" in turns[2].reply
+
+
+def test_a_question_is_answered_without_the_wake_phrase(
+    speech, engine, command_recognizer, synthesizer, wake, tmp_path
+) -> None:
+    request = speech.samples(speech.flite("hey helper. call my daughter.", "slt"), tail_s=1.2)
+    answer = speech.samples(speech.flite("yes.", "slt"))
+    assistant = make_assistant(engine, command_recognizer, synthesizer, wake, tmp_path / "r.wav")
+    turns = run_turns(assistant, np.concatenate([request, answer]))
+    assert turns[0].intent == "call_family" and turns[0].expects_answer
+    assert turns[0].actions == []
+    assert turns[1].intent == "yes"
+    assert [(a.kind, a.slots) for a in turns[1].actions] == [
+        ("call_family", {"contact": "daughter"})
+    ]
 
 
 def test_silence_is_answered_with_nothing_heard(
@@ -121,3 +144,21 @@ def test_repeat_says_the_last_answer_again(engine, synthesizer, tmp_path) -> Non
     first = assistant.respond("I need a phone consultation")
     again = assistant.respond("say that again")
     assert again.reply == first.reply
+
+
+def test_an_unconfirmed_emergency_is_checked_then_alerted_on_silence(
+    engine, synthesizer, tmp_path
+) -> None:
+    """The recognizer keeps an emergency phrase its free model could not confirm (noise):
+    the assistant asks first, and alerts when no answer comes."""
+    assistant = make_assistant(engine, None, synthesizer, None, tmp_path / "r.wav")
+    turn = assistant.respond("help i fell", verified=False)
+    assert turn.intent == "emergency" and turn.actions == [] and turn.expects_answer
+    later = assistant.no_answer()
+    assert [(a.kind, a.slots) for a in later.actions] == [("emergency", {"kind": "fall"})]
+
+
+def test_a_confirmed_emergency_alerts_at_once(engine, synthesizer, tmp_path) -> None:
+    assistant = make_assistant(engine, None, synthesizer, None, tmp_path / "r.wav")
+    turn = assistant.respond("help i fell")
+    assert [a.kind for a in turn.actions] == ["emergency"]

@@ -25,6 +25,9 @@ class Transcript:
     text: str
     confidence: float  # 0..1, engine-specific but monotone: higher is surer
     final: bool
+    # False: the grammar's answer, kept although free recognition did not confirm it,
+    # because it is urgent (an emergency); the dialog asks before it acts on it.
+    verified: bool = True
 
 
 def unique_phrases(phrases: Iterable[str]) -> list[str]:

@@ -1,0 +1,227 @@
+"""Dialog: confirm before anything that cannot be taken back, ask once more for what is
+missing, let "repeat" and "cancel" work at any step, and never let an emergency wait for
+an answer that does not come.
+
+The dialog turns what was heard into a reply and the actions to take; it does no I/O.
+Actions leave the device through the outbox (protocol/ and assistant/outbox.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from assistant import replies
+from intents import IntentEngine, IntentMatch
+
+log = logging.getLogger(__name__)
+
+REQUIRED_SLOTS: dict[str, tuple[str, ...]] = {
+    "request_consultation": ("mode",),
+    "book_appointment": ("department", "day", "time"),
+    "set_medication_reminder": ("medication", "time"),
+    "cancel_reminder": ("medication",),
+    "order_medicine": ("medication",),
+    "call_family": ("contact",),
+    "send_family_message": ("contact", "message"),
+    "share_location": ("contact",),
+    "report_health_reading": ("measure", "value"),
+}
+NEEDS_CONFIRMATION = frozenset(
+    {
+        "request_consultation",
+        "book_appointment",
+        "set_medication_reminder",
+        "cancel_reminder",
+        "order_medicine",
+        "call_family",
+        "send_family_message",
+        "share_location",
+    }
+)
+SURE_EMERGENCY = 0.9  # below this (or a lone "help") the dialog asks, and escalates on silence
+MAX_ASKS = 2  # a question is asked at most twice, then the dialog gives up
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something the device must do or tell a backend; `kind` is the intent's name."""
+
+    kind: str
+    slots: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DialogReply:
+    text: str  # empty: say nothing
+    actions: list[Action] = field(default_factory=list)
+    expects_answer: bool = False  # listen again without the wake phrase
+
+
+@dataclass
+class _Pending:
+    kind: str  # "slot", "confirm", "emergency_check" or "after_alert"
+    intent: str
+    slots: dict[str, str]
+    slot: str = ""
+    asks: int = 1
+
+
+class Dialog:
+    def __init__(
+        self, engine: IntentEngine, clock: Callable[[], dt.datetime] = dt.datetime.now
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.pending: _Pending | None = None
+        self.last_said = ""
+
+    def hear(self, text: str, match: IntentMatch | None = None) -> DialogReply:
+        """The answer to what the senior said (`match`: the engine's reading of it)."""
+        if match is None:
+            match = self.engine.recognize(text)
+        reply = self._hear(text, match)
+        if reply.text:
+            self.last_said = reply.text
+        return reply
+
+    def no_answer(self) -> DialogReply:
+        """The senior said nothing after a question."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return DialogReply("")
+        if pending.kind == "emergency_check":
+            log.info("no answer to the emergency check: escalating")
+            return self._alert(pending.slots)
+        if pending.kind == "after_alert":
+            return self._say(replies.STILL_HERE)
+        return self._say(replies.NO_ANSWER)
+
+    # --- what was heard ---------------------------------------------------------------
+
+    def _hear(self, text: str, match: IntentMatch | None) -> DialogReply:
+        intent = match.intent if match else None
+        if intent == "repeat":
+            said = self.last_said or replies.NOTHING_TO_REPEAT
+            return DialogReply(said, expects_answer=self.pending is not None)
+        if intent == "cancel":
+            had = self.pending is not None
+            self.pending = None
+            return DialogReply(replies.CANCELLED if had else "All right.")
+        pending = self.pending
+        if pending is not None:
+            if pending.kind == "emergency_check":
+                return self._emergency_answer(pending, intent)
+            if pending.kind == "after_alert" and intent != "emergency":
+                self.pending = None  # whatever follows an alert is a request of its own
+            if pending.kind == "confirm":
+                if intent == "yes":
+                    self.pending = None
+                    return self._act(pending.intent, pending.slots)
+                if intent == "no":
+                    self.pending = None
+                    return self._say("All right, I will not.")
+                if intent is None:
+                    return self._ask_again(pending, "Please say yes or no.")
+            if pending.kind == "slot" and (intent is None or intent in ("yes", "no")):
+                return self._fill(pending, text)
+            if pending.kind == "slot" and intent == pending.intent and match:
+                merged = {**pending.slots, **match.slots}
+                self.pending = None
+                return self._continue(pending.intent, merged, list(match.invalid_slots))
+            self.pending = None  # something else was asked for: that is the new request
+        if match is None:
+            return self._say(replies.NOT_UNDERSTOOD)
+        return self._start(match, text)
+
+    def _start(self, match: IntentMatch, text: str) -> DialogReply:
+        intent, slots = match.intent, dict(match.slots)
+        if intent == "emergency":
+            sure = match.method == "exact" and match.confidence >= SURE_EMERGENCY
+            if sure and text.strip().lower() not in ("help", "help."):
+                return self._alert(slots)
+            self.pending = _Pending("emergency_check", intent, slots)
+            return DialogReply(replies.EMERGENCY_CHECK, expects_answer=True)
+        simple = self._simple(intent, slots)
+        if simple is not None:
+            return simple
+        return self._continue(intent, slots, list(match.invalid_slots))
+
+    def _simple(self, intent: str, slots: dict[str, str]) -> DialogReply | None:
+        """Requests answered at once, with no question back."""
+        if intent == "what_time":
+            return self._say(replies.spoken_time(self.clock()))
+        if intent == "help":
+            return self._say(replies.HELP)
+        if intent == "health_tip":
+            return self._say(replies.HEALTH_TIP)
+        if intent == "yes" or intent == "no":
+            return self._say("All right.")
+        if intent == "volume_up":
+            return self._say("Is this better?", Action("volume_up"))
+        if intent == "volume_down":
+            return self._say("Is this better?", Action("volume_down"))
+        if intent == "confirm_medication_taken":
+            return self._say("Well done. I have noted that you took it.", Action(intent))
+        if intent == "snooze_reminder":
+            minutes = slots.get("minutes", "10")
+            text = f"All right. I will remind you again in {minutes} minutes."
+            return self._say(text, Action(intent, {"minutes": minutes}))
+        if intent == "list_reminders":
+            return self._say("I cannot read out your reminders yet.", Action(intent))
+        if intent == "report_feeling":
+            feeling = slots.get("feeling", "unwell")
+            return self._say(replies.FEELING_REPLIES[feeling], Action(intent, {"feeling": feeling}))
+        return None
+
+    def _continue(self, intent: str, slots: dict[str, str], invalid: list[str]) -> DialogReply:
+        """Ask for the first missing slot, else confirm, else act."""
+        for slot in REQUIRED_SLOTS.get(intent, ()):
+            if slot not in slots or slot in invalid:
+                self.pending = _Pending("slot", intent, slots, slot=slot)
+                question = replies.SLOT_PROMPTS.get((intent, slot), f"What {slot}?")
+                if slot in invalid:
+                    question = "Sorry, I did not understand that. " + question
+                return DialogReply(question, expects_answer=True)
+        if intent in NEEDS_CONFIRMATION:
+            self.pending = _Pending("confirm", intent, slots)
+            return DialogReply(replies.confirmation(intent, slots), expects_answer=True)
+        return self._act(intent, slots)
+
+    def _fill(self, pending: _Pending, text: str) -> DialogReply:
+        value = self.engine.slot_value(pending.slot, text, context=pending.slots)
+        if value is None:
+            question = replies.SLOT_PROMPTS.get((pending.intent, pending.slot), "")
+            return self._ask_again(pending, f"Sorry, I did not catch that. {question}".strip())
+        self.pending = None
+        return self._continue(pending.intent, {**pending.slots, pending.slot: value}, [])
+
+    def _ask_again(self, pending: _Pending, question: str) -> DialogReply:
+        if pending.asks >= MAX_ASKS:
+            self.pending = None
+            return self._say(replies.GIVE_UP)
+        pending.asks += 1
+        return DialogReply(question, expects_answer=True)
+
+    def _emergency_answer(self, pending: _Pending, intent: str | None) -> DialogReply:
+        self.pending = None
+        if intent == "no":
+            return self._say("All right. I am here if you need me.")
+        return self._alert(pending.slots)  # yes, another emergency, or anything unclear
+
+    def _act(self, intent: str, slots: dict[str, str]) -> DialogReply:
+        if intent == "report_health_reading":
+            return self._say(replies.reading_noted(slots), Action(intent, slots))
+        return self._say(replies.done(intent, slots), Action(intent, slots))
+
+    def _alert(self, slots: dict[str, str]) -> DialogReply:
+        kind = slots.get("kind", "help")
+        text = replies.EMERGENCY_SENT.get(kind, replies.EMERGENCY_SENT["help"])
+        self.pending = _Pending("after_alert", "emergency", {"kind": kind})  # keep listening
+        return DialogReply(text, [Action("emergency", {"kind": kind})], expects_answer=True)
+
+    @staticmethod
+    def _say(text: str, action: Action | None = None) -> DialogReply:
+        return DialogReply(text, [action] if action else [])

@@ -1,0 +1,135 @@
+"""The dialog: confirm before irreversible actions, ask once more for what is missing,
+repeat and cancel at any step, and an emergency that never waits for an answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from assistant import replies
+from assistant.dialog import Action, Dialog
+
+NINE_AM = dt.datetime(2026, 11, 23, 9, 0)
+
+
+@pytest.fixture
+def dialog(engine) -> Dialog:
+    return Dialog(engine, clock=lambda: NINE_AM)
+
+
+def test_a_sure_emergency_acts_at_once_and_keeps_listening(dialog) -> None:
+    reply = dialog.hear("help, I fell")
+    assert reply.actions == [Action("emergency", {"kind": "fall"})]
+    assert "fall" in reply.text
+    assert reply.expects_answer
+    silence = dialog.no_answer()
+    assert silence.actions == []  # one alert, not two
+    assert "still here" in silence.text
+
+
+def test_a_lone_help_is_checked_and_silence_escalates(dialog) -> None:
+    reply = dialog.hear("help")
+    assert reply.actions == []
+    assert reply.expects_answer and "Do you need help" in reply.text
+    escalated = dialog.no_answer()
+    assert escalated.actions == [Action("emergency", {"kind": "help"})]
+
+
+@pytest.mark.parametrize(("answer", "alerts"), [("yes", 1), ("no", 0), ("mumble mumble", 1)])
+def test_the_emergency_check_alerts_unless_told_no(dialog, answer, alerts) -> None:
+    dialog.hear("help")
+    assert len(dialog.hear(answer).actions) == alerts
+
+
+def test_a_request_is_confirmed_before_it_is_sent(dialog) -> None:
+    question = dialog.hear("I need a video consultation")
+    assert question.actions == [] and question.expects_answer
+    assert question.text == "Shall I ask for a video consultation with a doctor now?"
+    done = dialog.hear("yes")
+    assert done.actions == [Action("request_consultation", {"mode": "video"})]
+    assert not done.expects_answer
+
+
+def test_no_and_silence_send_nothing(dialog) -> None:
+    dialog.hear("call my daughter")
+    assert dialog.hear("no").actions == []
+    dialog.hear("call my son")
+    silence = dialog.no_answer()
+    assert silence.actions == [] and silence.text == replies.NO_ANSWER
+
+
+def test_a_missing_slot_is_asked_for_then_confirmed(dialog) -> None:
+    assert dialog.hear("remind me to take my metformin").text == (
+        "At what time should I remind you?"
+    )
+    confirm = dialog.hear("half past seven in the evening")
+    assert "metformin" in confirm.text and "half past 7 in the evening" in confirm.text
+    done = dialog.hear("yes")
+    assert done.actions == [
+        Action("set_medication_reminder", {"medication": "metformin", "time": "19:30"})
+    ]
+
+
+def test_a_time_that_does_not_exist_is_asked_again_never_stored(dialog) -> None:
+    first = dialog.hear("remind me to take my pills at 25 o'clock")
+    assert first.actions == [] and "did not understand" in first.text
+    second = dialog.hear("banana")
+    assert second.actions == [] and second.expects_answer
+    gave_up = dialog.hear("purple")
+    assert gave_up.actions == [] and gave_up.text == replies.GIVE_UP
+    assert dialog.pending is None
+
+
+def test_a_list_slot_is_filled_from_a_short_answer(dialog) -> None:
+    dialog.hear("book an appointment")
+    dialog.hear("the heart doctor")
+    dialog.hear("on monday")
+    confirm = dialog.hear("at ten in the morning")
+    assert "heart specialist" in confirm.text and "monday" in confirm.text
+    assert dialog.hear("yes").actions == [
+        Action("book_appointment", {"department": "cardiology", "day": "monday", "time": "10:00"})
+    ]
+
+
+def test_repeat_and_cancel_work_at_any_step(dialog) -> None:
+    question = dialog.hear("call my daughter")
+    assert dialog.hear("say that again").text == question.text
+    assert dialog.pending is not None
+    assert dialog.hear("cancel").text == replies.CANCELLED
+    assert dialog.pending is None
+    assert dialog.hear("yes").actions == []  # nothing left to confirm
+
+
+def test_a_new_request_replaces_an_unanswered_question(dialog) -> None:
+    dialog.hear("call my daughter")
+    reply = dialog.hear("help, I fell")
+    assert reply.actions == [Action("emergency", {"kind": "fall"})]
+
+
+def test_answers_without_questions(dialog) -> None:
+    assert dialog.hear("what time is it").text == "It is 9 o'clock in the morning."
+    assert dialog.hear("what's the weather like").text == replies.NOT_UNDERSTOOD
+    feeling = dialog.hear("I feel lonely")
+    assert feeling.actions == [Action("report_feeling", {"feeling": "lonely"})]
+    reading = dialog.hear("my blood pressure is 130 over 85")
+    assert reading.actions == [
+        Action("report_health_reading", {"measure": "blood_pressure", "value": "130/85"})
+    ]
+    assert "130 over 85" in reading.text
+
+
+@pytest.mark.parametrize(
+    ("hhmm", "spoken"),
+    [
+        ("00:00", "midnight"),
+        ("12:00", "noon"),
+        ("09:05", "5 past 9 in the morning"),
+        ("12:30", "half past 12 in the afternoon"),
+        ("18:45", "quarter to 7 in the evening"),
+        ("23:59", "1 to 12 in the evening"),
+        ("07:15", "quarter past 7 in the morning"),
+    ],
+)
+def test_times_are_said_the_way_people_say_them(hhmm, spoken) -> None:
+    assert replies.spoken_clock(hhmm) == spoken
