@@ -127,3 +127,22 @@ def rms_dbfs(samples: np.ndarray) -> float:
         return float("-inf")
     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
     return 20.0 * np.log10(rms / 32768.0) if rms > 0 else float("-inf")
+
+
+def speech_power(samples: np.ndarray, floor: int = 100) -> float:
+    """Mean power where the signal is not near silence (pauses would lower the figure)."""
+    signal = samples.astype(np.float64)
+    active = signal[np.abs(signal) > floor]
+    return float(np.mean(active**2)) if active.size else 1.0
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`speech` with `noise` (looped or cut to length) scaled to `snr_db` below the speech."""
+    if noise.size == 0:
+        raise AudioFileError("the noise recording is empty")
+    repeats = -(-speech.size // noise.size)
+    noise = np.tile(noise.astype(np.float64), repeats)[: speech.size]
+    noise_power = float(np.mean(noise**2)) or 1.0
+    gain = np.sqrt(speech_power(speech) / noise_power / 10 ** (snr_db / 10))
+    mixed = speech.astype(np.float64) + gain * noise
+    return np.clip(mixed, -32768, 32767).astype(np.int16)

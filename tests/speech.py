@@ -11,15 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config import SpeechOutputConfig
-from assistant.pcm import read_wav, write_wav
+from assistant.pcm import mix_at_snr, read_wav, write_wav
 from assistant.speech.tts import SpeechSynthesizer
 
 FLITE_VOICES = ("slt", "rms", "awb", "kal16")
+# espeak-ng voices of different accents (American, British, Scottish, Caribbean).
+ESPEAK_VOICES = ("gmw/en-us", "gmw/en", "gmw/en-gb-scotland", "gmw/en-029")
 
 
 class SpeechMaker:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._synthesizers: dict[tuple[int, str], SpeechSynthesizer] = {}
         if shutil.which("flite") is None:
             raise RuntimeError("flite is not installed: run `make install` (Debian package flite)")
 
@@ -33,11 +36,16 @@ class SpeechMaker:
             subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
         return path
 
-    def espeak(self, text: str, rate_wpm: int = 150) -> Path:
-        """espeak-ng through pyttsx3, the assistant's own voice engine."""
-        path = self._path("espeak", str(rate_wpm), text)
+    def espeak(self, text: str, rate_wpm: int = 150, voice: str = "") -> Path:
+        """espeak-ng through pyttsx3, the assistant's own voice engine (`voice`: an id from
+        ESPEAK_VOICES; empty: espeak-ng's default)."""
+        path = self._path("espeak", f"{voice.replace('/', '_')}{rate_wpm}", text)
         if not path.exists():
-            SpeechSynthesizer(SpeechOutputConfig(rate_wpm=rate_wpm)).to_file(text, path)
+            key = (rate_wpm, voice)
+            if key not in self._synthesizers:
+                config = SpeechOutputConfig(rate_wpm=rate_wpm, voice=voice)
+                self._synthesizers[key] = SpeechSynthesizer(config)
+            self._synthesizers[key].to_file(text, path)
         return path
 
     def samples(self, path: Path, lead_s: float = 0.5, tail_s: float = 0.0) -> np.ndarray:
@@ -55,9 +63,5 @@ class SpeechMaker:
 
 def mix_noise(speech: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     """White noise at `snr_db` below the speech's power (measured where it is not silent)."""
-    rng = np.random.default_rng(seed)
-    signal = speech.astype(np.float64)
-    active = signal[np.abs(signal) > 100]
-    power = float(np.mean(active**2)) if active.size else 1.0
-    noise = rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), size=signal.shape)
-    return np.clip(signal + noise, -32768, 32767).astype(np.int16)
+    noise = np.random.default_rng(seed).normal(0.0, 1000.0, size=speech.shape)
+    return mix_at_snr(speech, noise, snr_db)
