@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from assistant.audio_io import AudioDeviceError
+    from assistant.evaluate import DatasetError
     from assistant.models import ModelError
     from assistant.pcm import AudioFileError
     from assistant.speech.recognizer import RecognizerError
@@ -52,6 +53,7 @@ def _is_user_error(exc: Exception) -> bool:
     expected = (
         UserError,
         ConfigError,
+        DatasetError,
         AudioDeviceError,
         ModelError,
         AudioFileError,
@@ -113,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify = msub.add_parser("verify", help="check an installed model file by file")
     verify.add_argument("name")
     models.set_defaults(handler=cmd_models)
+
+    evaluate = sub.add_parser("eval", help="score understanding on a labelled JSONL dataset")
+    evaluate.add_argument("dataset", metavar="FILE.jsonl")
+    evaluate.add_argument("--intents", metavar="DIR", help="another folder of sentence files")
+    evaluate.add_argument(
+        "--recognizer", choices=["pocketsphinx", "vosk"], help="for audio cases (default: config)"
+    )
+    evaluate.add_argument("--noise", metavar="WAV", help="mix this noise into audio cases")
+    evaluate.add_argument("--snr", type=float, default=10.0, help="noise level in dB (10)")
+    evaluate.add_argument("--json", metavar="OUT", help="write every outcome as JSON here")
+    evaluate.add_argument("--misses", type=int, default=20, help="misses to list (20)")
+    evaluate.set_defaults(handler=cmd_eval)
+    _add_status_command(sub)
     return parser
 
 
@@ -233,6 +248,41 @@ def _run_microphone(assistant, config: Config, wake: bool, once: bool) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, config: Config) -> int:
+    """Prints the scores; the last line is `command acceptance: N/M = P%`."""
+    import json
+
+    from assistant.evaluate import Evaluator, Report, load_cases
+    from assistant.pcm import read_wav
+    from intents import IntentEngine
+
+    cases = load_cases(args.dataset)
+    if args.intents:
+        engine = IntentEngine.from_dir(args.intents)
+    else:
+        engine = IntentEngine.for_language(config.language)
+    recognizer = None
+    if any(case.audio for case in cases):
+        from assistant.speech.factory import create_recognizer
+
+        if args.recognizer:
+            config.recognizer.engine = args.recognizer
+        recognizer = create_recognizer(config, grammar=engine.grammar())
+    noise = read_wav(args.noise) if args.noise else None
+    evaluator = Evaluator(engine, recognizer, noise, args.snr)
+    report = Report(
+        evaluator.run(cases),
+        intents_dir=args.intents or config.language,
+        recognizer=recognizer.name if recognizer else "",
+        noise=args.noise or "",
+        snr_db=args.snr if args.noise else None,
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
+    print("\n".join(report.lines(args.misses)))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, config: Config) -> int:
     from assistant import models
 
@@ -261,6 +311,26 @@ def cmd_models(args: argparse.Namespace, config: Config) -> int:
     for problem in report.problems:
         print(f"{entry.name}: {problem}")
     return 1
+
+
+def _add_status_command(sub: argparse._SubParsersAction) -> None:
+    status = sub.add_parser("status", help="the link to the backends: state, queued messages")
+    status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    status.set_defaults(handler=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    """What `assistant/status.py` reads from the state file the running link writes."""
+    import sqlite3
+
+    from assistant.status import read_status, render, render_json
+
+    try:
+        status = read_status(config.state_dir())
+    except sqlite3.Error as exc:
+        raise UserError(f"the link's state in {config.state_dir()} cannot be read: {exc}") from None
+    print(render_json(status) if args.json else render(status))
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,33 @@ class PathsConfig:
 
 
 @dataclass
+class MqttConfig:
+    host: str = "localhost"
+    port: int = 1883
+    username: str = ""  # empty: connect without credentials
+    password: str = ""
+    tls_ca: str = ""  # a CA certificate file; set: TLS on
+    tls_cert: str = ""  # a client certificate file, for brokers that ask for one
+    tls_key: str = ""  # its private key, when not inside tls_cert
+    keepalive_s: int = 30  # a silent connection is given up within about twice this
+    session_expiry_s: int = 7 * 24 * 3600  # the broker keeps subscriptions and queued commands
+    reconnect_min_s: float = 1.0  # the first wait after a lost connection, doubled per failure
+    reconnect_max_s: float = 60.0  # the longest wait between attempts
+
+
+def default_device_id() -> str:
+    """The host name as a topic-safe id (letters, digits, `_`, `.`, `-`), else "device-1"."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).strip("-_.")[:64]
+    return name or "device-1"
+
+
+@dataclass
+class DeviceConfig:
+    household: str = "demo"  # the household's id, shared with the backends
+    device_id: str = ""  # empty: default_device_id(), the host name
+
+
+@dataclass
 class Config:
     language: str = "en"
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -75,6 +104,8 @@ class Config:
     recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
     speech: SpeechOutputConfig = field(default_factory=SpeechOutputConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
 
     def state_dir(self) -> Path:
         if self.paths.state_dir:
@@ -136,8 +167,36 @@ def _check_ranges(config: Config, source: str) -> None:
         problems.append("speech.rate_wpm must be between 60 and 400")
     if not config.wake.phrase.strip():
         problems.append("wake.phrase must not be empty")
+    problems.extend(_mqtt_problems(config.mqtt, config.device))
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def _mqtt_problems(mqtt: MqttConfig, device: DeviceConfig) -> list[str]:
+    from protocol.topics import valid_id
+
+    problems = []
+    if not mqtt.host.strip():
+        problems.append("mqtt.host must not be empty")
+    if not 1 <= mqtt.port <= 65535:
+        problems.append("mqtt.port must be 1..65535")
+    if not 1 <= mqtt.keepalive_s <= 65535:  # 0 would never notice a dead connection
+        problems.append("mqtt.keepalive_s must be 1..65535")
+    if not 60 <= mqtt.session_expiry_s <= 0xFFFFFFFF:
+        problems.append("mqtt.session_expiry_s must be at least 60 (and below 2^32)")
+    if not 0 < mqtt.reconnect_min_s <= mqtt.reconnect_max_s <= 3600:
+        problems.append("mqtt.reconnect_min_s/reconnect_max_s must be 0 < min <= max <= 3600")
+    if mqtt.password and not mqtt.username:
+        problems.append("mqtt.password needs mqtt.username")
+    if mqtt.tls_key and not mqtt.tls_cert:
+        problems.append("mqtt.tls_key needs mqtt.tls_cert")
+    if (mqtt.tls_cert or mqtt.tls_key) and not mqtt.tls_ca:
+        problems.append("mqtt.tls_cert and mqtt.tls_key need mqtt.tls_ca (TLS on)")
+    if not valid_id(device.household):
+        problems.append("device.household must be 1-64 letters, digits, '_', '.' or '-'")
+    if device.device_id and not valid_id(device.device_id):
+        problems.append("device.device_id must be 1-64 letters, digits, '_', '.' or '-'")
+    return problems
 
 
 def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:

@@ -11,7 +11,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from bench import speech
+from bench import mqtt, speech, understanding
+
+# section name -> its run(); `--only` picks some.
+SECTIONS = {"speech": speech.run, "understanding": understanding.run, "mqtt": mqtt.run}
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = ["pocketsphinx", "vosk", "webrtcvad-wheels", "pyttsx3", "hassil", "rapidfuzz"]
@@ -47,22 +50,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--baseline", help="an earlier results JSON to compare with")
     parser.add_argument("--out", help="where to write the JSON (default bench/results/)")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(SECTIONS), help="run only these sections"
+    )
     args = parser.parse_args(argv)
 
-    report = {
+    report: dict = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "speech": speech.run(),
     }
+    figures = {name: run() for name, run in SECTIONS.items() if name in (args.only or SECTIONS)}
+    report.update(figures)
     out = Path(args.out) if args.out else RESULTS / f"bench-{report['date']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
 
     baseline = {}
     if args.baseline:
-        baseline = flatten(json.loads(Path(args.baseline).read_text())["speech"])
+        baseline = flatten(json.loads(Path(args.baseline).read_text()))
     print(f"{'figure':62s} {'value':>10s}" + ("  vs baseline" if baseline else ""))
-    for name, value in flatten(report["speech"]).items():
+    for name, value in flatten(figures).items():
         line = f"{name:62s} {value:10.3f}"
         if baseline.get(name):
             line += f"  x{value / baseline[name]:.2f}"

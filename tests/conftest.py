@@ -37,3 +37,12 @@ def command_recognizer(engine):
 
 
 POCKETSPHINX_TESTDATA = Path("/usr/share/pocketsphinx/test/data")
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A real Mosquitto of this test's own, on a free port (tests/broker.py)."""
+    from tests.broker import Mosquitto
+
+    with Mosquitto(tmp_path / "broker") as running:
+        yield running

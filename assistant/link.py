@@ -1,0 +1,417 @@
+"""The device's link to the backends: one MQTT 5 connection that never loses a message.
+
+How the rest of the device uses it::
+
+    from assistant.link import Link
+    from protocol import EmergencyAlert
+
+    link = Link.from_config(config, on_message=handle)  # handle(Message) -> None
+    link.start()                       # returns at once; connects and reconnects by itself
+    message = link.publish(EmergencyAlert(trigger="voice"))  # on disk when this returns
+    ...
+    link.close()                       # says "offline" (shutdown) and stops
+
+`publish(body_or_message)` is the whole sending API: it stores the message in the outbox
+(`assistant/outbox.py`, SQLite, fsync'd) and returns; sending happens in the background,
+now or whenever the broker is reachable again, after a reboot if need be. It never blocks
+on the network and works before `start()` and while the broker is away. The message is
+deleted from the outbox only when the broker acknowledged it (PUBACK); alerts leave before
+anything else that is waiting.
+
+Incoming messages (commands, acknowledgements of alerts, consultation updates) are
+validated (`protocol.Receiver`), duplicates dropped by id (the ids handled are kept in the
+state file, so a redelivery after a reboot is dropped too) and handed to `on_message`, on
+the MQTT network thread: the handler should only queue the work. Without a handler they
+are put on `link.incoming`, a queue the loop can poll. Refused payloads are counted per
+reason (`link.rejections`, and in the state file for `senior-assistant status`).
+
+The connection: MQTT 5, QoS 1, a persistent session (clean start off, a session expiry
+interval) so the broker keeps commands sent while the device was away; TLS and
+username/password from `[mqtt]`; a retained `device.status` "online" on every connection
+and a last will "offline" (connection_lost) the broker publishes when the connection dies;
+reconnection with a doubling delay between `mqtt.reconnect_min_s` and `reconnect_max_s`.
+
+Why sending is split this way: up to `window` messages are with paho at a time (the
+broker's receive maximum caps it). paho resends them itself after a reconnect, in order
+and with the same packet, so the link keeps the packet-id → outbox-row map across
+reconnects and only offers rows paho does not already hold. A crash loses that map; the
+rows are then sent again on the next start, which is where receivers' dedup comes in.
+Presence (`device.status`) is the one thing not stored: it is a state, re-published on
+every connection, and a stale "online" replayed from disk would be wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from assistant.config import Config, MqttConfig, default_device_id
+from assistant.outbox import Outbox, state_db_path
+from protocol import (
+    Body,
+    DeviceStatus,
+    DuplicateFilter,
+    Message,
+    Receiver,
+    RejectionCounter,
+    create,
+    encode,
+    topics,
+)
+
+log = logging.getLogger("assistant.link")
+
+DEFAULT_WINDOW = 20  # messages with paho at once; mosquitto's default receive maximum
+_QOS = 1
+_POLL_S = 0.5  # the sender also wakes this often, for messages whose retry time came
+# What goes through the outbox: all a device publishes but its presence (see above).
+_SENDABLE = frozenset(topics.DEVICE_OUTBOUND) - {"status"}
+
+
+class Link:
+    def __init__(
+        self,
+        settings: MqttConfig,
+        *,
+        household: str,
+        device: str,
+        state_dir: str | Path,
+        on_message: Callable[[Message], None] | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self.settings = settings
+        self.household = household
+        self.device = device
+        self.broker = f"{settings.host}:{settings.port}"
+        self.window = window
+        self.incoming: queue.Queue[Message] = queue.Queue()
+        path = state_db_path(state_dir)
+        self.outbox = Outbox(path)
+        self.rejections = RejectionCounter(listener=self.outbox.count_rejection)
+        self._dedup = DuplicateFilter(path=path)
+        self._receiver = Receiver(
+            on_message or self.incoming.put,
+            household=household,
+            device=device,
+            dedup=self._dedup,
+            rejections=self.rejections,
+        )
+        self.state = "stopped"
+        self.session_present: bool | None = None
+        self._connected = threading.Event()  # CONNACK: sending may go on
+        self._subscribed = threading.Event()  # SUBACK too: commands can reach the device
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        # packet id -> outbox seq (None: a presence message) for what paho holds
+        self._inflight: dict[int, int | None] = {}
+        self._early_acks: dict[int, ReasonCode] = {}  # PUBACKs that beat the bookkeeping
+        self._acked: list[int] = []  # outbox seqs acknowledged, to delete in one commit
+        self._sender: threading.Thread | None = None
+        self._client = self._make_client()
+
+    @classmethod
+    def from_config(cls, config: Config, **kwargs: Any) -> Link:
+        return cls(
+            config.mqtt,
+            household=config.device.household,
+            device=config.device.device_id or default_device_id(),
+            state_dir=config.state_dir(),
+            **kwargs,
+        )
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def publish(self, message: Message | Body) -> Message:
+        """Store a message (or a body, wrapped for this device) and send it when possible.
+
+        Returns the stored message; it is on disk when this returns. ValueError for what a
+        device does not send (a command, its own presence) or an invalid body."""
+        if not isinstance(message, Message):
+            message = create(message, self.household, self.device)
+        elif (message.household, message.device) != (self.household, self.device):
+            raise ValueError("a message for another household or device")
+        if message.kind not in _SENDABLE:
+            raise ValueError(f"a device does not send {message.type} messages")
+        self.outbox.put(message)
+        log.debug("queued %r", message)
+        self._wake.set()
+        return message
+
+    def start(self) -> None:
+        """Connect in the background; returns at once."""
+        if self._sender is not None:
+            raise RuntimeError("the link is already started")
+        self._set_state("connecting")
+        s = self.settings
+        self._client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)  # type: ignore[arg-type]
+        connect = Properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = s.session_expiry_s
+        self._client.connect_async(
+            s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=connect
+        )
+        self._sender = threading.Thread(target=self._send_loop, name="link-sender", daemon=True)
+        self._sender.start()
+        self._client.loop_start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Say "offline" when connected, disconnect, stop the threads. What is still in the
+        outbox stays there for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._connected.is_set():
+            info = self._publish_presence("offline", "shutdown")
+            if info is not None:
+                info.wait_for_publish(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._sender is not None:
+            self._sender.join(timeout)
+        self._forget_acknowledged()  # PUBACKs that came while saying "offline"
+        self._connected.clear()
+        self._subscribed.clear()
+        self._set_state("stopped")
+        self.outbox.close()
+        self._dedup.close()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """True once connected and subscribed to the device's own topics."""
+        return self._subscribed.wait(timeout) and self._connected.is_set()
+
+    def wait_drained(self, timeout: float) -> bool:
+        """True once every stored message was acknowledged by the broker."""
+        deadline = time.monotonic() + timeout
+        while len(self.outbox):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    @property
+    def inflight(self) -> int:
+        """Outbox messages handed to paho and not yet acknowledged."""
+        with self._lock:
+            return sum(seq is not None for seq in self._inflight.values())
+
+    # --- the MQTT client --------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"care-device/{self.household}/{self.device}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        s = self.settings
+        if s.username:
+            client.username_pw_set(s.username, s.password or None)
+        if s.tls_ca:
+            client.tls_set(
+                ca_certs=s.tls_ca, certfile=s.tls_cert or None, keyfile=s.tls_key or None
+            )
+        client.max_inflight_messages_set(self.window)
+        client.max_queued_messages_set(0)  # no limit: the outbox bounds what paho holds
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _presence(self, state: str, reason: str) -> tuple[str, bytes]:
+        message = create(DeviceStatus(state=state, reason=reason), self.household, self.device)
+        return message.topic, encode(message)
+
+    def _publish_presence(self, state: str, reason: str) -> mqtt.MQTTMessageInfo | None:
+        topic, payload = self._presence(state, reason)
+        info = self._client.publish(topic, payload, qos=_QOS, retain=True)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            return None
+        self._register(info.mid, None)
+        return info
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        # A fresh will each time, so its id and time are this connection's.
+        topic, payload = self._presence("offline", "connection_lost")
+        client.will_set(topic, payload, qos=_QOS, retain=True)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("the broker %s refused the connection: %s", self.broker, reason_code)
+            self._set_state("disconnected", error=f"refused: {reason_code}")
+            return
+        receive_maximum = getattr(properties, "ReceiveMaximum", None)
+        if receive_maximum and receive_maximum < self.window:
+            self.window = receive_maximum
+            client.max_inflight_messages_set(receive_maximum)
+        self.session_present = bool(flags.session_present)
+        options = SubscribeOptions(qos=_QOS)
+        client.subscribe(
+            [
+                (topics.device_topic(self.household, self.device, kind), options)
+                for kind in topics.DEVICE_INBOUND
+            ]
+        )
+        self._publish_presence("online", "connected")
+        self._set_state("connected", session_present=self.session_present)
+        log.info(
+            "link connected to %s (session %s, %d queued)",
+            self.broker,
+            "kept" if self.session_present else "new",
+            len(self.outbox),
+        )
+        self._connected.set()
+        self._wake.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        log.info("cannot reach the broker %s; trying again", self.broker)
+        self._set_state("disconnected", error="cannot reach the broker")
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        self._subscribed.clear()
+        if self._stop.is_set() or not was_connected:
+            return  # a failed attempt: on_connect or on_connect_fail said why
+        log.warning("link to %s lost: %s; reconnecting", self.broker, reason_code)
+        self._set_state("disconnected", error=f"lost: {reason_code}")
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:  # e.g. an ACL on the broker: sending works, nothing can reach the device
+            log.warning("the broker refused the device's subscriptions: %s", ", ".join(refused))
+            self._set_state("connected", error=f"subscription refused: {refused[0]}")
+        self._subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._receiver.receive(msg.topic, msg.payload)
+        except Exception:  # e.g. the state file; the network thread must survive it
+            log.exception("could not process an incoming message")
+
+    # --- sending and acknowledgements -------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(_POLL_S)
+            self._wake.clear()
+            try:
+                self._forget_acknowledged()
+                if self._connected.is_set() and not self._stop.is_set():
+                    self._fill_window()
+            except Exception:
+                log.exception("sending from the outbox failed; trying again")
+        self._forget_acknowledged()
+
+    def _forget_acknowledged(self) -> None:
+        with self._lock:
+            seqs = list(self._acked)
+        self.outbox.remove_many(seqs)
+        with self._lock:
+            del self._acked[: len(seqs)]
+
+    def _fill_window(self) -> None:
+        with self._lock:
+            with_paho = sum(seq is not None for seq in self._inflight.values())
+            # acknowledged rows not yet deleted must not be offered again either
+            held = {seq for seq in self._inflight.values() if seq is not None}
+            held.update(self._acked)
+        for row in self.outbox.pending(self.window - with_paho, exclude=held):
+            info = self._client.publish(row.topic, row.payload, qos=_QOS)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.warning("paho did not take message %d: %s", row.seq, info.rc)
+                return
+            self._register(info.mid, row.seq)
+
+    def _register(self, mid: int, seq: int | None) -> None:
+        """Remember what a packet id stands for; handle its PUBACK if it already came."""
+        with self._lock:
+            early = self._early_acks.pop(mid, None)
+            if early is None:
+                self._inflight[mid] = seq
+                return
+        self._acknowledged(seq, early)
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        # paho may deliver the PUBACK before publish() returned the packet id to us.
+        with self._lock:
+            if mid not in self._inflight:
+                self._early_acks[mid] = reason_code
+                return
+            seq = self._inflight.pop(mid)
+        self._acknowledged(seq, reason_code)
+
+    def _acknowledged(self, seq: int | None, reason_code: ReasonCode) -> None:
+        if seq is None:
+            return  # presence: nothing stored
+        if reason_code.is_failure:
+            wait = self.outbox.defer(seq, str(reason_code))
+            log.warning(
+                "the broker refused message %d (%s); again in %.0f s", seq, reason_code, wait
+            )
+        else:  # deleted by the sender thread, batched: the network thread does not fsync
+            with self._lock:
+                self._acked.append(seq)
+        self._wake.set()
+
+    def _set_state(
+        self, state: str, *, session_present: bool | None = None, error: str | None = None
+    ) -> None:
+        self.state = state
+        try:
+            self.outbox.set_link_state(
+                state, self.broker, session_present=session_present, error=error
+            )
+        except Exception:  # status is informative; the link must go on without it
+            log.exception("could not record the link state")

@@ -1,0 +1,506 @@
+"""Versioned message types and the envelope every MQTT payload carries.
+
+```
+{"v": 1, "id": <uuid>, "ts": <ISO-8601 UTC>, "type": ..., "household": ..., "device": ...,
+ "body": {...}}
+```
+
+`device` is the device the exchange is about: the sender of what a device publishes, the
+addressee of what is published to a device. The message id is its identity for receivers:
+a resend carries the same id, and receivers drop ids they have already handled.
+
+Bodies are dataclasses checked by `protocol.schema`. Within version 1 a body may gain
+optional fields (receivers ignore keys they do not know); anything else is a new `v`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from protocol import topics
+from protocol.schema import (
+    SchemaError,
+    canonical_uuid,
+    from_dict,
+    is_utc_timestamp,
+    rule,
+    to_dict,
+    utc_timestamp,
+)
+
+VERSION = topics.VERSION
+MAX_PAYLOAD_BYTES = 64 * 1024
+ENVELOPE_KEYS = frozenset({"v", "id", "ts", "type", "household", "device", "body"})
+
+PRIORITY_NORMAL = 0
+PRIORITY_ALERT = 10  # drained first from the outbox
+
+
+class Reason:
+    """Machine reasons for a rejected incoming message (counted and shown by `status`)."""
+
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    BAD_ENVELOPE = "bad_envelope"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_TYPE = "unknown_type"
+    BAD_BODY = "bad_body"
+    WRONG_HOUSEHOLD = "wrong_household"
+    WRONG_DEVICE = "wrong_device"
+    WRONG_TOPIC = "wrong_topic"
+    DUPLICATE = "duplicate"
+    # Not the sender's fault, but counted with the rest so nothing fails silently:
+    NO_HANDLER = "no_handler"
+    HANDLER_ERROR = "handler_error"
+
+
+class RejectedMessage(Exception):
+    """An incoming payload that is not a valid message for this receiver.
+
+    `reason` is one of `Reason`; `detail` names a field or a limit, never payload content."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# --- the registry of types ---------------------------------------------------------------
+
+
+class Body:
+    """Base of every body class (set by `message_type`)."""
+
+    TYPE: ClassVar[str]
+    KIND: ClassVar[str]
+    PRIORITY: ClassVar[int]
+
+
+_TYPES: dict[str, type[Body]] = {}
+
+
+def message_type(
+    name: str, kind: str, priority: int = PRIORITY_NORMAL
+) -> Callable[[type[Body]], type[Body]]:
+    """Register a body dataclass as message type `name`, published on topic `kind`."""
+    if kind not in topics.KINDS:
+        raise ValueError(f"unknown topic kind {kind!r}")
+
+    def register(cls: type[Body]) -> type[Body]:
+        if name in _TYPES:
+            raise ValueError(f"message type {name!r} registered twice")
+        cls = dataclass(frozen=True)(cls)
+        cls.TYPE = name
+        cls.KIND = kind
+        cls.PRIORITY = priority
+        _TYPES[name] = cls
+        return cls
+
+    return register
+
+
+def message_types() -> dict[str, type[Body]]:
+    """Every registered type name → its body class."""
+    return dict(_TYPES)
+
+
+def types_for_kind(kind: str) -> list[str]:
+    return [name for name, cls in _TYPES.items() if kind == cls.KIND]
+
+
+Text = str  # free text: personal data, never logged at INFO
+Feeling = Literal["good", "unwell", "lonely", "sad", "anxious", "pain", "tired"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ConsultationMode = Literal["video", "phone", "text"]
+
+
+@dataclass(frozen=True)
+class Location:
+    lat: float = rule(low=-90, high=90)
+    lon: float = rule(low=-180, high=180)
+    accuracy_m: float | None = rule(None, low=0)
+
+
+# --- presence -----------------------------------------------------------------------------
+
+
+@message_type("device.status", kind="status")
+class DeviceStatus(Body):
+    """Retained on the status topic; the last will says `offline`."""
+
+    state: Literal["online", "offline"]
+    reason: Literal["connected", "connection_lost", "shutdown"]
+
+
+# --- alerts (device → family-notification) and their acknowledgements --------------------
+
+
+@message_type("alert.emergency", kind="alert", priority=PRIORITY_ALERT)
+class EmergencyAlert(Body):
+    trigger: Literal["voice", "sos_button", "fall_detected", "no_answer"]
+    said: Text | None = None  # what the senior said, when it was spoken
+    location: Location | None = None
+
+
+@message_type("alert.missed_medication", kind="alert", priority=PRIORITY_ALERT)
+class MissedMedicationAlert(Body):
+    reminder_id: str = rule(fmt="id")
+    medication: Text = rule(max_len=200)
+    due: str = rule(fmt="ts")
+    missed_times: int = rule(1, low=1, high=1000)
+
+
+@message_type("alert.wellness", kind="alert", priority=PRIORITY_ALERT)
+class WellnessAlert(Body):
+    concern: Literal["feeling", "health_reading", "check_in", "other"]
+    severity: Literal["low", "medium", "high"]
+    detail: Text | None = None
+
+
+@message_type("alert.inactivity", kind="alert", priority=PRIORITY_ALERT)
+class InactivityAlert(Body):
+    quiet_for_s: int = rule(low=0)
+    last_activity: str | None = rule(None, fmt="ts")
+
+
+@message_type("alert.ack", kind="alert_ack")
+class AlertAck(Body):
+    """Someone took charge of an alert: the device tells the senior, the service stops
+    escalating."""
+
+    alert_id: str = rule(fmt="uuid")  # the alert message's id
+    by: Text = rule(max_len=200)  # who: a family member's name or a caregiver's role
+    action: Literal["seen", "calling", "on_the_way", "resolved"]
+    eta_min: int | None = rule(None, low=0, high=24 * 60)
+
+
+# --- commands to the device -----------------------------------------------------------------
+
+
+@message_type("command.say", kind="command")
+class Say(Body):
+    text: Text
+    urgent: bool = False  # interrupt what the device is saying
+
+
+@message_type("command.volume", kind="command")
+class Volume(Body):
+    level: float = rule(low=0.0, high=1.0)
+
+
+@message_type("command.reminder.add", kind="command")
+class ReminderAdd(Body):
+    reminder_id: str = rule(fmt="id")
+    kind: Literal["medication", "appointment", "check_in", "other"]
+    text: Text
+    at: str = rule(fmt="clock")  # local time HH:MM
+    days: list[Weekday] | None = None  # None: every day
+    medication: Text | None = rule(None, max_len=200)
+    dose: Text | None = rule(None, max_len=200)
+
+
+@message_type("command.reminder.change", kind="command")
+class ReminderChange(Body):
+    """Only the fields given change."""
+
+    reminder_id: str = rule(fmt="id")
+    text: Text | None = None
+    at: str | None = rule(None, fmt="clock")
+    days: list[Weekday] | None = None
+    medication: Text | None = rule(None, max_len=200)
+    dose: Text | None = rule(None, max_len=200)
+
+
+@message_type("command.reminder.remove", kind="command")
+class ReminderRemove(Body):
+    reminder_id: str = rule(fmt="id")
+
+
+@message_type("command.call", kind="command")
+class Call(Body):
+    contact: Text = rule(max_len=200)
+    number: str | None = rule(None, fmt="phone")
+    mode: Literal["voice", "video"] = "voice"
+
+
+# --- device events ------------------------------------------------------------------------
+
+
+@message_type("event.reminder.taken", kind="event")
+class ReminderTaken(Body):
+    reminder_id: str = rule(fmt="id")
+    due: str = rule(fmt="ts")
+    taken_at: str = rule(fmt="ts")
+
+
+@message_type("event.reminder.missed", kind="event")
+class ReminderMissed(Body):
+    reminder_id: str = rule(fmt="id")
+    due: str = rule(fmt="ts")
+
+
+@message_type("event.health.reading", kind="event")
+class HealthReading(Body):
+    measure: Literal[
+        "blood_pressure", "blood_sugar", "heart_rate", "weight", "temperature", "oxygen"
+    ]
+    value: float = rule(low=0, high=1000)  # systolic for blood pressure
+    taken_at: str = rule(fmt="ts")
+    diastolic: float | None = rule(None, low=0, high=300)
+    unit: str | None = rule(None, max_len=20)
+
+    def check(self) -> str | None:
+        if (self.measure == "blood_pressure") != (self.diastolic is not None):
+            return "diastolic is given for blood pressure and only for it"
+        return None
+
+
+@message_type("event.checkin.answer", kind="event")
+class CheckinAnswer(Body):
+    checkin_id: str = rule(fmt="id")
+    question: Text
+    answer: Text
+    feeling: Feeling | None = None
+
+
+# --- consultations ------------------------------------------------------------------------
+
+
+@message_type("consultation.request", kind="consultation")
+class ConsultationRequest(Body):
+    """Its message id is the request id the updates refer to."""
+
+    mode: ConsultationMode
+    urgency: Literal["routine", "soon", "urgent"] = "soon"
+    department: Text | None = rule(None, max_len=200)
+    reason: Text | None = None
+
+
+@message_type("consultation.cancel", kind="consultation")
+class ConsultationCancel(Body):
+    """The senior no longer wants the consultation."""
+
+    request_id: str = rule(fmt="uuid")
+
+
+@message_type("consultation.queued", kind="consultation_update")
+class ConsultationQueued(Body):
+    request_id: str = rule(fmt="uuid")
+    position: int = rule(low=1)
+    estimated_wait_s: int | None = rule(None, low=0)
+
+
+@message_type("consultation.position", kind="consultation_update")
+class ConsultationPosition(Body):
+    request_id: str = rule(fmt="uuid")
+    position: int = rule(low=1)
+    estimated_wait_s: int | None = rule(None, low=0)
+
+
+@message_type("consultation.assigned", kind="consultation_update")
+class ConsultationAssigned(Body):
+    request_id: str = rule(fmt="uuid")
+    doctor: Text = rule(max_len=200)  # the name the senior will hear
+    estimated_start_s: int | None = rule(None, low=0)
+
+
+@message_type("consultation.session", kind="consultation_update")
+class ConsultationSession(Body):
+    request_id: str = rule(fmt="uuid")
+    mode: ConsultationMode
+    join_url: str | None = rule(None, fmt="url", max_len=1000)
+    phone_number: str | None = rule(None, fmt="phone")
+    starts_at: str | None = rule(None, fmt="ts")
+
+    def check(self) -> str | None:
+        if self.mode == "video" and self.join_url is None:
+            return "a video session needs join_url"
+        if self.mode == "phone" and self.phone_number is None:
+            return "a phone session needs phone_number"
+        return None
+
+
+@message_type("consultation.cancelled", kind="consultation_update")
+class ConsultationCancelled(Body):
+    request_id: str = rule(fmt="uuid")
+    by: Literal["doctor", "service", "senior"]
+    reason: Text | None = None
+
+
+# --- messages to family members -----------------------------------------------------------
+
+
+@message_type("family.message", kind="family")
+class FamilyMessage(Body):
+    to: Text = rule(max_len=200)  # a contact's name, or "all"
+    text: Text
+    urgent: bool = False
+
+
+# --- the envelope -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Message:
+    """One message. Its repr leaves the body out: bodies carry personal data."""
+
+    body: Any  # an instance of a registered body class
+    household: str
+    device: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    ts: str = field(default_factory=utc_timestamp)
+    v: int = VERSION
+
+    @property
+    def type(self) -> str:
+        return self.body.TYPE
+
+    @property
+    def kind(self) -> str:
+        return self.body.KIND
+
+    @property
+    def priority(self) -> int:
+        return self.body.PRIORITY
+
+    @property
+    def topic(self) -> str:
+        return topics.device_topic(self.household, self.device, self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": self.v,
+            "id": self.id,
+            "ts": self.ts,
+            "type": self.type,
+            "household": self.household,
+            "device": self.device,
+            "body": to_dict(self.body),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(type={self.type}, id={self.id}, household={self.household}, "
+            f"device={self.device})"
+        )
+
+
+def create(body: Any, household: str, device: str) -> Message:
+    """A new message with a fresh id and the current time; checked as a receiver would."""
+    if type(body) not in _TYPES.values():
+        raise TypeError(f"{type(body).__name__} is not a registered message body")
+    message = Message(body=body, household=household, device=device)
+    encode(message)  # raises ValueError when a receiver would reject it
+    return message
+
+
+def encode(message: Message) -> bytes:
+    """Compact UTF-8 JSON. Refuses (ValueError) what `decode` would reject."""
+    data = message.to_dict()
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        _check(data, payload, message.household, message.device, None)
+    except RejectedMessage as exc:
+        raise ValueError(f"cannot send an invalid {message.type} message: {exc}") from None
+    return payload
+
+
+def decode(
+    payload: bytes,
+    expected_household: str | None,
+    *,
+    expected_device: str | None = None,
+    topic: str | None = None,
+) -> Message:
+    """Parse and validate an incoming payload, or raise `RejectedMessage`.
+
+    `expected_household` None accepts any household (a service serving many); the device
+    passes its own. With `topic`, the topic's household and device must match the envelope
+    and the type must belong on that topic."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise RejectedMessage(Reason.TOO_LARGE, f"over {MAX_PAYLOAD_BYTES} bytes")
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        raise RejectedMessage(Reason.NOT_UTF8) from None
+    try:
+        data = json.loads(text, parse_constant=_no_constants)
+    except RecursionError:
+        raise RejectedMessage(Reason.NOT_JSON, "nested too deeply") from None
+    except ValueError as exc:
+        where = f"at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise RejectedMessage(Reason.NOT_JSON, where) from None
+    return _check(data, payload, expected_household, expected_device, topic)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _check(
+    data: Any,
+    payload: bytes,
+    household: str | None,
+    device: str | None,
+    topic: str | None,
+) -> Message:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise RejectedMessage(Reason.TOO_LARGE, f"over {MAX_PAYLOAD_BYTES} bytes")
+    if not isinstance(data, dict):
+        raise RejectedMessage(Reason.NOT_OBJECT)
+    version = data.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RejectedMessage(Reason.BAD_ENVELOPE, "v: expected an integer")
+    if version != VERSION:
+        raise RejectedMessage(Reason.UNSUPPORTED_VERSION, f"v{version}, this side speaks v1")
+    missing = sorted(ENVELOPE_KEYS - data.keys())
+    if missing:
+        raise RejectedMessage(Reason.BAD_ENVELOPE, f"missing {', '.join(missing)}")
+    extra = sorted(data.keys() - ENVELOPE_KEYS)
+    if extra:
+        raise RejectedMessage(Reason.BAD_ENVELOPE, f"{len(extra)} unknown envelope key(s)")
+    message_id = canonical_uuid(data["id"])
+    if message_id is None:
+        raise RejectedMessage(Reason.BAD_ENVELOPE, "id: expected a UUID")
+    if not is_utc_timestamp(data["ts"]):
+        raise RejectedMessage(Reason.BAD_ENVELOPE, "ts: expected an ISO-8601 UTC timestamp")
+    for key in ("type", "household", "device"):
+        if not isinstance(data[key], str):
+            raise RejectedMessage(Reason.BAD_ENVELOPE, f"{key}: expected a string")
+    if not topics.valid_id(data["household"]) or not topics.valid_id(data["device"]):
+        raise RejectedMessage(Reason.BAD_ENVELOPE, "household/device: not a valid id")
+    if household is not None and data["household"] != household:
+        raise RejectedMessage(Reason.WRONG_HOUSEHOLD, "the envelope names another household")
+    if device is not None and data["device"] != device:
+        raise RejectedMessage(Reason.WRONG_DEVICE, "the envelope names another device")
+    cls = _TYPES.get(data["type"])
+    if cls is None:
+        raise RejectedMessage(Reason.UNKNOWN_TYPE, "not a v1 message type")
+    if topic is not None:
+        info = topics.parse(topic)
+        if info is None:
+            raise RejectedMessage(Reason.WRONG_TOPIC, "not a care topic")
+        if info.household != data["household"]:
+            raise RejectedMessage(Reason.WRONG_HOUSEHOLD, "topic and envelope disagree")
+        if info.device != data["device"]:
+            raise RejectedMessage(Reason.WRONG_DEVICE, "topic and envelope disagree")
+        if info.kind != cls.KIND:
+            raise RejectedMessage(Reason.WRONG_TOPIC, f"{data['type']} is not sent on {info.kind}")
+    try:
+        body = from_dict(cls, data["body"])
+    except SchemaError as exc:
+        raise RejectedMessage(Reason.BAD_BODY, str(exc)) from None
+    return Message(
+        body=body,
+        household=data["household"],
+        device=data["device"],
+        id=message_id,
+        ts=data["ts"],
+        v=version,
+    )

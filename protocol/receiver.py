@@ -1,0 +1,65 @@
+"""The receiving half of the contract, the same on the device and in the services.
+
+Every incoming MQTT payload goes through `Receiver.receive(topic, payload)`: it is decoded
+and validated, a message whose id was already handled is dropped, the rest is handed to the
+application. Whatever is refused is counted by reason and logged without its content; no
+payload, however broken, raises out of `receive`, so the MQTT client keeps serving.
+
+A message is remembered as handled only after its handler returned: a crash in between
+means it is handled again after a redelivery (at least once), never that it is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from protocol.dedup import DuplicateFilter
+from protocol.messages import Message, Reason, RejectedMessage, decode
+from protocol.rejections import RejectionCounter
+
+log = logging.getLogger("protocol.receiver")
+
+Handler = Callable[[Message], None]
+
+
+class Receiver:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        household: str | None,
+        device: str | None = None,
+        dedup: DuplicateFilter | None = None,
+        rejections: RejectionCounter | None = None,
+    ) -> None:
+        """`household`/`device`: what this receiver serves (None: any, as a service)."""
+        self.handler = handler
+        self.household = household
+        self.device = device
+        self.dedup = dedup if dedup is not None else DuplicateFilter()
+        self.rejections = rejections if rejections is not None else RejectionCounter()
+        self.received = 0  # payloads offered, valid or not, duplicates included
+        self.handled = 0
+
+    def receive(self, topic: str, payload: bytes) -> Message | None:
+        """The message handed to the handler, or None when it was refused or a duplicate."""
+        self.received += 1
+        try:
+            message = decode(payload, self.household, expected_device=self.device, topic=topic)
+        except RejectedMessage as exc:
+            self.rejections.reject(exc, topic)
+            return None
+        if self.dedup.seen(message.id):
+            self.rejections.count(Reason.DUPLICATE, topic=topic, detail=message.id)
+            return None
+        try:
+            self.handler(message)
+        except Exception as exc:  # the application's bug must not stop the link
+            self.rejections.count(Reason.HANDLER_ERROR, topic=topic, detail=type(exc).__name__)
+            log.debug("handler failed on %r", message, exc_info=True)
+            return None
+        self.dedup.add(message.id)
+        self.handled += 1
+        log.debug("handled %r", message)
+        return message

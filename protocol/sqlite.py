@@ -1,0 +1,27 @@
+"""Opening the small SQLite stores both sides keep (outbox, ids already handled).
+
+One way to open them so every store gets the same guarantees: the file is the owner's
+only (it holds personal data), the journal is WAL (a reader such as `senior-assistant
+status` never blocks the writer) and `synchronous=FULL`, so a commit is on disk when it
+returns and survives a power cut, not only a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+
+def open_db(path: str | Path) -> sqlite3.Connection:
+    """A connection in autocommit mode that may be used from several threads, provided the
+    caller serialises its use (one lock per connection)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Create the file owner-only before SQLite touches it; SQLite gives its -wal and -shm
+    # files the same permissions.
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
