@@ -12,6 +12,17 @@ Everything lives under `care/v1/{household}/device/{device}/`:
 | `consultation`        | `consultation`        | device → doctor-connect | request, cancel   |
 | `consultation_update` | `consultation/update` | doctor-connect → device | the other ones    |
 | `family`              | `family`              | device → family service | `family.message`  |
+| `refused`             | `refused`             | services → device       | `service.refused` |
+
+Family members and caregivers (their apps) have topics of their own under
+`care/v1/{household}/member/{member}/`; on these the envelope's `device` names the member:
+
+| kind             | suffix    | direction              | types                               |
+|------------------|-----------|------------------------|-------------------------------------|
+| `inbox`          | `inbox`   | family service → app   | `member.*` (alerts, results, digest) |
+| `member_ack`     | `ack`     | app → family service   | `member.ack`                        |
+| `member_command` | `command` | app → family service   | `command.reminder.*` (a caregiver's) |
+| `member_refused` | `refused` | services → app         | `service.refused`                   |
 
 Services subscribe across households with `ANY` ("+") and share the load with
 `shared(group, topic)` (`$share/<group>/...`).
@@ -36,7 +47,17 @@ KINDS: dict[str, tuple[str, ...]] = {
     "consultation": ("consultation",),
     "consultation_update": ("consultation", "update"),
     "family": ("family",),
+    "refused": ("refused",),
 }
+# kind -> the segments after `member/{member}/`
+MEMBER_KINDS: dict[str, tuple[str, ...]] = {
+    "inbox": ("inbox",),
+    "member_ack": ("ack",),
+    "member_command": ("command",),
+    "member_refused": ("refused",),
+}
+# Where a service answers a refused message, by the kind it came on: the sender's own topics.
+REFUSAL_KIND = {"device": "refused", "member": "member_refused"}
 # What the device itself listens to, and what it publishes.
 DEVICE_INBOUND = ("command", "alert_ack", "consultation_update")
 DEVICE_OUTBOUND = ("status", "alert", "event", "consultation", "family")
@@ -77,6 +98,57 @@ def device_topic(household: str, device: str, kind: str, *, wildcard: bool = Fal
     )
 
 
+def member_topic(household: str, member: str, kind: str, *, wildcard: bool = False) -> str:
+    """The topic of member `kind` for one family member or caregiver (their app)."""
+    if kind not in MEMBER_KINDS:
+        raise TopicError(f"unknown member topic kind {kind!r}")
+    return "/".join(
+        (
+            ROOT,
+            _segment(household, "household", wildcard),
+            "member",
+            _segment(member, "member", wildcard),
+            *MEMBER_KINDS[kind],
+        )
+    )
+
+
+def party_of(kind: str) -> str:
+    """Whose topics `kind` is on: "device" or "member"."""
+    if kind in KINDS:
+        return "device"
+    if kind in MEMBER_KINDS:
+        return "member"
+    raise TopicError(f"unknown topic kind {kind!r}")
+
+
+def endpoint_topic(household: str, endpoint: str, kind: str) -> str:
+    """The topic of any kind: `endpoint` is the device or the member, as the kind says."""
+    if party_of(kind) == "member":
+        return member_topic(household, endpoint, kind)
+    return device_topic(household, endpoint, kind)
+
+
+def inbox(household: str, member: str) -> str:
+    return member_topic(household, member, "inbox")
+
+
+def member_ack(household: str, member: str) -> str:
+    return member_topic(household, member, "member_ack")
+
+
+def member_command(household: str, member: str) -> str:
+    return member_topic(household, member, "member_command")
+
+
+def refused(household: str, device: str) -> str:
+    return device_topic(household, device, "refused")
+
+
+def member_refused(household: str, member: str) -> str:
+    return member_topic(household, member, "member_refused")
+
+
 def status(household: str, device: str) -> str:
     return device_topic(household, device, "status")
 
@@ -114,6 +186,11 @@ def subscription(kind: str, household: str = ANY, device: str = ANY) -> str:
     return device_topic(household, device, kind, wildcard=True)
 
 
+def member_subscription(kind: str, household: str = ANY, member: str = ANY) -> str:
+    """A subscription filter for member `kind`, by default across households and members."""
+    return member_topic(household, member, kind, wildcard=True)
+
+
 def shared(group: str, topic_filter: str) -> str:
     """An MQTT 5 shared subscription: the workers of `group` split the messages."""
     if not _GROUP.fullmatch(group):
@@ -124,20 +201,29 @@ def shared(group: str, topic_filter: str) -> str:
 @dataclass(frozen=True)
 class TopicInfo:
     household: str
-    device: str
+    device: str  # on a member's topic: the member
     kind: str
+
+    @property
+    def party(self) -> str:
+        return party_of(self.kind)
+
+
+_BY_PARTY = {"device": KINDS, "member": MEMBER_KINDS}
 
 
 def parse(topic: str) -> TopicInfo | None:
-    """The household, device and kind of a concrete topic; None when it is not ours."""
+    """The household, device (or member) and kind of a concrete topic; None when it is not
+    ours."""
     parts = topic.split("/")
     root = ROOT.split("/")
     if parts[: len(root)] != root or len(parts) < len(root) + 3:
         return None
     household, marker, device, *rest = parts[len(root) :]
-    if marker != "device" or not valid_id(household) or not valid_id(device):
+    kinds = _BY_PARTY.get(marker)
+    if kinds is None or not valid_id(household) or not valid_id(device):
         return None
-    for kind, suffix in KINDS.items():
+    for kind, suffix in kinds.items():
         if tuple(rest) == suffix:
             return TopicInfo(household, device, kind)
     return None
