@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the spoken replies to this file instead of the loudspeaker",
     )
     run.add_argument("--recognizer", choices=["pocketsphinx", "vosk"], help="override config")
+    run.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not connect to the services (a demo: alerts and messages are not sent)",
+    )
     run.set_defaults(handler=cmd_run)
 
     say = sub.add_parser("say", help="speak a sentence with the assistant's voice")
@@ -160,20 +165,31 @@ def cmd_devices(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
-    from assistant.loop import Assistant
-    from intents import IntentEngine
+    from assistant.device import Device
 
     if args.recognizer:
         config.recognizer.engine = args.recognizer
+    if args.offline:
+        log.warning("offline: nothing this assistant is asked to send will be sent")
+    with Device(config, link=not args.offline) as device:
+        return _run(args, config, device)
+
+
+def _run(args: argparse.Namespace, config: Config, device) -> int:
+    from assistant.loop import Assistant
+    from intents import IntentEngine
+
     engine = IntentEngine.for_language(config.language)
     voice = _voice(config, args.reply_wav)
+    parts = {
+        "on_action": device.actions,
+        "announcer": device.announcer,
+        "reminders": device.reminders,
+        "on_say": _show_said,
+    }
     if args.text is not None:
-        assistant = Assistant(engine, voice)
-        for text in _typed_requests(args.text):
-            _show(assistant.respond(text))
-            if args.once:
-                break
-        return 0
+        assistant = Assistant(engine, voice, **parts)
+        return _run_typed(assistant, args.text, args.once)
     from assistant.speech.factory import create_recognizer
     from assistant.speech.wake import WakeWordSpotter
 
@@ -187,10 +203,41 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         endpoint=config.endpoint,
         frame_ms=config.audio.frame_ms,
         chime=args.input is None,
+        **parts,
     )
     if args.input:
         return _run_file(assistant, config, Path(args.input), not args.no_wake, args.once)
     return _run_microphone(assistant, config, not args.no_wake, args.once)
+
+
+def _run_typed(assistant, text: str, once: bool) -> int:
+    """Typed requests; what the services send is said in between, by a thread of its own
+    while the next line is awaited."""
+    import threading
+
+    stop = threading.Event()
+
+    def announce() -> None:
+        while not stop.is_set():
+            assistant.announcer.wait(0.2)
+            assistant.speak_pending()
+
+    announcer = threading.Thread(target=announce, name="announcer", daemon=True)
+    announcer.start()
+    try:
+        for request in _typed_requests(text):
+            _show(assistant.respond(request))
+            if once:
+                break
+    finally:
+        stop.set()
+        announcer.join(2.0)
+    return 0
+
+
+def _show_said(sentence: str) -> None:
+    """What the assistant said on its own (an announcement), for the console."""
+    print(f"said: {sentence}", flush=True)
 
 
 def _typed_requests(text: str) -> Iterator[str]:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from assistant import replies
+from assistant.announcer import Announcer
 from assistant.config import EndpointConfig
 from assistant.dialog import Action, Dialog, DialogReply
 from assistant.endpoint import Endpointer, EndReason, Utterance
+from assistant.reminders import ReminderStore
 from assistant.speech.recognizer import Recognizer
 from assistant.speech.wake import WakeWordSpotter
 from assistant.voice import Voice
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 HISTORY_FRAMES = 100  # audio kept while waiting, to hand over what followed the wake phrase
 WAKE_GAP_MS = 90  # a pause this long after the wake phrase ends it
 WAKE_SETTLE_MS = 450  # look this far past the detection for that pause
+PENDING_CHECK_MS = 500  # while waiting, look this often for announcements and reminders
 
 _WAITING, _SETTLING, _LISTENING = "waiting", "settling", "listening"
 
@@ -58,11 +62,22 @@ class Assistant:
         frame_ms: int = 30,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         chime: bool = True,
-        on_action: Callable[[Action], None] | None = None,
+        on_action: Callable[[Action, str | None], object] | None = None,
+        announcer: Announcer | None = None,
+        reminders: ReminderStore | None = None,
+        on_say: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_action(action, said)`: carries out an action (see assistant/actions.py);
+        `announcer`: what the services sent, said between turns; `reminders`: announced
+        when due."""
         self.engine = engine
+        self.clock = clock
         self.dialog = Dialog(engine, clock)
         self.on_action = on_action
+        self.announcer = announcer
+        self.reminders = reminders
+        self.on_say = on_say
+        self._speaking = threading.Lock()  # one sentence at a time, from any thread
         self.voice = voice
         self.recognizer = recognizer
         self.wake = wake
@@ -70,6 +85,7 @@ class Assistant:
         self.frame_samples = 16000 * frame_ms // 1000
         self._gap_frames = max(1, WAKE_GAP_MS // frame_ms)
         self._settle_frames = max(1, WAKE_SETTLE_MS // frame_ms)
+        self._pending_frames = max(1, PENDING_CHECK_MS // frame_ms)
         self.chime = chime
 
     def respond(self, text: str, confidence: float = 1.0, verified: bool = True) -> Turn:
@@ -83,7 +99,7 @@ class Assistant:
         else:
             log.info("intent %s (%.2f, %s)", match.intent, match.confidence, match.method)
         log.debug("heard %r", text)
-        turn = self._perform(self.dialog.hear(text, match))
+        turn = self._perform(self.dialog.hear(text, match), said=text)
         turn.heard, turn.confidence = text, confidence
         turn.intent = match.intent if match else None
         turn.slots = dict(match.slots) if match else {}
@@ -96,14 +112,31 @@ class Assistant:
             reply = DialogReply(replies.NOTHING_HEARD)
         return self._perform(reply)
 
-    def _perform(self, reply: DialogReply) -> Turn:
+    def speak_pending(self) -> bool:
+        """Say what the services sent and the reminders now due (between turns).
+
+        True when a medication reminder was said (last, so that the answer to it, "I took
+        it", is what is heard next)."""
+        sentences = self.announcer.take() if self.announcer is not None else []
+        due = self.reminders.due(self.clock()) if self.reminders is not None else []
+        sentences += [replies.reminder_due(d.reminder.text, d.reminder.medication) for d in due]
+        for sentence in sentences:
+            log.info("announcing (%d words)", len(sentence.split()))
+            if self.on_say is not None:
+                self.on_say(sentence)
+            with self._speaking:
+                self.voice.say(sentence)
+        return any(d.reminder.medication for d in due)
+
+    def _perform(self, reply: DialogReply, said: str | None = None) -> Turn:
         """Actions first (an alert must not wait for a sentence to be spoken), then speech."""
         for action in reply.actions:
             log.info("action %s", action.kind)
             if self.on_action is not None:
-                self.on_action(action)
+                self.on_action(action, said)
         if reply.text:
-            self.voice.say(reply.text)
+            with self._speaking:
+                self.voice.say(reply.text)
         return Turn(
             heard="",
             confidence=0.0,
@@ -132,8 +165,11 @@ class Assistant:
             self._begin_waiting()
         position = 0  # samples since the wake spotter was reset
         pending: list[bytes] = []  # audio after the wake phrase, before the command starts
-        for frame in frames:
+        for index, frame in enumerate(frames):
             turn = None
+            if state is _WAITING and index % self._pending_frames == 0 and self.speak_pending():
+                state = _LISTENING  # an answer to a reminder needs no wake word
+                self._begin_command()
             if state is _WAITING:
                 history.append((position, frame))
                 position += len(frame) // 2

@@ -144,12 +144,12 @@ def done(intent: str, slots: dict[str, str]) -> str:
         return f"Done. I will not remind you about your {slots['medication']} any more."
     if intent == "order_medicine":
         return f"I have asked for more {slots['medication']}."
-    if intent == "call_family":
-        return f"Calling {relation(slots)}."
+    if intent == "call_family":  # a speaker has no phone line: the family calls back
+        return f"I have asked {relation(slots)} to call you back."
     if intent == "send_family_message":
         return f"I have sent your message to {relation(slots)}."
-    if intent == "share_location":
-        return f"I have shared where you are with {relation(slots)}."
+    if intent == "share_location":  # a speaker stays at home; a phone adds its position
+        return f"I have told {relation(slots)} where you are."
     if intent == "book_appointment":
         return "I have asked for the appointment. I will tell you when it is confirmed."
     raise KeyError(intent)
@@ -175,3 +175,82 @@ FEELING_REPLIES = {
     "ask me for a doctor.",
     "tired": "Thank you for telling me. Rest a little, and drink some water.",
 }
+
+
+# --- what the device says when a backend answers ------------------------------------------
+
+_ACK_ACTIONS = {
+    "seen": "has seen your message",
+    "calling": "is calling you now",
+    "on_the_way": "is on the way",
+    "resolved": "says it is taken care of",
+}
+
+
+def in_minutes(seconds: int | None) -> str:
+    """'in about 5 minutes'; empty when nobody knows."""
+    if seconds is None:
+        return ""
+    minutes = max(1, round(seconds / 60))
+    if minutes >= 120:
+        return f" in about {round(minutes / 60)} hours"
+    return f" in about {minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def alert_acknowledged(by: str, action: str, eta_min: int | None) -> str:
+    """'Your daughter has seen your message.' `by` is a relation or a name."""
+    who = by if by[:1].isupper() else f"Your {by}"
+    text = f"{who} {_ACK_ACTIONS.get(action, 'has seen your message')}."
+    if action == "on_the_way" and eta_min is not None:
+        text = f"{text[:-1]} and will be with you{in_minutes(eta_min * 60)}."
+    return text
+
+
+def consultation_waiting(position: int, wait_s: int | None) -> str:
+    if position <= 1:
+        return f"You are next in line for a doctor. A doctor will answer{in_minutes(wait_s)}."
+    return (
+        f"You are number {position} in line for a doctor. "
+        f"The wait is{in_minutes(wait_s) or ' not known yet'}."
+    ).replace("is in about", "is about")
+
+
+def consultation_assigned(doctor: str, start_s: int | None) -> str:
+    when = in_minutes(start_s) if start_s else " now"
+    return f"{doctor} will join you{when}."
+
+
+def consultation_session(mode: str) -> str:
+    if mode == "video":
+        return "Your video call with the doctor is ready. Look at the screen."
+    if mode == "phone":
+        return "The doctor will phone you. Please answer when it rings."
+    return "The doctor will write to you now."
+
+
+def consultation_cancelled(by: str) -> str:
+    if by == "senior":
+        return "Your consultation is cancelled."
+    return "Sorry, the doctor had to cancel. Say: I need a doctor, and I will ask again."
+
+
+def reminder_added(text: str, at: str) -> str:
+    return f"A new reminder was set up for you: {text}, at {spoken_clock(at)}."
+
+
+def reminder_due(text: str, medication: str | None) -> str:
+    if medication:
+        return f"It is time to take your {medication}. Say: I took it, when you have."
+    return f"This is your reminder: {text}."
+
+
+_REFUSED = {
+    "alert.emergency": "your call for help",
+    "consultation.request": "your request for a doctor",
+    "family.message": "your message to your family",
+}
+
+
+def request_refused(message_type: str | None) -> str:
+    what = _REFUSED.get(message_type or "", "your last request")
+    return f"Sorry, {what} could not be accepted. Please try again, or ask your family for help."

@@ -165,6 +165,7 @@ class EmergencyAlert(Body):
     trigger: Literal["voice", "sos_button", "fall_detected", "no_answer"]
     said: Text | None = None  # what the senior said, when it was spoken
     location: Location | None = None
+    kind: Literal["fall", "medical", "help"] = "help"  # what the senior said happened
 
 
 @message_type("alert.missed_medication", kind="alert", priority=PRIORITY_ALERT)

@@ -59,7 +59,7 @@ MEMBER_KINDS: dict[str, tuple[str, ...]] = {
 # Where a service answers a refused message, by the kind it came on: the sender's own topics.
 REFUSAL_KIND = {"device": "refused", "member": "member_refused"}
 # What the device itself listens to, and what it publishes.
-DEVICE_INBOUND = ("command", "alert_ack", "consultation_update")
+DEVICE_INBOUND = ("command", "alert_ack", "consultation_update", "refused")
 DEVICE_OUTBOUND = ("status", "alert", "event", "consultation", "family")
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -7,6 +7,17 @@ import pytest
 from tests.speech import SpeechMaker
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_state_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The assistant's state (outbox, reminders) and config in a folder of the test run's
+    own, also for the child processes, never the user's."""
+    base = tmp_path_factory.mktemp("xdg")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(base / "state"))
+        patch.setenv("XDG_CONFIG_HOME", str(base / "config"))
+        yield base
+
+
 @pytest.fixture(scope="session")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechMaker:
     return SpeechMaker(tmp_path_factory.mktemp("speech"))

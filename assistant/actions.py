@@ -1,0 +1,152 @@
+"""What the dialog's actions become when they leave the device: protocol messages.
+
+The dialog decides *that* something happens ("emergency, kind fall"); this module decides
+*which message* carries it. Actions that stay on the device (volume, reminders the senior
+sets for themselves, "what time is it") have no message and are left to their own parts.
+
+Choices where the contract has no dedicated message yet:
+- a call request on a speaker without a phone line goes to the family as an urgent-less
+  message asking them to call back; an order for medicine goes to the family/caregiver
+  as a message too (they order it: the device has no pharmacy account);
+- a sad, lonely or anxious feeling is a low-severity wellness alert, pain or feeling unwell
+  a medium one: the family service words those calmly (issue 5).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from assistant.dialog import Action
+from assistant.reminders import ReminderStore
+from protocol import (
+    ConsultationRequest,
+    EmergencyAlert,
+    FamilyMessage,
+    HealthReading,
+    Message,
+    ReminderTaken,
+    WellnessAlert,
+)
+from protocol.schema import utc_timestamp
+
+log = logging.getLogger(__name__)
+
+ALL_FAMILY = "all"
+_WELLNESS_SEVERITY = {
+    "lonely": "low",
+    "sad": "low",
+    "anxious": "low",
+    "tired": None,  # not a concern on its own
+    "good": None,
+    "unwell": "medium",
+    "pain": "medium",
+}
+_URGENCY = {"emergency": "urgent", "psychology": "soon"}
+
+
+def _reading(slots: dict[str, str]) -> HealthReading | None:
+    measure, value = slots.get("measure"), slots.get("value", "")
+    systolic, _, diastolic = value.partition("/")
+    try:
+        first = float(systolic)
+        second = float(diastolic) if diastolic else None
+    except ValueError:
+        return None
+    if (measure == "blood_pressure") != (second is not None):
+        return None
+    return HealthReading(
+        measure=measure,  # type: ignore[arg-type]
+        value=first,
+        taken_at=utc_timestamp(),
+        diastolic=second,
+    )
+
+
+def message_body(action: Action, said: str | None = None) -> Any | None:
+    """The protocol body that carries `action` off the device, or None when it stays here.
+
+    `said`: the senior's words, kept with an emergency so the family hears what happened."""
+    slots = action.slots
+    kind = action.kind
+    if kind == "emergency":
+        return EmergencyAlert(trigger="voice", said=said, kind=slots.get("kind", "help"))
+    if kind == "request_consultation":
+        return ConsultationRequest(
+            mode=slots.get("mode", "video"),  # type: ignore[arg-type]
+            department=slots.get("department"),
+            urgency="soon",
+            reason=said,
+        )
+    if kind == "send_family_message":
+        return FamilyMessage(to=slots.get("contact", ALL_FAMILY), text=slots.get("message", ""))
+    if kind == "call_family":
+        return FamilyMessage(to=slots.get("contact", ALL_FAMILY), text="Please call me back.")
+    if kind == "share_location":  # a speaker stays at home; the phone adapter adds GPS
+        return FamilyMessage(to=slots.get("contact", ALL_FAMILY), text="I am at home.")
+    if kind == "order_medicine":
+        medication = slots.get("medication", "my medicine")
+        return FamilyMessage(to=ALL_FAMILY, text=f"Please order more {medication} for me.")
+    if kind == "report_health_reading":
+        return _reading(slots)
+    if kind == "report_feeling":
+        severity = _WELLNESS_SEVERITY.get(slots.get("feeling", ""))
+        if severity is None:
+            return None
+        return WellnessAlert(concern="feeling", severity=severity, detail=slots.get("feeling"))
+    return None
+
+
+class ActionHandler:
+    """Carries out the dialog's actions: reminders on the device, the rest through
+    `publish` (the link: stored in the outbox before it returns, sent when it can be)."""
+
+    def __init__(
+        self,
+        publish: Callable[[Any], Message] | None,
+        reminders: ReminderStore | None = None,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+    ) -> None:
+        self.publish = publish
+        self.reminders = reminders
+        self.clock = clock
+        self.sent: dict[str, str] = {}  # message id -> type, of what this run sent
+
+    def __call__(self, action: Action, said: str | None = None) -> Message | None:
+        self._on_device(action)
+        body = message_body(action, said)
+        if body is None and action.kind == "confirm_medication_taken":
+            body = self._taken()
+        if body is None:
+            return None
+        if self.publish is None:
+            log.warning("%s not sent: this device has no link to the services", action.kind)
+            return None
+        message = self.publish(body)
+        log.info("%s stored for sending (%s)", message.type, message.id)
+        self.sent[message.id] = message.type
+        return message
+
+    def _on_device(self, action: Action) -> None:
+        if self.reminders is None:
+            return
+        if action.kind == "set_medication_reminder":
+            self.reminders.add_own(action.slots["medication"], action.slots["time"])
+        elif action.kind == "cancel_reminder":
+            self.reminders.remove_medication(action.slots["medication"])
+
+    def _taken(self) -> ReminderTaken | None:
+        if self.reminders is None:
+            return None
+        now = self.clock()
+        due = self.reminders.latest_open(now)
+        if due is None:
+            return None
+        self.reminders.mark_taken(due, now)
+        return ReminderTaken(
+            reminder_id=due.reminder.id,
+            due=utc_timestamp(due.at.astimezone()),  # local wall-clock times
+            taken_at=utc_timestamp(now.astimezone()),
+        )

@@ -1,0 +1,150 @@
+"""What the backends send to the device, turned into things the device does and says.
+
+Messages arrive on the MQTT client's thread while the speech loop may be listening, so
+this module never speaks itself: it applies the message (a reminder stored, a volume set)
+and queues the sentence; the loop says queued sentences between turns (`take()`), urgent
+ones first. A message is handled once it is queued or stored: the receiver's dedup and the
+outbox on the other side make that at-least-once, and nothing is said twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+from assistant import replies
+from assistant.reminders import Reminder, ReminderStore
+from protocol import (
+    AlertAck,
+    ConsultationAssigned,
+    ConsultationCancelled,
+    ConsultationPosition,
+    ConsultationQueued,
+    ConsultationSession,
+    Message,
+    ReminderAdd,
+    ReminderChange,
+    ReminderRemove,
+    Say,
+    ServiceRefused,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CommandFailed(Exception):
+    """A valid command this device cannot carry out; the reason goes back to the sender."""
+
+
+class Announcer:
+    def __init__(
+        self,
+        reminders: ReminderStore | None = None,
+        on_done: Callable[[Message, bool, str | None], None] | None = None,
+        sent_type: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """`on_done(command, ok, why)`: called once a command was carried out or could not
+        be (to tell the sender);
+        `sent_type(id)`: the type of a message this device sent, to say what was refused."""
+        self.reminders = reminders
+        self.on_done = on_done
+        self.sent_type = sent_type
+        self._lock = threading.Lock()
+        self._urgent: list[str] = []
+        self._normal: list[str] = []
+        self._wakeup = threading.Event()
+
+    # --- the loop's side --------------------------------------------------------------
+
+    def take(self) -> list[str]:
+        """Everything waiting to be said, urgent first; empties the queue."""
+        with self._lock:
+            sentences, self._urgent, self._normal = self._urgent + self._normal, [], []
+            self._wakeup.clear()
+        return sentences
+
+    def wait(self, timeout: float) -> bool:
+        """Block until something is queued (for a loop with nothing else to do)."""
+        return self._wakeup.wait(timeout)
+
+    def queue(self, sentence: str, urgent: bool = False) -> None:
+        with self._lock:
+            (self._urgent if urgent else self._normal).append(sentence)
+            self._wakeup.set()
+
+    # --- the link's side --------------------------------------------------------------
+
+    def handle(self, message: Message) -> None:
+        """The link's `on_message`. Raises for a message this device cannot carry out (the
+        receiver counts it as a handler error and does not mark it handled)."""
+        body = message.body
+        sentence: str | None = None
+        urgent = False
+        if isinstance(body, AlertAck):
+            sentence, urgent = replies.alert_acknowledged(body.by, body.action, body.eta_min), True
+        elif isinstance(body, ConsultationQueued | ConsultationPosition):
+            sentence = replies.consultation_waiting(body.position, body.estimated_wait_s)
+        elif isinstance(body, ConsultationAssigned):
+            sentence = replies.consultation_assigned(body.doctor, body.estimated_start_s)
+        elif isinstance(body, ConsultationSession):
+            sentence = replies.consultation_session(body.mode)
+        elif isinstance(body, ConsultationCancelled):
+            sentence = replies.consultation_cancelled(body.by)
+        elif isinstance(body, ServiceRefused):  # never let a refused request pass silently
+            sentence, urgent = replies.request_refused(self._sent_type(body.refused_id)), True
+        elif isinstance(body, Say):
+            sentence, urgent = body.text, body.urgent
+        elif isinstance(body, ReminderAdd | ReminderChange | ReminderRemove):
+            try:
+                sentence = self._reminder_command(body)
+            except CommandFailed as exc:  # the sender hears why; the message is handled
+                log.warning("%s could not be carried out: %s", message.type, exc)
+                if self.on_done is not None:
+                    self.on_done(message, False, str(exc))
+                return
+        else:
+            log.info("%s has nothing to say or do on this device", message.type)
+        if sentence:
+            self.queue(sentence, urgent)
+        log.info("handled %s (%s)", message.type, message.id)
+        if self.on_done is not None and message.kind == "command":
+            self.on_done(message, True, None)
+
+    def _sent_type(self, message_id: str | None) -> str | None:
+        if message_id is None or self.sent_type is None:
+            return None
+        return self.sent_type(message_id)
+
+    def _reminder_command(self, body: ReminderAdd | ReminderChange | ReminderRemove) -> str:
+        if self.reminders is None:
+            raise CommandFailed("this device keeps no reminders")
+        if isinstance(body, ReminderRemove):
+            self.reminders.remove(body.reminder_id)
+            return ""
+        if isinstance(body, ReminderAdd):
+            reminder = Reminder(
+                id=body.reminder_id,
+                kind=body.kind,
+                text=body.text,
+                at=body.at,
+                days=tuple(body.days) if body.days is not None else None,
+                medication=body.medication,
+                dose=body.dose,
+                source="caregiver",
+            )
+            self.reminders.put(reminder)
+            return replies.reminder_added(body.text, body.at)
+        current = self.reminders.get(body.reminder_id)
+        if current is None:
+            raise CommandFailed("no such reminder on this device")
+        changes = {
+            name: getattr(body, name)
+            for name in ("text", "at", "medication", "dose")
+            if getattr(body, name) is not None
+        }
+        if body.days is not None:
+            changes["days"] = tuple(body.days)
+        self.reminders.put(replace(current, **changes))
+        return ""

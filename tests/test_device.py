@@ -1,0 +1,298 @@
+"""The device end to end through its own parts: what the senior says becomes a message on a
+real Mosquitto, and what the services send back is said (real TTS into a WAV file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.actions import ActionHandler, message_body
+from assistant.config import Config, SpeechOutputConfig
+from assistant.device import Device
+from assistant.dialog import Action
+from assistant.loop import Assistant
+from assistant.reminders import Reminder, ReminderStore
+from assistant.speech.tts import SpeechSynthesizer
+from assistant.voice import Voice, WavRecorder
+from protocol import (
+    AlertAck,
+    CommandDone,
+    ConsultationAssigned,
+    ConsultationQueued,
+    ConsultationRequest,
+    EmergencyAlert,
+    FamilyMessage,
+    HealthReading,
+    ReminderAdd,
+    ReminderTaken,
+    ServiceRefused,
+    WellnessAlert,
+    create,
+)
+from tests.backend import Backend
+from tests.broker import Mosquitto
+
+H, D = "household-7", "living-room"
+
+
+def device_config(broker: Mosquitto, state_dir: Path) -> Config:
+    config = Config()
+    config.mqtt.host, config.mqtt.port = broker.host, broker.port
+    config.mqtt.reconnect_min_s, config.mqtt.reconnect_max_s = 0.1, 0.5
+    config.device.household, config.device.device_id = H, D
+    config.paths.state_dir = str(state_dir)
+    return config
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def said(tmp_path: Path) -> list[str]:
+    return []
+
+
+def assistant_for(device: Device, engine, tmp_path: Path, said: list[str], clock=None):
+    voice = Voice(SpeechSynthesizer(SpeechOutputConfig()), WavRecorder(tmp_path / "said.wav"))
+    return Assistant(
+        engine,
+        voice,
+        on_action=device.actions,
+        announcer=device.announcer,
+        reminders=device.reminders,
+        on_say=said.append,
+        clock=clock or dt.datetime.now,
+    )
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+# --- which message carries which action --------------------------------------------------
+
+
+def test_each_outgoing_action_has_its_message() -> None:
+    alert = message_body(Action("emergency", {"kind": "fall"}), said="help I fell")
+    assert isinstance(alert, EmergencyAlert)
+    assert (alert.kind, alert.trigger, alert.said) == ("fall", "voice", "help I fell")
+
+    consult = message_body(Action("request_consultation", {"mode": "video"}))
+    assert isinstance(consult, ConsultationRequest) and consult.mode == "video"
+
+    reading = message_body(
+        Action("report_health_reading", {"measure": "blood_pressure", "value": "130/85"})
+    )
+    assert isinstance(reading, HealthReading)
+    assert (reading.value, reading.diastolic) == (130.0, 85.0)
+
+    lonely = message_body(Action("report_feeling", {"feeling": "lonely"}))
+    assert isinstance(lonely, WellnessAlert) and lonely.severity == "low"
+    pain = message_body(Action("report_feeling", {"feeling": "pain"}))
+    assert isinstance(pain, WellnessAlert) and pain.severity == "medium"
+
+    note = message_body(Action("send_family_message", {"contact": "son", "message": "hi"}))
+    assert isinstance(note, FamilyMessage) and (note.to, note.text) == ("son", "hi")
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        Action("report_feeling", {"feeling": "good"}),
+        Action("volume_up"),
+        Action("what_time"),
+        Action("report_health_reading", {"measure": "blood_pressure", "value": "130"}),
+        Action("report_health_reading", {"measure": "weight", "value": "seventy"}),
+    ],
+)
+def test_what_stays_on_the_device_or_cannot_be_sent_makes_no_message(action: Action) -> None:
+    assert message_body(action) is None
+
+
+def test_without_a_link_nothing_is_pretended_sent(tmp_path: Path) -> None:
+    handler = ActionHandler(None, ReminderStore(tmp_path / "r.sqlite3"))
+    assert handler(Action("emergency", {"kind": "fall"})) is None
+    assert handler.sent == {}
+
+
+# --- over a real broker ------------------------------------------------------------------
+
+
+def test_help_i_fell_reaches_the_services_and_the_answer_is_said(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        assistant = assistant_for(dev, engine, tmp_path, said)
+        turn = assistant.respond("help I fell")
+        assert turn.intent == "emergency"
+        assert backend.wait_until(lambda: backend.ids("alert.emergency"))
+        alert = next(m for m in backend.handled if m.type == "alert.emergency")
+        assert alert.body.kind == "fall" and alert.body.said == "help I fell"
+        assert alert.household == H and alert.device == D
+
+        ack = AlertAck(alert_id=alert.id, by="daughter", action="seen")
+        backend.send(create(ack, H, D))
+        assert dev.announcer.wait(10), "the acknowledgement never reached the device"
+        assistant.speak_pending()
+        assert said == ["Your daughter has seen your message."]
+        assert (tmp_path / "said.wav").stat().st_size > 20_000  # real speech was rendered
+
+
+def test_an_alert_said_while_the_broker_is_down_arrives_when_it_is_back(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    broker.stop()
+    with Device(device_config(broker, tmp_path)) as dev:
+        assistant_for(dev, engine, tmp_path, said).respond("call an ambulance")
+        assert dev.link is not None and len(dev.link.outbox) == 1
+        dev.close(drain_s=0.1)  # the senior unplugs the speaker
+    broker.start()
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)):
+        assert backend.wait_until(lambda: backend.ids("alert.emergency"), timeout=15)
+        assert len(backend.ids("alert.emergency")) == 1
+
+
+def test_consultation_updates_are_announced(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        assistant = assistant_for(dev, engine, tmp_path, said)
+        assistant.respond("I need a video consultation")
+        assistant.respond("yes")
+        assert backend.wait_until(lambda: backend.ids("consultation.request"))
+        request_id = backend.ids("consultation.request")[0]
+        queued = ConsultationQueued(request_id=request_id, position=3, estimated_wait_s=600)
+        assigned = ConsultationAssigned(
+            request_id=request_id, doctor="Doctor Weber", estimated_start_s=120
+        )
+        for body in (queued, assigned):
+            backend.send(create(body, H, D))
+        assert wait_for(lambda: (assistant.speak_pending(), len(said) >= 2)[1])
+        assert said == [
+            "You are number 3 in line for a doctor. The wait is about 10 minutes.",
+            "Doctor Weber will join you in about 2 minutes.",
+        ]
+
+
+def test_a_refused_request_is_said_not_swallowed(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        assistant = assistant_for(dev, engine, tmp_path, said)
+        assistant.respond("send a message to my son saying I am fine")
+        assistant.respond("yes")
+        assert backend.wait_until(lambda: backend.ids("family.message"))
+        refused = ServiceRefused(
+            reason="not_a_member", refused_id=backend.ids("family.message")[0], detail="to"
+        )
+        backend.send(create(refused, H, D))
+        assert dev.announcer.wait(10)
+        assistant.speak_pending()
+        assert said == [
+            "Sorry, your message to your family could not be accepted. "
+            "Please try again, or ask your family for help."
+        ]
+
+
+def test_a_caregivers_reminder_is_stored_confirmed_and_announced_at_its_time(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    clock = Clock(dt.datetime(2026, 11, 23, 7, 59))
+    config = device_config(broker, tmp_path)
+    with Backend(broker, household=H) as backend, Device(config, clock=clock) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        assistant = assistant_for(dev, engine, tmp_path, said, clock)
+        add = ReminderAdd(
+            reminder_id="bp-morning",
+            kind="medication",
+            text="take your blood pressure pills",
+            at="08:00",
+            medication="blood pressure pills",
+        )
+        command = create(add, H, D)
+        backend.send(command)
+        assert backend.wait_until(lambda: backend.ids("event.command.done"))
+        done = next(m for m in backend.handled if m.type == "event.command.done")
+        assert isinstance(done.body, CommandDone) and done.body.command_id == command.id
+        assert dev.reminders.get("bp-morning") is not None
+
+        assert assistant.speak_pending() is False  # 07:59: only the news of the reminder
+        assert said == [
+            "A new reminder was set up for you: take your blood pressure pills, "
+            "at 8 o'clock in the morning."
+        ]
+        clock.now = dt.datetime(2026, 11, 23, 8, 0, 20)
+        assert assistant.speak_pending() is True  # its time: announced, an answer awaited
+        assert said[-1].startswith("It is time to take your blood pressure pills.")
+        assert assistant.speak_pending() is False  # and only once
+
+        turn = assistant.respond("I took it")
+        assert turn.intent == "confirm_medication_taken"
+        assert backend.wait_until(lambda: backend.ids("event.reminder.taken"))
+        taken = next(m for m in backend.handled if m.type == "event.reminder.taken")
+        assert isinstance(taken.body, ReminderTaken) and taken.body.reminder_id == "bp-morning"
+
+
+# --- reminders on their own ----------------------------------------------------------------
+
+
+def test_reminders_fire_once_a_day_survive_a_restart_and_respect_days(tmp_path: Path) -> None:
+    path = tmp_path / "reminders.sqlite3"
+    store = ReminderStore(path)
+    store.put(Reminder("daily", "medication", "take aspirin", "08:00", medication="aspirin"))
+    store.put(Reminder("mondays", "other", "water the plants", "09:00", days=("mon",)))
+    monday = dt.datetime(2026, 11, 23, 9, 30)  # a Monday
+    assert {d.reminder.id for d in store.due(monday)} == {"daily", "mondays"}
+    assert store.due(monday) == []
+    store.close()
+
+    store = ReminderStore(path)  # restarted: nothing announced twice
+    assert store.due(monday + dt.timedelta(minutes=5)) == []
+    tuesday = monday + dt.timedelta(days=1)
+    assert [d.reminder.id for d in store.due(tuesday)] == ["daily"]
+    # Switched off all Wednesday morning, back at 11:00: 08:00 is 3 hours ago, past CATCH_UP.
+    assert store.due(tuesday + dt.timedelta(days=1, hours=1, minutes=30)) == []
+
+
+def test_a_reminder_due_while_the_device_was_off_is_caught_up(tmp_path: Path) -> None:
+    store = ReminderStore(tmp_path / "r.sqlite3")
+    store.put(Reminder("late", "medication", "take aspirin", "23:30", medication="aspirin"))
+    after_midnight = dt.datetime(2026, 11, 24, 0, 40)
+    [due] = store.due(after_midnight)
+    assert due.at == dt.datetime(2026, 11, 23, 23, 30)
+    assert store.latest_open(after_midnight) == due
+    store.mark_taken(due, after_midnight)
+    assert store.latest_open(after_midnight) is None
+
+
+def test_a_command_the_device_cannot_carry_out_is_answered_with_the_reason(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    from protocol import ReminderChange
+
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        command = create(ReminderChange(reminder_id="nope", at="09:00"), H, D)
+        backend.send(command)
+        assert backend.wait_until(lambda: backend.ids("event.command.done"))
+        [done] = [m.body for m in backend.handled if m.type == "event.command.done"]
+        assert (done.command_id, done.ok) == (command.id, False)
+        assert done.detail == "no such reminder on this device"
+        assert dev.reminders.get("nope") is None
+        assert dev.announcer.take() == []  # nothing to tell the senior
