@@ -64,10 +64,12 @@ def audit(
     event: str,
     actor: str | None = None,
     detail: str | None = None,
+    ref: str | None = None,
 ) -> None:
     db.execute(
-        "INSERT INTO alert_events (alert_id, at, event, actor, detail) VALUES (?, ?, ?, ?, ?)",
-        (alert_id, at, event, actor, detail),
+        "INSERT INTO alert_events (alert_id, at, event, actor, detail, ref)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (alert_id, at, event, actor, detail, ref),
     )
 
 
@@ -302,16 +304,23 @@ class Alerts:
 
     # --- answers ----------------------------------------------------------------------------
 
-    def acknowledge(self, ack: MemberAck, household: Household, member: Member) -> list[str]:
-        """A member's answer: the first one stops the escalation and is told to the device
-        and to the other members; the ids to send."""
+    def acknowledge(self, message: Message, household: Household, member: Member) -> list[str]:
+        """A member's answer (`member.ack`): the first one stops the escalation and is told
+        to the device and to the other members; the ids to send. The same answer handled
+        twice (a redelivery) changes nothing."""
+        ack: MemberAck = message.body
         now = time.time()
         with self.store.write() as db:
             row = db.execute("SELECT * FROM alerts WHERE id = ?", (ack.alert_id,)).fetchone()
             if row is None or row["household"] != household.id:
                 raise HouseholdError(ServiceReason.UNKNOWN_ALERT, "no such alert in this household")
+            seen = db.execute(
+                "SELECT 1 FROM alert_events WHERE alert_id = ? AND ref = ?", (row["id"], message.id)
+            ).fetchone()
+            if seen is not None:
+                return []
             if row["state"] not in OPEN:
-                audit(db, row["id"], now, "answered_again", member.id, ack.action)
+                audit(db, row["id"], now, "answered_again", member.id, ack.action, message.id)
                 if ack.action == "resolved" and row["state"] == "acknowledged":
                     self._close(db, row["id"], now, member.id, "resolved")
                 return []
@@ -320,7 +329,7 @@ class Alerts:
                 " next_step_at = NULL WHERE id = ?",
                 (member.id, now, row["id"]),
             )
-            audit(db, row["id"], now, "acknowledged", member.id, ack.action)
+            audit(db, row["id"], now, "acknowledged", member.id, ack.action, message.id)
             cancelled = self.outbox.cancel(db, row["id"], _UNANSWERED)
             if cancelled:
                 audit(db, row["id"], now, "cancelled", None, f"{cancelled} pending notice(s)")

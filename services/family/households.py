@@ -183,7 +183,15 @@ def _member(row: sqlite3.Row) -> Member:
 
 
 def add(store: Store, household: Household) -> None:
+    """A new household with its devices and members, in one transaction."""
     household.check()
+    for member in household.members:
+        member.check()
+    member_ids = [m.id for m in household.members]
+    if len(set(member_ids)) != len(member_ids):
+        raise HouseholdError(BAD_INPUT, "member ids must differ")
+    if len(member_ids) > MAX_MEMBERS:
+        raise HouseholdError(BAD_INPUT, f"a household has at most {MAX_MEMBERS} members")
     with store.write() as db:
         if get(db, household.id) is not None:
             raise HouseholdError(BAD_INPUT, f"household {household.id} exists already")
@@ -197,8 +205,8 @@ def add(store: Store, household: Household) -> None:
             "INSERT INTO devices (household, id) VALUES (?, ?)",
             [(household.id, d) for d in dict.fromkeys(household.devices)],
         )
-    for member in household.members:
-        add_member(store, household.id, member)
+        for position, member in enumerate(household.members, 1):
+            _write_member(db, household.id, member, position)
 
 
 def change(store: Store, household_id: str, **changes: Any) -> Household:

@@ -135,7 +135,7 @@ class FamilyService:
         member = households.require_member(household, message.device)
         body = message.body
         if isinstance(body, MemberAck):
-            return self.alerts.acknowledge(body, household, member)
+            return self.alerts.acknowledge(message, household, member)
         if isinstance(body, ReminderAdd | ReminderChange | ReminderRemove):
             _, ids = self.reminders.request(body, household.id, member.id, message.id)
             return ids

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS alert_events (
     at REAL NOT NULL,
     event TEXT NOT NULL,               -- opened, delivered, sent, escalated, acknowledged...
     actor TEXT,                        -- a member id, a worker, "cli"
-    detail TEXT
+    detail TEXT,
+    ref TEXT                           -- the message that caused it, when one did
 );
 CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, seq);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -158,16 +159,26 @@ class Store:
         return db
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding SQLite's write lock from its start."""
+    def write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding SQLite's write lock from its start.
+
+        `durable` False: the commit is not fsync'd (it survives the process, not a power
+        cut; the next durable commit carries it to disk). For records whose loss means a
+        resend, never a loss: a delivery marked sent."""
         db = self.db
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
 
     def count_rejection(self, reason: str, at: float) -> None:
         self.db.execute(
