@@ -371,7 +371,9 @@ class MqttService:
         if s.username:
             client.username_pw_set(s.username, s.password or None)
         if s.tls_ca:
-            client.tls_set(ca_certs=s.tls_ca, certfile=s.tls_cert, keyfile=s.tls_key)
+            client.tls_set(
+                ca_certs=s.tls_ca, certfile=s.tls_cert or None, keyfile=s.tls_key or None
+            )
         client.max_queued_messages_set(0)
         client.on_socket_open = _no_delay
         client.on_connect = self._on_connect

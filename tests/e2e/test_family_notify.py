@@ -37,6 +37,7 @@ from protocol import (
 from services.family.channels import read_gateway_file
 from tests.backend import Backend
 from tests.broker import Mosquitto
+from tests.device_process import _wait as wait_for  # polls a condition until true
 from tests.family_process import (
     FAMILY,
     D,
@@ -56,15 +57,6 @@ from tests.family_process import (
 pytestmark = pytest.mark.e2e
 
 NOTIFIED = ("anna", "ben", "carla")  # everyone but Mum herself
-
-
-def wait_for(condition, timeout: float = 10.0, every: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(every)
-    return True
 
 
 def inbox(apps: Backend, member: str, type_: str = "member.alert", alert_id: str | None = None):
