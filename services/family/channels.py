@@ -57,6 +57,8 @@ class MqttChannel:
         self.timeout = timeout
 
     def send_many(self, deliveries: list[Delivery]) -> list[Exception | None]:
+        if not self.service.connected:  # fail fast: the outbox tries again after a backoff
+            return [ChannelError("the broker is unreachable")] * len(deliveries)
         pairs = [(d.address, d.payload) for d in deliveries]
         return list(self.service.publish_many(pairs, self.timeout))
 

@@ -107,9 +107,9 @@ class FamilyService:
         self.outbox.flush()
 
     def _schedule(self) -> None:
+        # Also while the broker is away: an emergency's SMS and calls must not wait for it;
+        # what goes over MQTT waits in the outbox.
         while not self._stop.wait(self.config.service.tick_s):
-            if not self.mqtt.connected:
-                continue  # deliveries would only fail; escalations wait for the broker
             try:
                 self.tick()
             except Exception:  # the next tick tries again; nothing was marked done

@@ -541,6 +541,27 @@ def test_a_worker_killed_mid_escalation_loses_nothing(tmp_path, broker, device, 
     assert raw_alerts(apps)[("anna", alert.id)] == 1
 
 
+def test_escalation_goes_on_while_the_broker_is_away(tmp_path, broker, device, apps) -> None:
+    config = slow_config(tmp_path, broker, step_s=1.0)
+    with FamilyWorker(config) as worker:
+        alert = emergency()
+        device.send(alert)
+        assert apps.wait_until(lambda: inbox(apps, "anna", alert_id=alert.id))
+        broker.stop()
+        stopped = time.time()
+        # the SMS and calls of the ladder go out without the broker ...
+        assert wait_for(lambda: any(c["to"] == "+49112" for c in read_gateway_file(config.phone)))
+        broker.start()
+        # ... and what goes over MQTT (the step updates) once it is back, nothing lost
+        assert apps.wait_until(
+            lambda: len(inbox(apps, "anna", "member.alert.update", alert.id)) == 3, 20
+        )
+        assert worker.process.poll() is None
+    sms_times = [s["at"] for s in read_gateway_file(config.sms)]
+    assert sms_times and all(t > stopped for t in sms_times)
+    assert "Traceback" not in worker.log()
+
+
 # --- the digest ---------------------------------------------------------------------------
 
 
