@@ -19,8 +19,12 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Create the file owner-only before SQLite touches it; SQLite gives its -wal and -shm
-    # files the same permissions.
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    # files the same permissions. Only when it does not exist yet: closing any descriptor of
+    # the file drops every POSIX lock this process holds on it, and so the locks of its other
+    # connections; another process then takes itself for the last one and deletes the WAL
+    # under a writer's feet (its later commits are lost to every other reader).
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")

@@ -58,6 +58,7 @@ MEMBER_KINDS: dict[str, tuple[str, ...]] = {
 }
 # Where a service answers a refused message, by the kind it came on: the sender's own topics.
 REFUSAL_KIND = {"device": "refused", "member": "member_refused"}
+_BY_PARTY = {"device": KINDS, "member": MEMBER_KINDS}
 # What the device itself listens to, and what it publishes.
 DEVICE_INBOUND = ("command", "alert_ack", "consultation_update", "refused")
 DEVICE_OUTBOUND = ("status", "alert", "event", "consultation", "family")
@@ -85,30 +86,25 @@ def _segment(value: str, what: str, wildcard: bool) -> str:
 
 def device_topic(household: str, device: str, kind: str, *, wildcard: bool = False) -> str:
     """The topic of `kind` for one device. With `wildcard`, household/device may be `ANY`."""
-    if kind not in KINDS:
-        raise TopicError(f"unknown topic kind {kind!r}")
-    return "/".join(
-        (
-            ROOT,
-            _segment(household, "household", wildcard),
-            "device",
-            _segment(device, "device", wildcard),
-            *KINDS[kind],
-        )
-    )
+    return _topic(household, "device", device, kind, wildcard)
 
 
 def member_topic(household: str, member: str, kind: str, *, wildcard: bool = False) -> str:
     """The topic of member `kind` for one family member or caregiver (their app)."""
-    if kind not in MEMBER_KINDS:
-        raise TopicError(f"unknown member topic kind {kind!r}")
+    return _topic(household, "member", member, kind, wildcard)
+
+
+def _topic(household: str, party: str, endpoint: str, kind: str, wildcard: bool) -> str:
+    kinds = _BY_PARTY[party]
+    if kind not in kinds:
+        raise TopicError(f"unknown {party} topic kind {kind!r}")
     return "/".join(
         (
             ROOT,
             _segment(household, "household", wildcard),
-            "member",
-            _segment(member, "member", wildcard),
-            *MEMBER_KINDS[kind],
+            party,
+            _segment(endpoint, party, wildcard),
+            *kinds[kind],
         )
     )
 
@@ -207,9 +203,6 @@ class TopicInfo:
     @property
     def party(self) -> str:
         return party_of(self.kind)
-
-
-_BY_PARTY = {"device": KINDS, "member": MEMBER_KINDS}
 
 
 def parse(topic: str) -> TopicInfo | None:

@@ -113,6 +113,14 @@ class Backend:
     def send(self, message: Message, timeout: float = 5.0) -> None:
         self.send_raw(message.topic, encode(message), timeout)
 
+    def send_many(self, messages: list[Message], timeout: float = 30.0) -> None:
+        """Publish all at once (QoS 1), then wait for every acknowledgement."""
+        infos = [self._client.publish(m.topic, encode(m), qos=1) for m in messages]
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            assert info.is_published(), "the broker did not acknowledge"
+
     # --- waiting for what arrives ---------------------------------------------------------
 
     def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:

@@ -73,6 +73,7 @@ class Mosquitto:
             "per_listener_settings false",
             f"allow_anonymous {'false' if self.users else 'true'}",
             "persistence true",
+            "set_tcp_nodelay true",
             f"persistence_location {self.directory}/",
             f"log_dest file {self.directory}/mosquitto.log",
             "log_type error",

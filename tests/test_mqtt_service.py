@@ -29,19 +29,10 @@ from protocol import (
 from services.mqtt_service import MqttService, MqttSettings, PublishError, Refusal
 from tests.backend import Backend
 from tests.broker import Mosquitto, make_tls
+from tests.device_process import _wait as eventually  # polls a condition until true
 
 ROOT = Path(__file__).resolve().parent.parent
 H, D = "house-1", "speaker-1"
-
-
-def eventually(condition, timeout: float = 10.0) -> bool:
-    """Poll `condition` until true (for state other threads change without notifying)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def settings_for(broker: Mosquitto, **changes) -> MqttSettings:

@@ -445,3 +445,30 @@ def test_the_dedup_window_survives_a_restart(tmp_path: Path) -> None:
     assert all(again.seen(i) for i in ids[-150:])
     assert not any(again.seen(i) for i in ids[:100])
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_second_store_on_the_same_file_keeps_the_first_ones_writes_visible(tmp_path) -> None:
+    """Opening another connection must not drop this process's SQLite locks: another process
+    closing the file would then delete the WAL under the first connection's feet."""
+    import subprocess
+    import sys
+
+    from protocol.sqlite import open_db
+
+    path = tmp_path / "shared.sqlite3"
+    first = open_db(path)
+    first.execute("CREATE TABLE t (n INTEGER)")
+    first.execute("INSERT INTO t VALUES (1)")
+    second = open_db(path)  # e.g. the ids handled, next to the outbox
+    code = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+    count = "db.execute('SELECT COUNT(*) FROM t')"
+    subprocess.run([sys.executable, "-c", f"{code}{count}; db.close()", str(path)], check=True)
+    first.execute("INSERT INTO t VALUES (2)")
+    seen = subprocess.run(
+        [sys.executable, "-c", code + "print(db.execute('SELECT COUNT(*) FROM t').fetchone()[0])",
+         str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert seen == "2"
+    first.close()
+    second.close()

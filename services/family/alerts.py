@@ -1,0 +1,441 @@
+"""Alerts from a senior's device: who hears of them, when, and what becomes of them.
+
+States: `open` (received) → `delivered` (the first member's inbox has it) → `escalated`
+(an emergency nobody answered moved up the ladder) → `acknowledged` (a member answered:
+escalation stops, the device is told who) → `closed` (resolved, or a missed dose taken
+late, or closed by hand). Every change and every delivery is written to `alert_events`, the
+audit trail.
+
+Routing:
+- an emergency goes to every member but the senior at once, quiet hours or not; unanswered,
+  it climbs a ladder every `escalation.step_s`: each member's first contact channel (SMS,
+  phone), then their next ones, then the household's emergency number; after the ladder the
+  inboxes are reminded every `repeat_s`, `max_repeats` times;
+- a missed medication goes to the caregivers (the family when there is none) once
+  `medication.grace_s` has passed without the dose being taken, after their quiet hours;
+- a wellness concern or inactivity goes to the family (the caregivers when there is none),
+  calmly worded, after their quiet hours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from protocol import (
+    AlertAck,
+    MemberAck,
+    MemberAlert,
+    MemberAlertUpdate,
+    Message,
+    ServiceReason,
+    create,
+)
+from protocol.messages import message_types
+from protocol.schema import from_dict, to_dict
+from services.family import households
+from services.family.channels import Delivery
+from services.family.config import FamilyConfig
+from services.family.households import Household, HouseholdError, Member
+from services.family.outbox import Outbox, Planned, stable_id
+from services.family.store import Store
+from services.family.texts import text
+
+CATEGORIES = {
+    "alert.emergency": "emergency",
+    "alert.missed_medication": "missed_medication",
+    "alert.wellness": "wellness",
+    "alert.inactivity": "inactivity",
+}
+OPEN = ("open", "delivered", "escalated")
+# What an acknowledgement makes unnecessary.
+_UNANSWERED = ("alert", "escalation", "update")
+
+
+def audit(
+    db: sqlite3.Connection,
+    alert_id: str,
+    at: float,
+    event: str,
+    actor: str | None = None,
+    detail: str | None = None,
+    ref: str | None = None,
+) -> None:
+    db.execute(
+        "INSERT INTO alert_events (alert_id, at, event, actor, detail, ref)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (alert_id, at, event, actor, detail, ref),
+    )
+
+
+def recipients(household: Household, category: str) -> list[Member]:
+    """Who hears of an alert of `category` (never the senior it is about)."""
+    others = list(household.others)
+    if category == "emergency":
+        return others
+    first = "caregiver" if category == "missed_medication" else "family"
+    chosen = [m for m in others if m.role == first]
+    return chosen or others
+
+
+def local_clock(timestamp: str, timezone: str) -> str:
+    """HH:MM in the household's time of an ISO-8601 UTC time stamp."""
+    when = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return when.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+
+
+class Alerts:
+    def __init__(self, store: Store, outbox: Outbox, config: FamilyConfig, worker: str) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.config = config
+        self.worker = worker
+
+    # --- a new alert ------------------------------------------------------------------------
+
+    def receive(self, message: Message, household: Household) -> list[str]:
+        """Record an alert and plan its first notices; the ids to send now (none when the
+        alert was known already: another worker, or an earlier attempt, has it)."""
+        category = CATEGORIES[message.type]
+        now = time.time()
+        first_step = now + self.config.escalation.step_s if category == "emergency" else None
+        with self.store.write() as db:
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO alerts (id, household, device, category, type, body,"
+                " raised_ts, received, state, next_step_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                " 'open', ?)",
+                (message.id, household.id, message.device, category, message.type,
+                 json.dumps(to_dict(message.body)), message.ts, now, first_step),
+            ).rowcount  # fmt: skip
+            if not inserted:
+                return []
+            audit(db, message.id, now, "opened", message.device, category)
+            planned = self._first_notices(message, category, household, now)
+            waiting = [p for p in planned if p.not_before > now]
+            if waiting:
+                audit(db, message.id, now, "waiting", None, f"{len(waiting)} notice(s) held")
+            if not planned:
+                audit(db, message.id, now, "no_recipient", None, "nobody to tell")
+            return self.outbox.plan(db, planned, now)
+
+    def _first_notices(
+        self, message: Message, category: str, household: Household, now: float
+    ) -> list[Planned]:
+        out = []
+        for member in recipients(household, category):
+            not_before = now
+            if category == "missed_medication":
+                not_before = now + self.config.medication.grace_s
+            if category != "emergency":
+                not_before = member.quiet_until(not_before, household.timezone) or not_before
+            body = self._member_alert(message, category, household, member, step=0)
+            out.append(self._notice(body, household, member, message.id, 0, not_before))
+        return out
+
+    def _member_alert(
+        self, message: Message, category: str, household: Household, member: Member, step: int
+    ) -> MemberAlert:
+        return MemberAlert(
+            alert_id=message.id,
+            category=category,
+            device=message.device,
+            tone="urgent" if category == "emergency" else "calm",
+            text=self._wording(message.body, category, household, member.language),
+            raised_at=message.ts,
+            step=step,
+            location=getattr(message.body, "location", None),
+        )
+
+    def _wording(self, body: Any, category: str, household: Household, language: str) -> str:
+        senior = household.senior
+        if category == "emergency":
+            said = f': "{body.said}"' if body.said else ""
+            return text(language, f"emergency.{body.trigger}", senior=senior, said=said)
+        if category == "missed_medication":
+            due = local_clock(body.due, household.timezone)
+            return text(language, "missed_medication", senior=senior,
+                        medication=body.medication, due=due)  # fmt: skip
+        if category == "inactivity":
+            return text(language, "inactivity", senior=senior, hours=body.quiet_for_s // 3600)
+        detail = body.detail or ""
+        return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
+                    detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
+
+    def _notice(
+        self,
+        body: MemberAlert | MemberAlertUpdate,
+        household: Household,
+        member: Member,
+        alert_id: str,
+        step: int,
+        not_before: float,
+        purpose: str = "alert",
+    ) -> Planned:
+        message = create(body, household.id, member.id)
+        message = dataclasses.replace(message, id=stable_id(alert_id, member.id, purpose, step))
+        return Planned.message(
+            message, purpose, alert_id=alert_id, member=member.id, step=step, not_before=not_before
+        )
+
+    # --- escalation -------------------------------------------------------------------------
+
+    def escalate_due(self, now: float | None = None, limit: int = 50) -> list[str]:
+        """Move every unanswered emergency whose time came one step up; the ids to send."""
+        now = time.time() if now is None else now
+        ids: list[str] = []
+        with self.store.write() as db:
+            due = db.execute(
+                "SELECT * FROM alerts WHERE state IN ('open', 'delivered', 'escalated')"
+                " AND next_step_at <= ? ORDER BY next_step_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            for row in due:
+                household = households.get(db, row["household"])
+                if household is None:  # removed meanwhile: nobody left to tell
+                    db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
+                    audit(db, row["id"], now, "stopped", self.worker, "household removed")
+                    continue
+                step = row["step"] + 1
+                planned, next_at, what = self._step(row, household, step, now)
+                db.execute(
+                    "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = ?"
+                    " WHERE id = ? AND step = ?",
+                    (step, next_at, row["id"], row["step"]),
+                )
+                audit(db, row["id"], now, "escalated", self.worker, f"step {step}: {what}")
+                ids += self.outbox.plan(db, planned, now)
+        return ids
+
+    def _channels(self, member: Member) -> list[tuple[str, str]]:
+        usable = []
+        for contact in member.contacts:
+            channel, _, address = contact.partition(":")
+            if channel in self.outbox.channels:
+                usable.append((channel, address))
+        return usable
+
+    def _step(
+        self, row: sqlite3.Row, household: Household, step: int, now: float
+    ) -> tuple[list[Planned], float | None, str]:
+        """Step `step` of an emergency's ladder: what to send, when the next is due, and a
+        word for the audit trail."""
+        policy = self.config.escalation
+        members = recipients(household, "emergency")
+        levels = max((len(self._channels(m)) for m in members), default=0)
+        call = (
+            household.emergency_number is not None
+            and policy.emergency_channel in self.outbox.channels
+        )
+        ladder = levels + (1 if call else 0)
+        message = _alert_message(row)
+        minutes = max(1, round((now - row["received"]) / 60))
+        planned: list[Planned] = []
+        if step <= levels:
+            what = "contacts"
+            for member in members:
+                usable = self._channels(member)
+                if len(usable) >= step:
+                    channel, address = usable[step - 1]
+                    wording = self._wording(message.body, "emergency", household, member.language)
+                    planned.append(
+                        Planned(
+                            id=stable_id(row["id"], member.id, channel, step),
+                            household=household.id,
+                            channel=channel,
+                            address=address,
+                            payload=wording.encode(),
+                            purpose="escalation",
+                            alert_id=row["id"],
+                            member=member.id,
+                            step=step,
+                            not_before=now,
+                        )
+                    )
+        elif step == ladder and call:
+            what = "emergency"
+            language = members[0].language if members else "en"
+            planned.append(
+                Planned(
+                    id=stable_id(row["id"], "emergency-number", step),
+                    household=household.id,
+                    channel=policy.emergency_channel,
+                    address=household.emergency_number or "",
+                    payload=text(
+                        language, "call", senior=household.senior, minutes=minutes
+                    ).encode(),
+                    purpose="escalation",
+                    alert_id=row["id"],
+                    step=step,
+                    not_before=now,
+                )
+            )
+        else:
+            what = "repeat"
+            for member in members:
+                body = self._member_alert(message, "emergency", household, member, step)
+                planned.append(self._notice(body, household, member, row["id"], step, now))
+        if what != "repeat":
+            for member in members:
+                update = MemberAlertUpdate(
+                    alert_id=row["id"],
+                    state="escalated",
+                    text=text(
+                        member.language,
+                        "escalated",
+                        senior=household.senior,
+                        what=text(member.language, f"what.{what}"),
+                    ),
+                )
+                planned.append(
+                    self._notice(update, household, member, row["id"], step, now, "update")
+                )
+        if step < ladder:
+            next_at: float | None = now + policy.step_s
+        elif step - ladder < policy.max_repeats:
+            next_at = now + policy.repeat_s
+        else:
+            next_at = None
+        return planned, next_at, what
+
+    # --- answers ----------------------------------------------------------------------------
+
+    def acknowledge(self, message: Message, household: Household, member: Member) -> list[str]:
+        """A member's answer (`member.ack`): the first one stops the escalation and is told
+        to the device and to the other members; the ids to send. The same answer handled
+        twice (a redelivery) changes nothing."""
+        ack: MemberAck = message.body
+        now = time.time()
+        with self.store.write() as db:
+            row = db.execute("SELECT * FROM alerts WHERE id = ?", (ack.alert_id,)).fetchone()
+            if row is None or row["household"] != household.id:
+                raise HouseholdError(ServiceReason.UNKNOWN_ALERT, "no such alert in this household")
+            seen = db.execute(
+                "SELECT 1 FROM alert_events WHERE alert_id = ? AND ref = ?", (row["id"], message.id)
+            ).fetchone()
+            if seen is not None:
+                return []
+            if row["state"] not in OPEN:
+                audit(db, row["id"], now, "answered_again", member.id, ack.action, message.id)
+                if ack.action == "resolved" and row["state"] == "acknowledged":
+                    self._close(db, row["id"], now, member.id, "resolved")
+                return []
+            db.execute(
+                "UPDATE alerts SET state = 'acknowledged', acked_by = ?, acked_at = ?,"
+                " next_step_at = NULL WHERE id = ?",
+                (member.id, now, row["id"]),
+            )
+            audit(db, row["id"], now, "acknowledged", member.id, ack.action, message.id)
+            cancelled = self.outbox.cancel(db, row["id"], _UNANSWERED)
+            if cancelled:
+                audit(db, row["id"], now, "cancelled", None, f"{cancelled} pending notice(s)")
+            device_ack = create(
+                AlertAck(alert_id=row["id"], by=member.label, action=ack.action,
+                         eta_min=ack.eta_min),
+                household.id,
+                row["device"],
+            )  # fmt: skip
+            device_ack = dataclasses.replace(device_ack, id=stable_id(row["id"], "ack"))
+            planned = [Planned.message(device_ack, "ack", alert_id=row["id"], member=member.id)]
+            for other in recipients(household, row["category"]):
+                if other.id == member.id:
+                    continue
+                eta = text(other.language, "eta", minutes=ack.eta_min) if ack.eta_min else ""
+                update = MemberAlertUpdate(
+                    alert_id=row["id"],
+                    state="acknowledged",
+                    by=member.name,
+                    text=text(
+                        other.language,
+                        f"acknowledged.{ack.action}",
+                        by=member.name,
+                        senior=household.senior,
+                        eta=eta,
+                    ),
+                )
+                planned.append(
+                    self._notice(update, household, other, row["id"], -1, now, "answered")
+                )
+            if ack.action == "resolved":
+                self._close(db, row["id"], now, member.id, "resolved")
+            return self.outbox.plan(db, planned, now)
+
+    def close(self, alert_id: str, actor: str, why: str = "closed by hand") -> bool:
+        now = time.time()
+        with self.store.write() as db:
+            row = db.execute("SELECT state FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            if row is None or row["state"] == "closed":
+                return False
+            self.outbox.cancel(db, alert_id, _UNANSWERED)
+            self._close(db, alert_id, now, actor, why)
+            return True
+
+    def taken(self, household: str, reminder_id: str, due: str) -> int:
+        """A dose reported taken: a missed-medication alert about it that nobody was told
+        of yet is closed. How many were."""
+        now = time.time()
+        with self.store.write() as db:
+            rows = db.execute(
+                "SELECT id FROM alerts WHERE household = ? AND category = 'missed_medication'"
+                " AND state = 'open' AND json_extract(body, '$.reminder_id') = ?"
+                " AND json_extract(body, '$.due') = ?",
+                (household, reminder_id, due),
+            ).fetchall()
+            for row in rows:
+                self.outbox.cancel(db, row["id"], _UNANSWERED)
+                self._close(db, row["id"], now, None, "taken after all")
+        return len(rows)
+
+    def _close(
+        self, db: sqlite3.Connection, alert_id: str, now: float, actor: str | None, why: str
+    ) -> None:
+        db.execute(
+            "UPDATE alerts SET state = 'closed', closed_at = ?, next_step_at = NULL WHERE id = ?",
+            (now, alert_id),
+        )
+        audit(db, alert_id, now, "closed", actor, why)
+
+    # --- what went out ----------------------------------------------------------------------
+
+    def sent(self, db: sqlite3.Connection, deliveries: list[Delivery], now: float) -> None:
+        """The outbox's hook: each delivery about an alert goes into its audit trail, and an
+        alert's first notice in an inbox makes it `delivered`."""
+        for d in deliveries:
+            if d.alert_id is None:
+                continue
+            audit(db, d.alert_id, now, "sent", d.member, f"{d.purpose} by {d.channel}")
+            if d.purpose == "alert" and d.step == 0:
+                delivered = db.execute(
+                    "UPDATE alerts SET state = 'delivered' WHERE id = ? AND state = 'open'",
+                    (d.alert_id,),
+                ).rowcount
+                if delivered:
+                    audit(db, d.alert_id, now, "delivered", d.member)
+
+
+def _alert_message(row: sqlite3.Row) -> Message:
+    """The device's alert back from its row (for the wording of later steps)."""
+    body = from_dict(message_types()[row["type"]], json.loads(row["body"]))
+    return Message(
+        body=body, household=row["household"], device=row["device"], id=row["id"],
+        ts=row["raised_ts"],
+    )  # fmt: skip
+
+
+def describe(db: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
+    """An alert and its audit trail, for `family-notify alert show`."""
+    row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    if row is None:
+        return None
+    events = db.execute(
+        "SELECT at, event, actor, detail FROM alert_events WHERE alert_id = ? ORDER BY seq",
+        (alert_id,),
+    ).fetchall()
+    out = dict(row)
+    out.pop("body")
+    out["trail"] = [dict(e) for e in events]
+    return out

@@ -1,0 +1,121 @@
+"""How the service reaches people: channels behind one interface.
+
+`mqtt` is a member's inbox topic (what a family app subscribes to) and a device's topics;
+`sms` and `phone` go through gateways. No SMS or telephony gateway exists on this machine,
+so the one gateway here is `FileGateway`, which records what it was asked to send (one JSON
+line each, fsync'd) exactly where a real gateway would make the HTTP call; a real one
+implements the same `send_many`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from services.mqtt_service import MqttService
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One row of the outbox, to send."""
+
+    id: str
+    household: str
+    channel: str
+    address: str  # a topic or a phone number
+    payload: bytes  # an encoded message, or the text of an SMS or a call
+    purpose: str
+    alert_id: str | None
+    member: str | None
+    step: int
+
+
+class ChannelError(Exception):
+    """A delivery the channel could not make now (it is tried again later)."""
+
+
+class Channel(Protocol):
+    name: str
+
+    def send_many(self, deliveries: list[Delivery]) -> list[Exception | None]:
+        """Send each; one error (or None when it went out) per delivery, in order."""
+        ...
+
+
+class MqttChannel:
+    """Publishes to the delivery's topic and waits for the broker's acknowledgement."""
+
+    name = "mqtt"
+
+    def __init__(self, service: MqttService, timeout: float = 10.0) -> None:
+        self.service = service
+        self.timeout = timeout
+
+    def send_many(self, deliveries: list[Delivery]) -> list[Exception | None]:
+        if not self.service.connected:  # fail fast: the outbox tries again after a backoff
+            return [ChannelError("the broker is unreachable")] * len(deliveries)
+        pairs = [(d.address, d.payload) for d in deliveries]
+        return list(self.service.publish_many(pairs, self.timeout))
+
+
+class FileGateway:
+    """The recording stand-in for an SMS or phone gateway (`file:PATH` in the config)."""
+
+    def __init__(self, name: str, path: str | Path) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def send_many(self, deliveries: list[Delivery]) -> list[Exception | None]:
+        lines = "".join(
+            json.dumps(
+                {
+                    "id": d.id,
+                    "channel": self.name,
+                    "to": d.address,
+                    "text": d.payload.decode("utf-8"),
+                    "household": d.household,
+                    "alert_id": d.alert_id,
+                    "member": d.member,
+                    "step": d.step,
+                    "at": time.time(),
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for d in deliveries
+        )
+        try:
+            with self._lock:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    os.write(fd, lines.encode("utf-8"))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            return [ChannelError(f"{self.name} gateway: {exc.strerror}")] * len(deliveries)
+        return [None] * len(deliveries)
+
+
+def read_gateway_file(path: str | Path) -> list[dict]:
+    """What a FileGateway recorded (for tests and `family-notify` users checking a dry run)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def gateways(settings: dict[str, str]) -> dict[str, Channel]:
+    """The configured gateways by channel name (`file:PATH` values; empty: off)."""
+    out: dict[str, Channel] = {}
+    for name, value in settings.items():
+        if value.startswith("file:"):
+            out[name] = FileGateway(name, value.removeprefix("file:"))
+    return out

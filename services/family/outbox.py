@@ -1,0 +1,182 @@
+"""Everything the service sends goes through this table first.
+
+A delivery is written in the same transaction as the state change it belongs to (an alert
+opened, a step of escalation, an acknowledgement), so nothing is decided and then lost. The
+worker that wrote it holds a claim on it and sends it at once; if that worker dies, the
+claim runs out (`claim_s`) and any worker's scheduler sends it. Rows that must wait (quiet
+hours, a grace period) carry `not_before`. A message's id is fixed when it is planned, so a
+resend after a crash reaches its receiver as a duplicate it drops, not as a second alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from protocol import Message, encode
+from services.family.channels import Channel, Delivery
+from services.family.store import Store
+
+log = logging.getLogger("services.family.outbox")
+
+_NAMESPACE = uuid.UUID("6f1d7a34-5c9b-4f0e-9d0a-3b8e2f6c1a77")
+_COLUMNS = "id, household, channel, address, payload, purpose, alert_id, member, step"
+BATCH = 200
+
+
+def stable_id(*parts: object) -> str:
+    """The same id for the same delivery, whichever worker plans it and however often."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A delivery to write: a message for a topic, or a text for a gateway."""
+
+    id: str
+    household: str
+    channel: str
+    address: str
+    payload: bytes
+    purpose: str
+    alert_id: str | None = None
+    member: str | None = None
+    step: int = 0
+    not_before: float = 0.0
+
+    @classmethod
+    def message(cls, message: Message, purpose: str, **fields) -> Planned:
+        return cls(
+            id=message.id,
+            household=message.household,
+            channel="mqtt",
+            address=message.topic,
+            payload=encode(message),
+            purpose=purpose,
+            **fields,
+        )
+
+
+# Told of deliveries that went out, inside the transaction that records them.
+SentHook = Callable[[sqlite3.Connection, list[Delivery], float], None]
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        channels: dict[str, Channel],
+        worker: str,
+        claim_s: float = 30.0,
+        on_sent: SentHook | None = None,
+        *,
+        claims: bool = True,
+    ) -> None:
+        """`claims` False: planned rows are left for a running worker to send (the CLI)."""
+        self.store = store
+        self.claims = claims
+        self.channels = channels
+        self.worker = worker
+        self.claim_s = claim_s
+        self.on_sent = on_sent
+        self.sent = 0
+        self.failed = 0
+
+    def plan(self, db: sqlite3.Connection, rows: Iterable[Planned], now: float) -> list[str]:
+        """Write deliveries inside the caller's transaction. Those due now are claimed by
+        this worker; their ids are returned for `send` once the transaction committed."""
+        mine: list[str] = []
+        for row in rows:
+            due = self.claims and row.not_before <= now
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO outbox (id, household, alert_id, member, channel,"
+                " address, payload, purpose, step, not_before, claimed_by, claim_until, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (row.id, row.household, row.alert_id, row.member, row.channel, row.address,
+                 row.payload, row.purpose, row.step, row.not_before,
+                 self.worker if due else None, now + self.claim_s if due else 0, now),
+            )  # fmt: skip
+            if cursor.rowcount and due:
+                mine.append(row.id)
+        return mine
+
+    def cancel(self, db: sqlite3.Connection, alert_id: str, purposes: tuple[str, ...]) -> int:
+        """Drop what is still waiting to be sent about an alert (e.g. once answered)."""
+        marks = ",".join("?" * len(purposes))
+        return db.execute(
+            f"UPDATE outbox SET state = 'cancelled' WHERE alert_id = ? AND state = 'pending'"
+            f" AND purpose IN ({marks})",
+            (alert_id, *purposes),
+        ).rowcount
+
+    def flush(self, now: float | None = None, limit: int = BATCH) -> int:
+        """Claim and send deliveries that are due and nobody holds; how many went out."""
+        now = time.time() if now is None else now
+        with self.store.write() as db:
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("
+                    " SELECT id FROM outbox WHERE state = 'pending' AND not_before <= ?"
+                    " AND claim_until <= ? ORDER BY not_before LIMIT ?) RETURNING id",
+                    (self.worker, now + self.claim_s, now, now, limit),
+                )
+            ]
+        return self.send(ids) if ids else 0
+
+    def send(self, ids: list[str]) -> int:
+        """Send deliveries this worker claimed; record what went out and what did not."""
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        rows = self.store.db.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks}) AND state = 'pending'"
+            " AND claimed_by = ?",
+            (*ids, self.worker),
+        ).fetchall()
+        deliveries = [Delivery(*tuple(r)) for r in rows]
+        by_channel: dict[str, list[Delivery]] = {}
+        for delivery in deliveries:
+            by_channel.setdefault(delivery.channel, []).append(delivery)
+        done: list[Delivery] = []
+        failed: list[tuple[Delivery, str]] = []
+        for name, group in by_channel.items():
+            channel = self.channels.get(name)
+            if channel is None:
+                failed += [(d, f"no {name} channel configured") for d in group]
+                continue
+            for delivery, error in zip(group, channel.send_many(group), strict=True):
+                if error is None:
+                    done.append(delivery)
+                else:
+                    failed.append((delivery, str(error)))
+        now = time.time()
+        # Not fsync'd: lost in a power cut, a delivery is only sent again (same id).
+        with self.store.write(durable=False) as db:
+            db.executemany(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                [(now, d.id) for d in done],
+            )
+            for delivery, error in failed:
+                db.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_by = NULL,"
+                    " claim_until = ? + MIN(60, 1 << MIN(attempts, 6)) WHERE id = ?",
+                    (error[:200], now, delivery.id),
+                )
+            if done and self.on_sent is not None:
+                self.on_sent(db, done, now)
+        self.sent += len(done)
+        self.failed += len(failed)
+        for delivery, error in failed:
+            log.warning("delivery %s (%s) not sent: %s", delivery.id, delivery.channel, error)
+        return len(done)
+
+    def pending(self) -> int:
+        return self.store.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        ).fetchone()[0]

@@ -1,0 +1,167 @@
+"""A caregiver sets up the senior's reminders from afar.
+
+A request (`command.reminder.add/change/remove`, from the CLI or on a member's
+`member_command` topic) is checked (a known household, a member of it whose role may, a
+reminder that exists for a change or a removal), recorded, and passed on to the household's
+device as a new command message. The device answers `event.command.done` naming that
+command; the command is then `confirmed` (or `failed`) and the member who asked is told in
+their inbox (`member.command.result`): first `sent`, then `confirmed` or `failed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from typing import Any
+
+from protocol import (
+    CommandDone,
+    MemberCommandResult,
+    ReminderAdd,
+    ReminderChange,
+    ReminderRemove,
+    ServiceReason,
+    create,
+)
+from protocol.schema import to_dict
+from services.family import households
+from services.family.households import Household, HouseholdError
+from services.family.outbox import Outbox, Planned, stable_id
+from services.family.store import Store
+
+ReminderCommand = ReminderAdd | ReminderChange | ReminderRemove
+ALLOWED_ROLES = ("caregiver", "family")  # the senior sets reminders by voice, on the device
+CLI = "cli"
+REMINDER_EXISTS = "reminder_exists"
+UNKNOWN_COMMAND = "unknown_command"
+
+
+class Reminders:
+    def __init__(self, store: Store, outbox: Outbox) -> None:
+        self.store = store
+        self.outbox = outbox
+
+    def request(
+        self,
+        body: ReminderCommand,
+        household_id: str,
+        requested_by: str = CLI,
+        request_id: str | None = None,
+    ) -> tuple[str, list[str]]:
+        """Check, record and pass on a reminder command. Returns the id of the command sent
+        to the device and the outbox ids to send now. HouseholdError when refused."""
+        now = time.time()
+        with self.store.write() as db:
+            household = households.require(db, household_id)
+            if requested_by != CLI:
+                member = households.require_member(household, requested_by)
+                if member.role not in ALLOWED_ROLES:
+                    raise HouseholdError(
+                        ServiceReason.NOT_ALLOWED, f"a {member.role} cannot change reminders here"
+                    )
+            if request_id is not None:
+                known = db.execute(
+                    "SELECT id FROM commands WHERE request_id = ?", (request_id,)
+                ).fetchone()
+                if known is not None:
+                    return known["id"], []  # a resend of a request already passed on
+            self._apply(db, household, body, now)
+            command = create(body, household.id, household.device)
+            if request_id is not None:  # the same request always makes the same command
+                command = dataclasses.replace(command, id=stable_id(request_id, "command"))
+            db.execute(
+                "INSERT INTO commands (id, household, device, type, reminder_id, requested_by,"
+                " request_id, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'sent', ?)",
+                (command.id, household.id, household.device, command.type, body.reminder_id,
+                 requested_by, request_id, now),
+            )  # fmt: skip
+            planned = [Planned.message(command, "command")]
+            if request_id is not None and requested_by != CLI:
+                planned.append(
+                    self._result(household.id, requested_by, request_id, "sent", body.reminder_id)
+                )
+            return command.id, self.outbox.plan(db, planned, now)
+
+    def _apply(
+        self, db: sqlite3.Connection, household: Household, body: ReminderCommand, now: float
+    ) -> None:
+        row = db.execute(
+            "SELECT body, state FROM reminders WHERE household = ? AND id = ?",
+            (household.id, body.reminder_id),
+        ).fetchone()
+        active = row is not None and row["state"] == "active"
+        if isinstance(body, ReminderAdd):
+            if active:
+                raise HouseholdError(REMINDER_EXISTS, "a reminder of that id exists already")
+            state, data = "active", to_dict(body)
+        elif not active:
+            raise HouseholdError(ServiceReason.UNKNOWN_REMINDER, "no such reminder here")
+        elif isinstance(body, ReminderChange):
+            data = json.loads(row["body"])
+            data.update({k: v for k, v in to_dict(body).items() if v is not None})
+            state = "active"
+        else:
+            state, data = "removed", json.loads(row["body"])
+        db.execute(
+            "INSERT INTO reminders (household, id, body, state, updated) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (household, id) DO UPDATE SET body = excluded.body,"
+            " state = excluded.state, updated = excluded.updated",
+            (household.id, body.reminder_id, json.dumps(data), state, now),
+        )
+
+    def _result(
+        self,
+        household: str,
+        member: str,
+        request_id: str,
+        status: str,
+        reminder_id: str | None,
+        detail: str | None = None,
+    ) -> Planned:
+        body = MemberCommandResult(
+            command_id=request_id, status=status, reminder_id=reminder_id, detail=detail
+        )
+        message = create(body, household, member)
+        message = dataclasses.replace(message, id=stable_id(request_id, "result", status))
+        return Planned.message(message, "command_result", member=member)
+
+    def done(self, done: CommandDone, household: str) -> list[str]:
+        """The device's confirmation of a command; the ids to send now."""
+        now = time.time()
+        state = "confirmed" if done.ok else "failed"
+        with self.store.write() as db:
+            row = db.execute(
+                "SELECT * FROM commands WHERE id = ? AND household = ?",
+                (done.command_id, household),
+            ).fetchone()
+            if row is None:
+                raise HouseholdError(UNKNOWN_COMMAND, "no command of that id was sent here")
+            if row["state"] != "sent":
+                return []
+            db.execute(
+                "UPDATE commands SET state = ?, done_at = ?, detail = ? WHERE id = ?",
+                (state, now, done.detail, row["id"]),
+            )
+            if row["request_id"] is None or row["requested_by"] == CLI:
+                return []
+            planned = self._result(
+                household, row["requested_by"], row["request_id"], state, row["reminder_id"],
+                done.detail,
+            )  # fmt: skip
+            return self.outbox.plan(db, [planned], now)
+
+
+def listing(db: sqlite3.Connection, household: str) -> list[dict[str, Any]]:
+    """A household's reminders with the state of the last command about each."""
+    rows = db.execute(
+        "SELECT r.id, r.body, r.state, (SELECT c.state FROM commands c WHERE c.household ="
+        " r.household AND c.reminder_id = r.id ORDER BY c.created DESC LIMIT 1) AS command"
+        " FROM reminders r WHERE r.household = ? ORDER BY r.id",
+        (household,),
+    ).fetchall()
+    return [
+        {"id": r["id"], "state": r["state"], "command": r["command"], **json.loads(r["body"])}
+        for r in rows
+    ]

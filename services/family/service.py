@@ -1,0 +1,170 @@
+"""One worker of the family-notification service: the MQTT side and the scheduler.
+
+Several workers (processes, on one machine sharing the SQLite file) run side by side: the
+broker splits incoming messages between them (a shared subscription), and the scheduler's
+work (escalation steps, deliveries that waited, digests) is claimed in SQLite transactions,
+so each alert, step and delivery is handled by one worker.
+
+Incoming, by type:
+- `alert.*` from a household's device: a new alert (`services.family.alerts`);
+- `event.*` from the device: kept for the digest; `event.reminder.taken` closes a pending
+  missed-medication alert, `event.checkin.answer` with a sad or lonely feeling raises a
+  wellness alert, `event.command.done` confirms a caregiver's command;
+- `member.ack` on a member's topic: an answer to an alert;
+- `command.reminder.*` on a member's topic: a caregiver's reminder command.
+Anything else, or from an unknown household, device or member, is refused with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from protocol import (
+    CommandDone,
+    MemberAck,
+    Message,
+    ReminderAdd,
+    ReminderChange,
+    ReminderRemove,
+    ServiceReason,
+    WellnessAlert,
+    topics,
+)
+from services.family import digest, households
+from services.family.alerts import CATEGORIES, Alerts
+from services.family.channels import Channel, MqttChannel, gateways
+from services.family.config import FamilyConfig
+from services.family.digest import Digests
+from services.family.households import Household, HouseholdError
+from services.family.outbox import Outbox
+from services.family.reminders import Reminders
+from services.family.store import Store
+from services.mqtt_service import MqttService, Refusal
+
+log = logging.getLogger("services.family")
+
+FILTERS = (
+    topics.subscription("alert"),
+    topics.subscription("event"),
+    topics.member_subscription("member_ack"),
+    topics.member_subscription("member_command"),
+)
+WORRYING_FEELINGS = ("lonely", "sad", "anxious")
+
+
+class FamilyService:
+    def __init__(self, config: FamilyConfig, worker: str = "1") -> None:
+        self.config = config
+        self.client_id = config.client_id(worker)
+        self.store = Store(config.database())
+        self.mqtt = MqttService(
+            config.mqtt,
+            client_id=self.client_id,
+            group=config.service.group,
+            filters=FILTERS,
+            handler=self.handle,
+            state_path=config.database(),
+            rejection_listener=lambda reason: self.store.count_rejection(reason, time.time()),
+        )
+        channels: dict[str, Channel] = {"mqtt": MqttChannel(self.mqtt)}
+        channels.update(gateways({"sms": config.channels.sms, "phone": config.channels.phone}))
+        self.outbox = Outbox(self.store, channels, self.client_id, config.service.claim_s)
+        self.alerts = Alerts(self.store, self.outbox, config, self.client_id)
+        self.outbox.on_sent = self.alerts.sent
+        self.reminders = Reminders(self.store, self.outbox)
+        self.digests = Digests(self.store, self.outbox, config.digest.at)
+        self._stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
+
+    # --- running ----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> FamilyService:
+        self.mqtt.start(timeout=timeout)
+        self._scheduler = threading.Thread(target=self._schedule, name="scheduler", daemon=True)
+        self._scheduler.start()
+        log.info("family-notify worker %s serving", self.client_id)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._scheduler is not None:
+            self._scheduler.join(10)
+        self.mqtt.stop()
+        self.store.close()
+
+    def __enter__(self) -> FamilyService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def tick(self) -> None:
+        """One round of the scheduler: due escalations, waiting deliveries, digests."""
+        self.outbox.send(self.alerts.escalate_due())
+        self.outbox.send(self.digests.due())
+        self.outbox.flush()
+
+    def _schedule(self) -> None:
+        # Also while the broker is away: an emergency's SMS and calls must not wait for it;
+        # what goes over MQTT waits in the outbox.
+        while not self._stop.wait(self.config.service.tick_s):
+            try:
+                self.tick()
+            except Exception:  # the next tick tries again; nothing was marked done
+                log.exception("scheduler round failed")
+
+    # --- incoming ---------------------------------------------------------------------------
+
+    def handle(self, message: Message) -> None:
+        """The MqttService handler: persist, then send what is due (before the PUBACK)."""
+        try:
+            ids = self._dispatch(message)
+        except HouseholdError as exc:
+            raise Refusal(exc.reason, str(exc)) from None
+        self.outbox.send(ids)
+
+    def _dispatch(self, message: Message) -> list[str]:
+        info_party = topics.party_of(message.kind)
+        household = self._household(message.household)
+        if info_party == "device":
+            if message.device not in household.devices:
+                raise HouseholdError(ServiceReason.UNKNOWN_DEVICE, "not a device of this household")
+            return self._from_device(message, household)
+        member = households.require_member(household, message.device)
+        body = message.body
+        if isinstance(body, MemberAck):
+            return self.alerts.acknowledge(message, household, member)
+        if isinstance(body, ReminderAdd | ReminderChange | ReminderRemove):
+            _, ids = self.reminders.request(body, household.id, member.id, message.id)
+            return ids
+        raise HouseholdError(ServiceReason.UNSUPPORTED, f"{message.type} is not taken here")
+
+    def _household(self, household_id: str) -> Household:
+        return households.require(self.store.db, household_id)
+
+    def _from_device(self, message: Message, household: Household) -> list[str]:
+        if message.type in CATEGORIES:
+            return self.alerts.receive(message, household)
+        if message.type not in digest.RECORDED:
+            raise HouseholdError(ServiceReason.UNSUPPORTED, f"{message.type} is not taken here")
+        body = message.body
+        if isinstance(body, CommandDone):
+            ids = self.reminders.done(body, household.id)
+            digest.record(self.store, message, household)
+            return ids
+        digest.record(self.store, message, household)
+        if message.type == "event.reminder.taken":
+            self.alerts.taken(household.id, body.reminder_id, body.due)
+        elif message.type == "event.checkin.answer" and body.feeling in WORRYING_FEELINGS:
+            concern = WellnessAlert(concern="feeling", severity="low", detail=body.feeling)
+            raised = Message(
+                body=concern,
+                household=message.household,
+                device=message.device,
+                id=message.id,  # one check-in answer, one alert, whoever handles it
+                ts=message.ts,
+            )
+            return self.alerts.receive(raised, household)
+        return []

@@ -1,0 +1,83 @@
+"""What members read, in their language. Emergencies are short and urgent; wellness
+concerns are calm and say first that it is not an emergency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGUAGES = ("en", "de")
+
+_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "emergency.voice": "URGENT: {senior} asked for help{said}. Please answer now.",
+        "emergency.sos_button": "URGENT: {senior} pressed the SOS button. Please answer now.",
+        "emergency.fall_detected": "URGENT: a fall was detected at {senior}'s. Please answer now.",
+        "emergency.no_answer": "URGENT: {senior} did not answer an emergency check. "
+        "Please answer now.",
+        "missed_medication": "{senior} has not taken {medication} (due {due}).",
+        "wellness.feeling": "No emergency: {senior} said they feel {detail}. "
+        "A call would do them good.",
+        "wellness.check_in": "No emergency: {senior} did not answer today's check-in. "
+        "Maybe give them a call.",
+        "wellness.health_reading": "No emergency: {senior}'s last reading looks unusual. "
+        "You may want to ask how they are.",
+        "wellness.other": "No emergency: {senior} may like to hear from you{detail_suffix}.",
+        "inactivity": "No emergency: {senior} has been quiet for {hours} hours. Maybe check in.",
+        "escalated": "Still no answer about {senior}: now also contacting {what}.",
+        "acknowledged.seen": "{by} has seen the alert about {senior}.",
+        "acknowledged.calling": "{by} is calling {senior}.",
+        "acknowledged.on_the_way": "{by} is on the way to {senior}{eta}.",
+        "acknowledged.resolved": "{by} has dealt with the alert about {senior}.",
+        "eta": " (about {minutes} min)",
+        "what.contacts": "the family's phones",
+        "what.emergency": "the emergency number",
+        "call": "Automated call from the care assistant: {senior} needs help and no family "
+        "member has answered for {minutes} minutes.",
+        "digest.taken": "Took {what} ({due}).",
+        "digest.missed": "Missed {what} ({due}).",
+        "digest.reading": "Reading: {measure} {value}.",
+        "digest.alert": "Alert: {category}, {state}.",
+        "digest.none": "A quiet day: nothing to report.",
+    },
+    "de": {
+        "emergency.voice": "DRINGEND: {senior} hat um Hilfe gerufen{said}. Bitte sofort antworten.",
+        "emergency.sos_button": "DRINGEND: {senior} hat den SOS-Knopf gedrückt. "
+        "Bitte sofort antworten.",
+        "emergency.fall_detected": "DRINGEND: Bei {senior} wurde ein Sturz erkannt. "
+        "Bitte sofort antworten.",
+        "emergency.no_answer": "DRINGEND: {senior} hat auf eine Notfallfrage nicht geantwortet. "
+        "Bitte sofort antworten.",
+        "missed_medication": "{senior} hat {medication} nicht genommen (fällig {due}).",
+        "wellness.feeling": "Kein Notfall: {senior} fühlt sich {detail}. Ein Anruf würde guttun.",
+        "wellness.check_in": "Kein Notfall: {senior} hat heute nicht auf die Nachfrage "
+        "geantwortet. Vielleicht kurz anrufen.",
+        "wellness.health_reading": "Kein Notfall: Der letzte Messwert von {senior} ist "
+        "ungewöhnlich. Fragen Sie ruhig nach.",
+        "wellness.other": "Kein Notfall: {senior} würde sich über einen Anruf freuen"
+        "{detail_suffix}.",
+        "inactivity": "Kein Notfall: Von {senior} kam seit {hours} Stunden nichts. "
+        "Vielleicht kurz nachfragen.",
+        "escalated": "Noch keine Antwort wegen {senior}: jetzt wird auch {what} verständigt.",
+        "acknowledged.seen": "{by} hat die Meldung zu {senior} gesehen.",
+        "acknowledged.calling": "{by} ruft {senior} an.",
+        "acknowledged.on_the_way": "{by} ist auf dem Weg zu {senior}{eta}.",
+        "acknowledged.resolved": "{by} hat sich um die Meldung zu {senior} gekümmert.",
+        "eta": " (etwa {minutes} Min.)",
+        "what.contacts": "die Telefone der Familie",
+        "what.emergency": "die Notrufnummer",
+        "call": "Automatischer Anruf des Pflegeassistenten: {senior} braucht Hilfe, und seit "
+        "{minutes} Minuten hat niemand aus der Familie geantwortet.",
+        "digest.taken": "{what} genommen ({due}).",
+        "digest.missed": "{what} verpasst ({due}).",
+        "digest.reading": "Messwert: {measure} {value}.",
+        "digest.alert": "Meldung: {category}, {state}.",
+        "digest.none": "Ein ruhiger Tag: nichts zu berichten.",
+    },
+}
+
+
+def text(language: str, key: str, **values: Any) -> str:
+    """The sentence `key` in `language` (English when the language lacks it)."""
+    table = _TEXTS.get(language, _TEXTS["en"])
+    template = table.get(key) or _TEXTS["en"][key]
+    return template.format(**values)
