@@ -167,9 +167,11 @@ class Assistant:
         pending: list[bytes] = []  # audio after the wake phrase, before the command starts
         for index, frame in enumerate(frames):
             turn = None
-            if state is _WAITING and index % self._pending_frames == 0 and self.speak_pending():
-                state = _LISTENING  # an answer to a reminder needs no wake word
-                self._begin_command()
+            if index % self._pending_frames == 0 and self._idle(state):
+                answer_awaited = self.speak_pending()
+                if answer_awaited and state is _WAITING:  # no wake word to answer a reminder
+                    state = _LISTENING
+                    self._begin_command()
             if state is _WAITING:
                 history.append((position, frame))
                 position += len(frame) // 2
@@ -207,6 +209,12 @@ class Assistant:
                 yield self._finish_command(utterance)
             else:
                 self.recognizer.finish()
+
+    def _idle(self, state: str) -> bool:
+        """Nobody is speaking to the assistant: a moment to say what is pending."""
+        if state is _WAITING:
+            return True
+        return state is _LISTENING and not self.endpointer.in_speech
 
     def _command_start(self, pending: list[bytes]) -> int | None:
         """Where the command begins in the audio that followed the wake phrase.

@@ -199,7 +199,10 @@ def in_minutes(seconds: int | None) -> str:
 
 def alert_acknowledged(by: str, action: str, eta_min: int | None) -> str:
     """'Your daughter has seen your message.' `by` is a relation or a name."""
-    who = by if by[:1].isupper() else f"Your {by}"
+    if by.lower().startswith("your "):  # the family service names the relation
+        who = f"Your {by[5:]}"
+    else:
+        who = by if by[:1].isupper() else f"Your {by}"
     text = f"{who} {_ACK_ACTIONS.get(action, 'has seen your message')}."
     if action == "on_the_way" and eta_min is not None:
         text = f"{text[:-1]} and will be with you{in_minutes(eta_min * 60)}."

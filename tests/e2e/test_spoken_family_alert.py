@@ -1,0 +1,130 @@
+"""Issue 5's whole path with nothing standing in for the device or the service: "help, I
+fell" spoken (flite) into the real assistant process through PortAudio, the alert over a
+real Mosquitto to a real `family-notify serve`, every member's inbox (their apps are the
+stand-in), escalation, one acknowledgement, and the device saying who answered."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protocol import MemberAck, create
+from services.family.channels import read_gateway_file
+from tests.audio_devices import virtual_audio
+from tests.broker import Mosquitto
+from tests.family_process import (
+    D,
+    FamilyWorker,
+    H,
+    apps_standin,
+    setup_household,
+    write_config,
+)
+
+pytestmark = pytest.mark.e2e
+
+NOTIFIED = ("anna", "ben", "carla")  # everyone in the household but the senior
+
+
+class AssistantProcess:
+    """`senior-assistant run --no-wake` on the virtual microphone; its stdout lines kept."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "assistant.cli", "--config", str(config), "run", "--no-wake"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def said(self) -> list[str]:
+        return [line.removeprefix("said: ") for line in self.lines if line.startswith("said: ")]
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            _, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return err
+
+
+def wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def device_config(path: Path, broker: Mosquitto) -> Path:
+    path.write_text(
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        "reconnect_min_s = 0.1\nreconnect_max_s = 0.5\n"
+        f'[device]\nhousehold = "{H}"\ndevice_id = "{D}"\n'
+        f'[paths]\nstate_dir = "{path.parent / "device-state"}"\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("voice", ["rms", "slt"])
+def test_spoken_help_i_fell_reaches_the_family_and_the_answer_is_said(
+    speech, voice: str, tmp_path: Path, broker: Mosquitto
+) -> None:
+    family = write_config(tmp_path / "family", broker, step_s=4.0, max_repeats=1)
+    setup_household(family)
+    samples = speech.samples(speech.flite("help, I fell.", voice), lead_s=1.0, tail_s=60.0)
+    audio = virtual_audio(tmp_path / "audio", samples)
+    config = device_config(tmp_path / "device.toml", broker)
+    with apps_standin(broker) as apps, FamilyWorker(family):
+        device = AssistantProcess(config, audio.env)
+        try:
+
+            def alerted() -> list:
+                return [m for m in list(apps.handled) if m.type == "member.alert"]
+
+            assert wait_for(lambda: {m.device for m in alerted()} >= set(NOTIFIED), 90), (
+                device.lines
+            )
+            alert_id = alerted()[0].body.alert_id
+            notices = [m for m in alerted() if m.body.alert_id == alert_id and m.body.step == 0]
+            assert sorted(m.device for m in notices) == sorted(NOTIFIED)  # each exactly once
+            assert all(m.body.category == "emergency" and m.body.tone == "urgent" for m in notices)
+            assert any("help" in m.body.text.lower() for m in notices if m.device == "anna")
+
+            # Nobody answers: the first escalation step (SMS and calls) goes out on time.
+            assert wait_for(lambda: read_gateway_file(family.sms), 15)
+            assert read_gateway_file(family.sms)[0]["step"] == 1
+
+            # Anna answers from her app; the device says so.
+            answer = MemberAck(alert_id=alert_id, action="on_the_way", eta_min=10)
+            apps.send(create(answer, H, "anna"))
+            expected = "Your daughter is on the way and will be with you in about 10 minutes."
+            assert wait_for(lambda: expected in device.said(), 30), device.lines
+
+            # Escalation stopped: the emergency number is never called.
+            time.sleep(9)
+            calls = read_gateway_file(family.phone)
+            assert all(call["to"] != "+49112" for call in calls)
+            played = audio.speaker_samples()
+            assert len(played) > 22050 and np.abs(played).max() > 1000  # speech was played
+        finally:
+            err = device.stop()
+    heard = [line for line in device.lines if line.startswith("intent: ")]
+    assert heard and heard[0].startswith("intent: emergency"), (device.lines, err[-2000:])
