@@ -70,6 +70,7 @@ from protocol import (
     encode,
     topics,
 )
+from protocol.tcp import no_delay
 
 log = logging.getLogger("assistant.link")
 
@@ -232,6 +233,7 @@ class Link:
             )
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)  # no limit: the outbox bounds what paho holds
+        client.on_socket_open = no_delay
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

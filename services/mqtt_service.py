@@ -41,11 +41,9 @@ How a message is handled, and why it is never lost:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -75,6 +73,7 @@ from protocol import (
 from protocol.dedup import DEFAULT_CAPACITY
 from protocol.schema import canonical_uuid
 from protocol.sqlite import open_db
+from protocol.tcp import no_delay
 
 log = logging.getLogger("services.mqtt")
 
@@ -173,13 +172,6 @@ def refusal_for(topic: str, payload: bytes, reason: str, detail: str = "") -> Me
     )
     kind = topics.REFUSAL_KIND[info.party]
     return create(body, info.household, info.device, on=kind)
-
-
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    """Small packets leave at once: with Nagle's algorithm a PUBACK or a short publish
-    waits for the TCP acknowledgement of the previous one (up to 40 ms per round)."""
-    with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (a websocket)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass
@@ -375,7 +367,7 @@ class MqttService:
                 ca_certs=s.tls_ca, certfile=s.tls_cert or None, keyfile=s.tls_key or None
             )
         client.max_queued_messages_set(0)
-        client.on_socket_open = _no_delay
+        client.on_socket_open = no_delay
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
