@@ -12,6 +12,17 @@ Everything lives under `care/v1/{household}/device/{device}/`:
 | `consultation`        | `consultation`        | device → doctor-connect | request, cancel   |
 | `consultation_update` | `consultation/update` | doctor-connect → device | the other ones    |
 | `family`              | `family`              | device → family service | `family.message`  |
+| `conversation`        | `conversation`        | device ↔ doctor         | `consultation.text`|
+
+Doctors' apps have topics of their own, `care/v1/{practice}/doctor/{doctor}/...`: the
+practice (the doctors' organisation) stands where a household stands and the doctor where a
+device stands, in the topic and in the envelope alike:
+
+| kind             | suffix              | direction              | types                      |
+|------------------|---------------------|------------------------|----------------------------|
+| `doctor_status`  | `status` (retained) | doctor's app → all     | `doctor.status`            |
+| `doctor_action`  | `action`            | app → doctor-connect   | `doctor.accept`, `.end`    |
+| `doctor_session` | `session`           | doctor-connect → app   | `doctor.session*`          |
 
 Services subscribe across households with `ANY` ("+") and share the load with
 `shared(group, topic)` (`$share/<group>/...`).
@@ -26,7 +37,7 @@ VERSION = 1
 ROOT = f"care/v{VERSION}"
 ANY = "+"  # a single-level wildcard for subscriptions: any household or any device
 
-# kind -> the segments after `device/{device}/`
+# kind -> the segments after `device/{device}/` (or `doctor/{doctor}/`, see `owner`)
 KINDS: dict[str, tuple[str, ...]] = {
     "status": ("status",),
     "alert": ("alert",),
@@ -36,7 +47,22 @@ KINDS: dict[str, tuple[str, ...]] = {
     "consultation": ("consultation",),
     "consultation_update": ("consultation", "update"),
     "family": ("family",),
+    "conversation": ("conversation",),
+    "doctor_status": ("status",),
+    "doctor_action": ("action",),
+    "doctor_session": ("session",),
 }
+DEVICE = "device"
+DOCTOR = "doctor"
+# kind -> whose topic it is when not a device's: the marker after the household/practice
+_OWNER: dict[str, str] = {
+    "doctor_status": DOCTOR,
+    "doctor_action": DOCTOR,
+    "doctor_session": DOCTOR,
+}
+# What a doctor's app listens to, and what it publishes.
+DOCTOR_INBOUND = ("doctor_session",)
+DOCTOR_OUTBOUND = ("doctor_status", "doctor_action")
 # What the device itself listens to, and what it publishes.
 DEVICE_INBOUND = ("command", "alert_ack", "consultation_update")
 DEVICE_OUTBOUND = ("status", "alert", "event", "consultation", "family")
@@ -70,11 +96,16 @@ def device_topic(household: str, device: str, kind: str, *, wildcard: bool = Fal
         (
             ROOT,
             _segment(household, "household", wildcard),
-            "device",
+            owner(kind),
             _segment(device, "device", wildcard),
             *KINDS[kind],
         )
     )
+
+
+def owner(kind: str) -> str:
+    """`device` for a senior's device's topics, `doctor` for a doctor's app's."""
+    return _OWNER.get(kind, DEVICE)
 
 
 def status(household: str, device: str) -> str:
@@ -109,6 +140,18 @@ def family(household: str, device: str) -> str:
     return device_topic(household, device, "family")
 
 
+def conversation(household: str, device: str) -> str:
+    """A text consultation's lines, written by the senior's device and the doctor alike."""
+    return device_topic(household, device, "conversation")
+
+
+def doctor_topic(practice: str, doctor: str, kind: str) -> str:
+    """A doctor's app's topic of `kind` (one of `DOCTOR_INBOUND` or `DOCTOR_OUTBOUND`)."""
+    if owner(kind) != DOCTOR:
+        raise TopicError(f"{kind!r} is not a doctor's topic")
+    return device_topic(practice, doctor, kind)
+
+
 def subscription(kind: str, household: str = ANY, device: str = ANY) -> str:
     """A subscription filter for `kind`, by default across all households and devices."""
     return device_topic(household, device, kind, wildcard=True)
@@ -135,9 +178,9 @@ def parse(topic: str) -> TopicInfo | None:
     if parts[: len(root)] != root or len(parts) < len(root) + 3:
         return None
     household, marker, device, *rest = parts[len(root) :]
-    if marker != "device" or not valid_id(household) or not valid_id(device):
+    if marker not in (DEVICE, DOCTOR) or not valid_id(household) or not valid_id(device):
         return None
     for kind, suffix in KINDS.items():
-        if tuple(rest) == suffix:
+        if tuple(rest) == suffix and owner(kind) == marker:
             return TopicInfo(household, device, kind)
     return None

@@ -14,16 +14,26 @@ import protocol
 from protocol import (
     MAX_PAYLOAD_BYTES,
     AlertAck,
+    AppointmentConfirmed,
+    AppointmentReminder,
+    AppointmentRequest,
     Call,
     CheckinAnswer,
     ConsultationAssigned,
     ConsultationCancel,
     ConsultationCancelled,
+    ConsultationEnded,
     ConsultationPosition,
     ConsultationQueued,
     ConsultationRequest,
     ConsultationSession,
+    ConsultationText,
     DeviceStatus,
+    DoctorAccept,
+    DoctorEnd,
+    DoctorSession,
+    DoctorSessionCancelled,
+    DoctorStatus,
     DuplicateFilter,
     EmergencyAlert,
     FamilyMessage,
@@ -88,6 +98,36 @@ EXAMPLES = [
     ConsultationSession(request_id=REQUEST, mode="video", join_url="https://meet.example/x"),
     ConsultationCancelled(request_id=REQUEST, by="doctor"),
     FamilyMessage(to="Anna", text="Please call me tonight"),
+    ConsultationEnded(request_id=REQUEST, by="doctor"),
+    ConsultationText(request_id=REQUEST, sender="doctor", text="How is the rash today?"),
+    AppointmentRequest(department="cardiology", date="2026-11-24", at="10:30"),
+    AppointmentConfirmed(
+        request_id=REQUEST,
+        appointment_id="a1",
+        department="cardiology",
+        doctor="Dr. Weber",
+        starts_at=TS,
+    ),
+    AppointmentReminder(appointment_id="a1", doctor="Dr. Weber", starts_at=TS, minutes_before=30),
+]
+# A doctor's app's messages: the practice in place of the household, the doctor's id in place
+# of the device's.
+DOCTOR_EXAMPLES = [
+    DoctorStatus(state="available"),
+    DoctorAccept(request_id=REQUEST),
+    DoctorEnd(request_id=REQUEST),
+    DoctorSession(
+        request_id=REQUEST,
+        household=H,
+        device=D,
+        mode="video",
+        department="cardiology",
+        urgency="urgent",
+        starts_at=TS,
+        room_id="room-1",
+        join_url="https://meet.example/x",
+    ),
+    DoctorSessionCancelled(request_id=REQUEST, by="senior"),
 ]
 
 
@@ -160,7 +200,33 @@ def test_no_topic_string_is_built_outside_protocol_topics() -> None:
 
 
 def test_every_registered_type_has_an_example_here() -> None:
-    assert {type(body).TYPE for body in EXAMPLES} == set(protocol.message_types())
+    examples = EXAMPLES + DOCTOR_EXAMPLES
+    assert {type(body).TYPE for body in examples} == set(protocol.message_types())
+
+
+@pytest.mark.parametrize("body", DOCTOR_EXAMPLES, ids=lambda b: type(b).TYPE)
+def test_doctor_messages_live_on_the_doctors_topics(body) -> None:
+    message = create(body, "practice-1", "dr-weber")
+    assert message.topic.split("/")[:5] == ["care", "v1", "practice-1", "doctor", "dr-weber"]
+    back = decode(encode(message), None, topic=message.topic)
+    assert back.body == body
+    with pytest.raises(RejectedMessage) as info:  # the same kind on a device's topic
+        decode(encode(message), None, topic=message.topic.replace("/doctor/", "/device/"))
+    assert info.value.reason == Reason.WRONG_TOPIC
+
+
+def test_a_device_topic_and_a_doctor_topic_never_parse_alike() -> None:
+    assert topics.parse(topics.status(H, D)).kind == "status"
+    assert topics.parse(topics.doctor_topic(H, D, "doctor_status")).kind == "doctor_status"
+    with pytest.raises(topics.TopicError):
+        topics.doctor_topic(H, D, "command")
+
+
+def test_a_text_session_needs_its_conversation_topic() -> None:
+    with pytest.raises(ValueError, match="conversation_topic"):
+        create(ConsultationSession(request_id=REQUEST, mode="text"), H, D)
+    with pytest.raises(ValueError, match="date"):
+        create(AppointmentRequest(department="cardiology", date="2026-02-30", at="10:00"), H, D)
 
 
 @pytest.mark.parametrize("body", EXAMPLES, ids=lambda b: type(b).TYPE)
