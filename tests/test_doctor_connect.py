@@ -291,4 +291,5 @@ def test_the_cli_changes_reach_a_running_engine(tmp_path: Path) -> None:
     other = Store(tmp_path / "dc.sqlite3")  # what `doctor-connect doctor set-status` does
     roster.set_state(other, "weber", "available")
     engine.tick()
-    assert [m.type for m in sent(engine)][:1] == ["consultation.assigned"]
+    out = sent(engine)
+    assert [(m.type, m.body.request_id) for m in out[:1]] == [("consultation.assigned", asked.id)]
