@@ -6,8 +6,10 @@
 ```
 
 `device` is the device the exchange is about: the sender of what a device publishes, the
-addressee of what is published to a device. The message id is its identity for receivers:
-a resend carries the same id, and receivers drop ids they have already handled.
+addressee of what is published to a device. On a family member's topics
+(`care/v1/{household}/member/{member}/...`) it names the member instead. The message id is
+its identity for receivers: a resend carries the same id, and receivers drop ids they have
+already handled.
 
 Bodies are dataclasses checked by `protocol.schema`. Within version 1 a body may gain
 optional fields (receivers ignore keys they do not know); anything else is a new `v`.
@@ -61,6 +63,20 @@ class Reason:
     HANDLER_ERROR = "handler_error"
 
 
+class ServiceReason:
+    """Reasons a service refuses a valid message (sent back in `service.refused`). A service
+    may use reasons of its own; these are the ones several services share."""
+
+    UNKNOWN_HOUSEHOLD = "unknown_household"
+    UNKNOWN_DEVICE = "unknown_device"
+    NOT_A_MEMBER = "not_a_member"
+    NOT_ALLOWED = "not_allowed"  # a member whose role may not do this
+    UNKNOWN_ALERT = "unknown_alert"
+    UNKNOWN_REMINDER = "unknown_reminder"
+    UNKNOWN_DEPARTMENT = "unknown_department"
+    UNSUPPORTED = "unsupported"  # a valid type this service does not take from this sender
+
+
 class RejectedMessage(Exception):
     """An incoming payload that is not a valid message for this receiver.
 
@@ -79,7 +95,8 @@ class Body:
     """Base of every body class (set by `message_type`)."""
 
     TYPE: ClassVar[str]
-    KIND: ClassVar[str]
+    KIND: ClassVar[str]  # the topic kind it is sent on by default
+    KINDS: ClassVar[tuple[str, ...]]  # every kind it may be sent on, KIND first
     PRIORITY: ClassVar[int]
 
 
@@ -87,11 +104,12 @@ _TYPES: dict[str, type[Body]] = {}
 
 
 def message_type(
-    name: str, kind: str, priority: int = PRIORITY_NORMAL
+    name: str, kind: str, priority: int = PRIORITY_NORMAL, *, also: tuple[str, ...] = ()
 ) -> Callable[[type[Body]], type[Body]]:
-    """Register a body dataclass as message type `name`, published on topic `kind`."""
-    if kind not in topics.KINDS:
-        raise ValueError(f"unknown topic kind {kind!r}")
+    """Register a body dataclass as message type `name`, published on topic `kind` (and,
+    when the message says so, on the kinds in `also`)."""
+    for each in (kind, *also):
+        topics.party_of(each)  # raises TopicError (a ValueError) for an unknown kind
 
     def register(cls: type[Body]) -> type[Body]:
         if name in _TYPES:
@@ -99,6 +117,7 @@ def message_type(
         cls = dataclass(frozen=True)(cls)
         cls.TYPE = name
         cls.KIND = kind
+        cls.KINDS = (kind, *also)
         cls.PRIORITY = priority
         _TYPES[name] = cls
         return cls
@@ -112,7 +131,7 @@ def message_types() -> dict[str, type[Body]]:
 
 
 def types_for_kind(kind: str) -> list[str]:
-    return [name for name, cls in _TYPES.items() if kind == cls.KIND]
+    return [name for name, cls in _TYPES.items() if kind in cls.KINDS]
 
 
 Text = str  # free text: personal data, never logged at INFO
@@ -195,7 +214,11 @@ class Volume(Body):
     level: float = rule(low=0.0, high=1.0)
 
 
-@message_type("command.reminder.add", kind="command")
+# A caregiver's app sends the same reminder commands to the family service on its own
+# `member_command` topic; the service checks them and passes them on to the device.
+
+
+@message_type("command.reminder.add", kind="command", also=("member_command",))
 class ReminderAdd(Body):
     reminder_id: str = rule(fmt="id")
     kind: Literal["medication", "appointment", "check_in", "other"]
@@ -206,7 +229,7 @@ class ReminderAdd(Body):
     dose: Text | None = rule(None, max_len=200)
 
 
-@message_type("command.reminder.change", kind="command")
+@message_type("command.reminder.change", kind="command", also=("member_command",))
 class ReminderChange(Body):
     """Only the fields given change."""
 
@@ -218,7 +241,7 @@ class ReminderChange(Body):
     dose: Text | None = rule(None, max_len=200)
 
 
-@message_type("command.reminder.remove", kind="command")
+@message_type("command.reminder.remove", kind="command", also=("member_command",))
 class ReminderRemove(Body):
     reminder_id: str = rule(fmt="id")
 
@@ -268,6 +291,16 @@ class CheckinAnswer(Body):
     question: Text
     answer: Text
     feeling: Feeling | None = None
+
+
+@message_type("event.command.done", kind="event")
+class CommandDone(Body):
+    """The device carried out a command (`ok`) or could not (`detail` says why)."""
+
+    command_id: str = rule(fmt="uuid")  # the command message's id
+    command: str = rule(max_len=100)  # its type, e.g. command.reminder.add
+    ok: bool = True
+    detail: Text | None = rule(None, max_len=500)
 
 
 # --- consultations ------------------------------------------------------------------------
@@ -469,6 +502,83 @@ class FamilyMessage(Body):
     urgent: bool = False
 
 
+# --- family members' and caregivers' apps --------------------------------------------------
+
+AlertCategory = Literal["emergency", "missed_medication", "wellness", "inactivity"]
+AckAction = Literal["seen", "calling", "on_the_way", "resolved"]
+
+
+@message_type("member.alert", kind="inbox", priority=PRIORITY_ALERT)
+class MemberAlert(Body):
+    """An alert about the senior, in a member's inbox. The member answers with `member.ack`
+    naming `alert_id`."""
+
+    alert_id: str = rule(fmt="uuid")  # the device's alert message id
+    category: AlertCategory
+    device: str = rule(fmt="id")
+    tone: Literal["urgent", "calm"]
+    text: Text  # what the app shows, in the member's language
+    raised_at: str = rule(fmt="ts")
+    step: int = rule(0, low=0, high=100)  # 0: first notice; n: the n-th escalation
+    location: Location | None = None
+
+
+@message_type("member.alert.update", kind="inbox")
+class MemberAlertUpdate(Body):
+    """What became of an alert a member was told about (someone answered, it escalated)."""
+
+    alert_id: str = rule(fmt="uuid")
+    state: Literal["acknowledged", "escalated", "closed"]
+    text: Text
+    by: Text | None = rule(None, max_len=200)
+
+
+@message_type("member.ack", kind="member_ack")
+class MemberAck(Body):
+    """A member takes charge of an alert; the service stops escalating and tells the
+    device who answered."""
+
+    alert_id: str = rule(fmt="uuid")
+    action: AckAction = "seen"
+    eta_min: int | None = rule(None, low=0, high=24 * 60)
+
+
+@message_type("member.command.result", kind="inbox")
+class MemberCommandResult(Body):
+    """What became of a caregiver's command: sent to the device, then confirmed (or not)."""
+
+    command_id: str = rule(fmt="uuid")  # the caregiver's command message id
+    status: Literal["sent", "confirmed", "failed"]
+    reminder_id: str | None = rule(None, fmt="id")
+    detail: Text | None = rule(None, max_len=500)
+
+
+@message_type("member.digest", kind="inbox")
+class MemberDigest(Body):
+    """A household's day: reminders taken and missed, readings, alerts."""
+
+    day: str = rule(max_len=10)  # YYYY-MM-DD, the household's local date
+    reminders_taken: int = rule(low=0)
+    reminders_missed: int = rule(low=0)
+    readings: int = rule(low=0)
+    alerts: int = rule(low=0)
+    lines: list[Text] = rule(max_len=200)  # one short sentence each, for people
+
+
+# --- refusals by services -------------------------------------------------------------------
+
+
+@message_type("service.refused", kind="refused", also=("member_refused", "doctor_refused"))
+class ServiceRefused(Body):
+    """A service tells a sender why it did not take a message: one of `Reason` (it could not
+    be read as a valid message) or a service reason (`ServiceReason`, or the service's own).
+    `detail` names a field or a rule, never the payload's content."""
+
+    reason: str = rule(fmt="id")
+    refused_id: str | None = rule(None, fmt="uuid")  # None: the payload had no readable id
+    detail: Text | None = rule(None, max_len=500)
+
+
 # --- the envelope -------------------------------------------------------------------------
 
 
@@ -482,6 +592,7 @@ class Message:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     ts: str = field(default_factory=utc_timestamp)
     v: int = VERSION
+    on: str | None = None  # the topic kind when not the type's default (one of its KINDS)
 
     @property
     def type(self) -> str:
@@ -489,7 +600,7 @@ class Message:
 
     @property
     def kind(self) -> str:
-        return self.body.KIND
+        return self.on or self.body.KIND
 
     @property
     def priority(self) -> int:
@@ -497,7 +608,7 @@ class Message:
 
     @property
     def topic(self) -> str:
-        return topics.device_topic(self.household, self.device, self.kind)
+        return topics.endpoint_topic(self.household, self.device, self.kind)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -517,11 +628,17 @@ class Message:
         )
 
 
-def create(body: Any, household: str, device: str) -> Message:
-    """A new message with a fresh id and the current time; checked as a receiver would."""
+def create(body: Any, household: str, device: str, *, on: str | None = None) -> Message:
+    """A new message with a fresh id and the current time; checked as a receiver would.
+
+    `on`: the topic kind, when the type may go on several (see `message_type(also=...)`);
+    `device` is then the endpoint of that kind (a member for a member's kind)."""
     if type(body) not in _TYPES.values():
         raise TypeError(f"{type(body).__name__} is not a registered message body")
-    message = Message(body=body, household=household, device=device)
+    if on is not None and on not in body.KINDS:
+        raise ValueError(f"{body.TYPE} is not sent on {on}")
+    on = None if on == body.KIND else on
+    message = Message(body=body, household=household, device=device, on=on)
     encode(message)  # raises ValueError when a receiver would reject it
     return message
 
@@ -616,8 +733,11 @@ def _check(
             raise RejectedMessage(Reason.WRONG_HOUSEHOLD, "topic and envelope disagree")
         if info.device != data["device"]:
             raise RejectedMessage(Reason.WRONG_DEVICE, "topic and envelope disagree")
-        if info.kind != cls.KIND:
+        if info.kind not in cls.KINDS:
             raise RejectedMessage(Reason.WRONG_TOPIC, f"{data['type']} is not sent on {info.kind}")
+        on = None if info.kind == cls.KIND else info.kind
+    else:
+        on = None
     try:
         body = from_dict(cls, data["body"])
     except SchemaError as exc:
@@ -629,4 +749,5 @@ def _check(
         id=message_id,
         ts=data["ts"],
         v=version,
+        on=on,
     )

@@ -12,17 +12,29 @@ Everything lives under `care/v1/{household}/device/{device}/`:
 | `consultation`        | `consultation`        | device → doctor-connect | request, cancel   |
 | `consultation_update` | `consultation/update` | doctor-connect → device | the other ones    |
 | `family`              | `family`              | device → family service | `family.message`  |
-| `conversation`        | `conversation`        | device ↔ doctor         | `consultation.text`|
+| `refused`             | `refused`             | services → device       | `service.refused` |
+| `conversation`        | `conversation`        | device ↔ doctor         | `consultation.text` |
 
-Doctors' apps have topics of their own, `care/v1/{practice}/doctor/{doctor}/...`: the
+Family members and caregivers (their apps) have topics of their own under
+`care/v1/{household}/member/{member}/`; on these the envelope's `device` names the member:
+
+| kind             | suffix    | direction              | types                               |
+|------------------|-----------|------------------------|-------------------------------------|
+| `inbox`          | `inbox`   | family service → app   | `member.*` (alerts, results, digest) |
+| `member_ack`     | `ack`     | app → family service   | `member.ack`                        |
+| `member_command` | `command` | app → family service   | `command.reminder.*` (a caregiver's) |
+| `member_refused` | `refused` | services → app         | `service.refused`                   |
+
+Doctors' apps have topics of their own under `care/v1/{practice}/doctor/{doctor}/`: the
 practice (the doctors' organisation) stands where a household stands and the doctor where a
 device stands, in the topic and in the envelope alike:
 
-| kind             | suffix              | direction              | types                      |
-|------------------|---------------------|------------------------|----------------------------|
-| `doctor_status`  | `status` (retained) | doctor's app → all     | `doctor.status`            |
-| `doctor_action`  | `action`            | app → doctor-connect   | `doctor.accept`, `.end`    |
-| `doctor_session` | `session`           | doctor-connect → app   | `doctor.session*`          |
+| kind             | suffix              | direction                | types                     |
+|------------------|---------------------|--------------------------|---------------------------|
+| `doctor_status`  | `status` (retained) | doctor's app → all       | `doctor.status`           |
+| `doctor_action`  | `action`            | app → doctor-connect     | `doctor.accept`, `.end`   |
+| `doctor_session` | `session`           | doctor-connect → app     | `doctor.session*`         |
+| `doctor_refused` | `refused`           | doctor-connect → app     | `service.refused`         |
 
 Services subscribe across households with `ANY` ("+") and share the load with
 `shared(group, topic)` (`$share/<group>/...`).
@@ -37,7 +49,7 @@ VERSION = 1
 ROOT = f"care/v{VERSION}"
 ANY = "+"  # a single-level wildcard for subscriptions: any household or any device
 
-# kind -> the segments after `device/{device}/` (or `doctor/{doctor}/`, see `owner`)
+# kind -> the segments after `device/{device}/`
 KINDS: dict[str, tuple[str, ...]] = {
     "status": ("status",),
     "alert": ("alert",),
@@ -47,21 +59,27 @@ KINDS: dict[str, tuple[str, ...]] = {
     "consultation": ("consultation",),
     "consultation_update": ("consultation", "update"),
     "family": ("family",),
+    "refused": ("refused",),
     "conversation": ("conversation",),
+}
+# kind -> the segments after `member/{member}/`
+MEMBER_KINDS: dict[str, tuple[str, ...]] = {
+    "inbox": ("inbox",),
+    "member_ack": ("ack",),
+    "member_command": ("command",),
+    "member_refused": ("refused",),
+}
+# kind -> the segments after `doctor/{doctor}/`
+DOCTOR_KINDS: dict[str, tuple[str, ...]] = {
     "doctor_status": ("status",),
     "doctor_action": ("action",),
     "doctor_session": ("session",),
+    "doctor_refused": ("refused",),
 }
-DEVICE = "device"
-DOCTOR = "doctor"
-# kind -> whose topic it is when not a device's: the marker after the household/practice
-_OWNER: dict[str, str] = {
-    "doctor_status": DOCTOR,
-    "doctor_action": DOCTOR,
-    "doctor_session": DOCTOR,
-}
+# Where a service answers a refused message, by the kind it came on: the sender's own topics.
+REFUSAL_KIND = {"device": "refused", "member": "member_refused", "doctor": "doctor_refused"}
 # What a doctor's app listens to, and what it publishes.
-DOCTOR_INBOUND = ("doctor_session",)
+DOCTOR_INBOUND = ("doctor_session", "doctor_refused")
 DOCTOR_OUTBOUND = ("doctor_status", "doctor_action")
 # What the device itself listens to, and what it publishes.
 DEVICE_INBOUND = ("command", "alert_ack", "consultation_update")
@@ -96,16 +114,88 @@ def device_topic(household: str, device: str, kind: str, *, wildcard: bool = Fal
         (
             ROOT,
             _segment(household, "household", wildcard),
-            owner(kind),
+            "device",
             _segment(device, "device", wildcard),
             *KINDS[kind],
         )
     )
 
 
-def owner(kind: str) -> str:
-    """`device` for a senior's device's topics, `doctor` for a doctor's app's."""
-    return _OWNER.get(kind, DEVICE)
+def member_topic(household: str, member: str, kind: str, *, wildcard: bool = False) -> str:
+    """The topic of member `kind` for one family member or caregiver (their app)."""
+    if kind not in MEMBER_KINDS:
+        raise TopicError(f"unknown member topic kind {kind!r}")
+    return "/".join(
+        (
+            ROOT,
+            _segment(household, "household", wildcard),
+            "member",
+            _segment(member, "member", wildcard),
+            *MEMBER_KINDS[kind],
+        )
+    )
+
+
+def doctor_topic(practice: str, doctor: str, kind: str, *, wildcard: bool = False) -> str:
+    """The topic of doctor `kind` for one doctor (their app) of a practice."""
+    if kind not in DOCTOR_KINDS:
+        raise TopicError(f"unknown doctor topic kind {kind!r}")
+    return "/".join(
+        (
+            ROOT,
+            _segment(practice, "practice", wildcard),
+            "doctor",
+            _segment(doctor, "doctor", wildcard),
+            *DOCTOR_KINDS[kind],
+        )
+    )
+
+
+def party_of(kind: str) -> str:
+    """Whose topics `kind` is on: "device", "member" or "doctor"."""
+    if kind in KINDS:
+        return "device"
+    if kind in MEMBER_KINDS:
+        return "member"
+    if kind in DOCTOR_KINDS:
+        return "doctor"
+    raise TopicError(f"unknown topic kind {kind!r}")
+
+
+def endpoint_topic(household: str, endpoint: str, kind: str) -> str:
+    """The topic of any kind: `endpoint` is the device, the member or the doctor, as the kind
+    says."""
+    party = party_of(kind)
+    if party == "member":
+        return member_topic(household, endpoint, kind)
+    if party == "doctor":
+        return doctor_topic(household, endpoint, kind)
+    return device_topic(household, endpoint, kind)
+
+
+def inbox(household: str, member: str) -> str:
+    return member_topic(household, member, "inbox")
+
+
+def member_ack(household: str, member: str) -> str:
+    return member_topic(household, member, "member_ack")
+
+
+def member_command(household: str, member: str) -> str:
+    return member_topic(household, member, "member_command")
+
+
+def refused(household: str, device: str) -> str:
+    return device_topic(household, device, "refused")
+
+
+def member_refused(household: str, member: str) -> str:
+    return member_topic(household, member, "member_refused")
+
+
+def conversation(household: str, device: str) -> str:
+    """A text consultation's lines, written by the senior's device and the doctor alike."""
+    return device_topic(household, device, "conversation")
 
 
 def status(household: str, device: str) -> str:
@@ -140,21 +230,19 @@ def family(household: str, device: str) -> str:
     return device_topic(household, device, "family")
 
 
-def conversation(household: str, device: str) -> str:
-    """A text consultation's lines, written by the senior's device and the doctor alike."""
-    return device_topic(household, device, "conversation")
-
-
-def doctor_topic(practice: str, doctor: str, kind: str) -> str:
-    """A doctor's app's topic of `kind` (one of `DOCTOR_INBOUND` or `DOCTOR_OUTBOUND`)."""
-    if owner(kind) != DOCTOR:
-        raise TopicError(f"{kind!r} is not a doctor's topic")
-    return device_topic(practice, doctor, kind)
-
-
 def subscription(kind: str, household: str = ANY, device: str = ANY) -> str:
     """A subscription filter for `kind`, by default across all households and devices."""
     return device_topic(household, device, kind, wildcard=True)
+
+
+def member_subscription(kind: str, household: str = ANY, member: str = ANY) -> str:
+    """A subscription filter for member `kind`, by default across households and members."""
+    return member_topic(household, member, kind, wildcard=True)
+
+
+def doctor_subscription(kind: str, practice: str = ANY, doctor: str = ANY) -> str:
+    """A subscription filter for doctor `kind`, by default across practices and doctors."""
+    return doctor_topic(practice, doctor, kind, wildcard=True)
 
 
 def shared(group: str, topic_filter: str) -> str:
@@ -167,20 +255,29 @@ def shared(group: str, topic_filter: str) -> str:
 @dataclass(frozen=True)
 class TopicInfo:
     household: str
-    device: str
+    device: str  # on a member's topic: the member; on a doctor's: the doctor
     kind: str
+
+    @property
+    def party(self) -> str:
+        return party_of(self.kind)
+
+
+_BY_PARTY = {"device": KINDS, "member": MEMBER_KINDS, "doctor": DOCTOR_KINDS}
 
 
 def parse(topic: str) -> TopicInfo | None:
-    """The household, device and kind of a concrete topic; None when it is not ours."""
+    """The household, device (or member) and kind of a concrete topic; None when it is not
+    ours."""
     parts = topic.split("/")
     root = ROOT.split("/")
     if parts[: len(root)] != root or len(parts) < len(root) + 3:
         return None
     household, marker, device, *rest = parts[len(root) :]
-    if marker not in (DEVICE, DOCTOR) or not valid_id(household) or not valid_id(device):
+    kinds = _BY_PARTY.get(marker)
+    if kinds is None or not valid_id(household) or not valid_id(device):
         return None
-    for kind, suffix in KINDS.items():
-        if tuple(rest) == suffix and owner(kind) == marker:
+    for kind, suffix in kinds.items():
+        if tuple(rest) == suffix:
             return TopicInfo(household, device, kind)
     return None

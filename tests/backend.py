@@ -1,6 +1,9 @@
 """A stand-in for a backend service: a real paho MQTT 5 client with a persistent session
 that receives what devices publish through `protocol.Receiver` (validation, dedup by id)
-and sends them commands, as the family-notification and doctor-connect services will."""
+and sends them commands, as the family-notification and doctor-connect services will.
+
+Given other topic kinds (a device's `command`, a member's `inbox`...) it stands in for the
+other side: a device or a family member's app."""
 
 from __future__ import annotations
 
@@ -74,8 +77,14 @@ class Backend:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags, reason_code, props) -> None:
         if reason_code.is_failure:
             return
+        household = self.household or topics.ANY
         filters = [
-            (topics.subscription(kind, self.household or topics.ANY), SubscribeOptions(qos=1))
+            (
+                topics.member_subscription(kind, household)
+                if topics.party_of(kind) == "member"
+                else topics.subscription(kind, household),
+                SubscribeOptions(qos=1),
+            )
             for kind in self.kinds
         ]
         client.subscribe(filters)

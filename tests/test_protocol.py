@@ -19,6 +19,7 @@ from protocol import (
     AppointmentRequest,
     Call,
     CheckinAnswer,
+    CommandDone,
     ConsultationAssigned,
     ConsultationCancel,
     ConsultationCancelled,
@@ -40,6 +41,11 @@ from protocol import (
     HealthReading,
     InactivityAlert,
     Location,
+    MemberAck,
+    MemberAlert,
+    MemberAlertUpdate,
+    MemberCommandResult,
+    MemberDigest,
     Message,
     MissedMedicationAlert,
     Reason,
@@ -52,6 +58,8 @@ from protocol import (
     ReminderRemove,
     ReminderTaken,
     Say,
+    ServiceReason,
+    ServiceRefused,
     Volume,
     WellnessAlert,
     create,
@@ -98,6 +106,28 @@ EXAMPLES = [
     ConsultationSession(request_id=REQUEST, mode="video", join_url="https://meet.example/x"),
     ConsultationCancelled(request_id=REQUEST, by="doctor"),
     FamilyMessage(to="Anna", text="Please call me tonight"),
+    CommandDone(command_id=REQUEST, command="command.reminder.add"),
+    MemberAlert(
+        alert_id=REQUEST,
+        category="emergency",
+        device=D,
+        tone="urgent",
+        text="Mum said: help, I fell",
+        raised_at=TS,
+        location=Location(52.5, 13.4),
+    ),
+    MemberAlertUpdate(alert_id=REQUEST, state="acknowledged", text="Anna is on her way", by="Anna"),
+    MemberAck(alert_id=REQUEST, action="calling"),
+    MemberCommandResult(command_id=REQUEST, status="confirmed", reminder_id="r1"),
+    MemberDigest(
+        day="2026-11-23",
+        reminders_taken=3,
+        reminders_missed=1,
+        readings=2,
+        alerts=0,
+        lines=["Took metformin at 08:05"],
+    ),
+    ServiceRefused(reason=ServiceReason.UNKNOWN_HOUSEHOLD, refused_id=REQUEST, detail="not here"),
     ConsultationEnded(request_id=REQUEST, by="doctor"),
     ConsultationText(request_id=REQUEST, sender="doctor", text="How is the rash today?"),
     AppointmentRequest(department="cardiology", date="2026-11-24", at="10:30"),
@@ -129,6 +159,7 @@ DOCTOR_EXAMPLES = [
     ),
     DoctorSessionCancelled(request_id=REQUEST, by="senior"),
 ]
+M = "anna"  # a family member
 
 
 def valid(body=None, household: str = H, device: str = D) -> Message:
@@ -157,6 +188,29 @@ def test_topics_follow_the_design() -> None:
 def test_every_topic_parses_back_to_its_parts(kind: str) -> None:
     info = topics.parse(topics.device_topic(H, D, kind))
     assert info == topics.TopicInfo(H, D, kind)
+    assert info.party == "device"
+
+
+@pytest.mark.parametrize("kind", sorted(topics.MEMBER_KINDS))
+def test_every_member_topic_parses_back_to_its_parts(kind: str) -> None:
+    topic = topics.member_topic(H, M, kind)
+    assert topic.split("/")[:5] == ["care", "v1", H, "member", M]
+    info = topics.parse(topic)
+    assert info == topics.TopicInfo(H, M, kind)
+    assert info.party == "member"
+    assert topics.endpoint_topic(H, M, kind) == topic
+
+
+def test_member_and_device_kinds_do_not_mix() -> None:
+    assert topics.inbox(H, M).endswith("/member/anna/inbox")
+    with pytest.raises(topics.TopicError):
+        topics.device_topic(H, D, "inbox")
+    with pytest.raises(topics.TopicError):
+        topics.member_topic(H, M, "alert")
+    assert topics.parse(topics.inbox(H, M).replace("/member/", "/device/")) is None
+    assert topics.member_subscription("member_ack").split("/")[2:] == ["+", "member", "+", "ack"]
+    for party, kind in topics.REFUSAL_KIND.items():
+        assert topics.party_of(kind) == party
 
 
 def test_foreign_or_malformed_topics_are_not_ours() -> None:
@@ -222,6 +276,13 @@ def test_a_device_topic_and_a_doctor_topic_never_parse_alike() -> None:
         topics.doctor_topic(H, D, "command")
 
 
+def test_a_refusal_goes_back_to_a_doctor_on_the_doctors_own_topic() -> None:
+    body = ServiceRefused(reason="unknown_request", refused_id=REQUEST)
+    message = create(body, "practice-1", "dr-weber", on=topics.REFUSAL_KIND["doctor"])
+    assert message.topic == topics.doctor_topic("practice-1", "dr-weber", "doctor_refused")
+    assert decode(encode(message), None, topic=message.topic).body == body
+
+
 def test_a_text_session_needs_its_conversation_topic() -> None:
     with pytest.raises(ValueError, match="conversation_topic"):
         create(ConsultationSession(request_id=REQUEST, mode="text"), H, D)
@@ -246,7 +307,32 @@ def test_every_type_survives_the_wire(body) -> None:
 def test_alerts_have_priority_and_other_types_do_not() -> None:
     for body in EXAMPLES:
         message = create(body, H, D)
-        assert (message.priority == protocol.PRIORITY_ALERT) == (message.kind == "alert")
+        alert = message.kind == "alert" or message.type == "member.alert"
+        assert (message.priority == protocol.PRIORITY_ALERT) == alert
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ReminderAdd(reminder_id="r1", kind="medication", text="pills", at="08:30"),
+        ServiceRefused(reason=Reason.BAD_BODY, detail="body.at: expected HH:MM"),
+    ],
+    ids=lambda b: type(b).TYPE,
+)
+def test_a_type_may_go_on_its_other_kind_when_the_message_says_so(body) -> None:
+    other = type(body).KINDS[1]
+    assert topics.party_of(other) == "member"
+    message = create(body, H, M, on=other)
+    assert message.kind == other and message.topic == topics.member_topic(H, M, other)
+    back = decode(encode(message), None, topic=message.topic)
+    assert back.kind == other and back.body == body
+    default = create(body, H, D)
+    assert default.topic == topics.device_topic(H, D, type(body).KIND)
+    with pytest.raises(RejectedMessage) as info:  # the kind of a type it does not have
+        decode(encode(create(Say(text="hi"), H, M)), None, topic=message.topic)
+    assert info.value.reason == Reason.WRONG_TOPIC
+    with pytest.raises(ValueError):
+        create(body, H, M, on="inbox")
 
 
 def test_the_repr_of_a_message_leaves_the_body_out() -> None:

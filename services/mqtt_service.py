@@ -1,0 +1,475 @@
+"""The MQTT side of a backend service: what every service process shares.
+
+    from services.mqtt_service import MqttService, MqttSettings, Refusal
+
+    def handle(message: Message) -> None:   # runs on the service's worker thread
+        if unknown(message.household):
+            raise Refusal(ServiceReason.UNKNOWN_HOUSEHOLD, "no such household here")
+        ...                                 # persist what must not be lost, then return
+
+    service = MqttService(
+        MqttSettings(host=..., port=...),
+        client_id="family-notify-1",        # unique per worker, stable across restarts
+        group="family-notify",              # workers of one group split the messages
+        filters=[topics.subscription("alert")],
+        handler=handle,
+        state_path=state_dir / "mqtt-service.sqlite3",  # shared by the group's workers
+    )
+    with service:                           # connects, subscribes, serves
+        service.publish(create(body, household, device))  # returns once the broker has it
+
+How a message is handled, and why it is never lost:
+
+- The connection is MQTT 5 with a persistent session (clean start off, a session expiry
+  interval), so the broker keeps what arrives while the worker is away.
+- Every filter is subscribed at QoS 1 as a shared subscription (`$share/<group>/...`): the
+  broker gives each message to one worker of the group.
+- Acknowledgements are manual: paho hands the message over, a worker thread runs it through
+  `protocol.Receiver` (validation, dedup by id) and the handler, and only then sends the
+  PUBACK. A crash in between leaves the message unacknowledged and the broker delivers it
+  again when the worker's session comes back.
+- With `state_path`, the ids handled are kept in SQLite and checked by every worker that
+  shares the file, so a message handled by one worker is dropped by another.
+- A handler that raises `Refusal` refuses a valid message for a service reason (unknown
+  household, not a member...); a payload the Receiver refuses is refused for its
+  `protocol.Reason`. Either way the refusal is counted, logged (reason and topic, never the
+  content) and answered with `service.refused` on the sender's own `refused` topic.
+- A handler that fails otherwise is tried again (`handler_attempts` in all); a message that
+  still fails is kept in the state file's `dead_letters` table, logged at ERROR, and only
+  then acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from protocol import (
+    DuplicateFilter,
+    Message,
+    Reason,
+    Receiver,
+    RejectedMessage,
+    RejectionCounter,
+    ServiceRefused,
+    create,
+    encode,
+    topics,
+)
+from protocol.dedup import DEFAULT_CAPACITY
+from protocol.schema import canonical_uuid
+from protocol.sqlite import open_db
+
+log = logging.getLogger("services.mqtt")
+
+_QOS = 1
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """How a service reaches the broker (the `[mqtt]` table of a service's config)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None  # a CA file turns TLS on
+    tls_cert: str | None = None  # client certificate and key, when the broker wants them
+    tls_key: str | None = None
+    keepalive_s: int = 30
+    session_expiry_s: int = 24 * 3600  # how long the broker keeps the session when away
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MqttSettings:
+        """From a config table; unknown keys are a ValueError (a typo must not pass)."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown mqtt setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+class Refusal(Exception):
+    """Raised by a handler to refuse a valid message: `reason` is a `ServiceReason` (or the
+    service's own), `detail` a short text for the sender without the payload's content."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge a publication in time (or the client refused it)."""
+
+
+class SharedDuplicateFilter(DuplicateFilter):
+    """A `DuplicateFilter` whose SQLite file several worker processes share: an id one
+    worker handled is seen by all, not only by the one that remembers it in memory."""
+
+    def __init__(self, path: str | Path, capacity: int = DEFAULT_CAPACITY) -> None:
+        super().__init__(capacity, path)
+
+    def seen(self, message_id: str) -> bool:
+        if super().seen(message_id):
+            return True
+        with self._lock:
+            if self._db is None:
+                return False
+            row = self._db.execute("SELECT 1 FROM seen_ids WHERE id = ?", (message_id,))
+            return row.fetchone() is not None
+
+
+class _RefusalNotes(RejectionCounter):
+    """Counts as usual and remembers the last payload refusal, so it can be answered."""
+
+    last: RejectedMessage | None = None
+
+    def reject(self, error: RejectedMessage, topic: str | None = None) -> None:
+        self.last = error
+        super().reject(error, topic)
+
+
+def readable_id(payload: bytes) -> str | None:
+    """The message id of a payload that may be broken, when one can be read from it."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return canonical_uuid(data.get("id")) if isinstance(data, dict) else None
+
+
+def refusal_for(topic: str, payload: bytes, reason: str, detail: str = "") -> Message | None:
+    """The `service.refused` answer to what came on `topic`, addressed to its sender (the
+    device or the member whose topic it came on); None when the topic names no sender."""
+    info = topics.parse(topic)
+    if info is None:
+        return None
+    body = ServiceRefused(
+        reason=reason, refused_id=readable_id(payload), detail=detail[:500] or None
+    )
+    kind = topics.REFUSAL_KIND[info.party]
+    return create(body, info.household, info.device, on=kind)
+
+
+@dataclass
+class _Delivery:
+    generation: int  # which connection it came on: a PUBACK only makes sense on that one
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+class MqttService:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        client_id: str,
+        group: str | None,
+        filters: Iterable[str],
+        handler: Callable[[Message], None],
+        state_path: str | Path | None = None,
+        handler_attempts: int = 3,
+        retry_delay_s: float = 0.2,
+    ) -> None:
+        """`filters`: topic filters (`topics.subscription(...)`), subscribed as shared
+        subscriptions of `group` (None: plain subscriptions, every worker gets everything).
+        """
+        self.settings = settings
+        self.client_id = client_id
+        self.group = group
+        self.filters = tuple(filters)
+        self.handler = handler
+        self.handler_attempts = max(1, handler_attempts)
+        self.retry_delay_s = retry_delay_s
+        self.rejections = _RefusalNotes()
+        self.dedup: DuplicateFilter = (
+            SharedDuplicateFilter(state_path) if state_path is not None else DuplicateFilter()
+        )
+        self._dead = open_db(state_path) if state_path is not None else None
+        if self._dead is not None:
+            self._dead.execute(
+                "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY,"
+                " at REAL NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,"
+                " error TEXT NOT NULL)"
+            )
+        self._dead_lock = threading.Lock()
+        self.receiver = Receiver(
+            self._run_handler, household=None, dedup=self.dedup, rejections=self.rejections
+        )
+        self.refused_sent = 0  # `service.refused` answers the broker acknowledged
+        self.dead_letters = 0
+        self._refusal: Refusal | None = None
+        self._failure: Exception | None = None
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._generation = 0
+        self._gen_lock = threading.Lock()
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._stopping = threading.Event()
+        self._unsubscribed = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.last_error: str | None = None
+        self._client = self._make_client()
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def start(self, timeout: float | None = None) -> MqttService:
+        """Connect and serve in the background. With `timeout`, wait until subscribed
+        (TimeoutError when not)."""
+        if self._worker is not None:
+            raise RuntimeError("the service is already started")
+        s = self.settings
+        self._client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)  # type: ignore[arg-type]
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = s.session_expiry_s
+        self._worker = threading.Thread(target=self._work, name="mqtt-service", daemon=True)
+        self._worker.start()
+        self._client.connect_async(
+            s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        if timeout is not None and not self.wait_ready(timeout):
+            self.stop()
+            raise TimeoutError(f"not subscribed at {s.host}:{s.port}: {self.last_error}")
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop and hand the work over to the other workers of the group.
+
+        A broker keeps giving a share of the messages to a worker whose session lives on
+        while it is away, so a clean stop unsubscribes, handles and acknowledges what had
+        already arrived, and ends the session. (A worker that crashed keeps its session: what
+        it had not acknowledged waits for it to come back under the same client id.)"""
+        self._stopping.set()
+        if self._connected.is_set() and self._worker is not None:
+            self._unsubscribed.clear()
+            self._client.unsubscribe(self._subscriptions())
+            if not self._unsubscribed.wait(timeout):
+                log.warning("%s: no UNSUBACK; stopping anyway", self.client_id)
+        self._queue.put(_STOP)  # after everything that arrived before the UNSUBACK
+        if self._worker is not None:
+            self._worker.join(timeout)
+        end = Properties(PacketTypes.DISCONNECT)
+        end.SessionExpiryInterval = 0
+        self._client.disconnect(properties=end)
+        self._client.loop_stop()
+        self._connected.clear()
+        self._subscribed.clear()
+        self.dedup.close()
+        with self._dead_lock:
+            if self._dead is not None:
+                self._dead.close()
+                self._dead = None
+
+    def __enter__(self) -> MqttService:
+        return self.start(timeout=30)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once connected and subscribed."""
+        return self._subscribed.wait(timeout) and self._connected.is_set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def publish(self, message: Message, timeout: float = 10.0) -> None:
+        """Publish at QoS 1 and return once the broker acknowledged it; PublishError when it
+        did not in `timeout` (paho keeps trying; a receiver drops the copy by its id)."""
+        self.publish_raw(message.topic, encode(message), timeout)
+
+    def publish_raw(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
+        info = self._client.publish(topic, payload, qos=_QOS)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise PublishError(f"paho refused the message: {mqtt.error_string(info.rc)}")
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise PublishError(str(exc)) from None
+        if not info.is_published():
+            raise PublishError(f"no acknowledgement from the broker in {timeout:.0f} s")
+
+    def refuse(self, topic: str, payload: bytes, reason: str, detail: str = "") -> None:
+        """Tell the sender of what came on `topic` why it was refused (best effort: a
+        refusal that cannot be sent is logged, not raised)."""
+        try:
+            answer = refusal_for(topic, payload, reason, detail)
+            if answer is not None:
+                self.publish(answer)
+                self.refused_sent += 1
+        except (PublishError, ValueError) as exc:
+            log.warning("could not answer a refusal (%s) on %s: %s", reason, topic, exc)
+
+    # --- the MQTT client --------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        s = self.settings
+        if s.username:
+            client.username_pw_set(s.username, s.password or None)
+        if s.tls_ca:
+            client.tls_set(ca_certs=s.tls_ca, certfile=s.tls_cert, keyfile=s.tls_key)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = lambda *args: self._unsubscribed.set()
+        client.on_message = self._on_message
+        return client
+
+    def _subscriptions(self) -> list[str]:
+        if self.group is None:
+            return list(self.filters)
+        return [topics.shared(self.group, f) for f in self.filters]
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self.last_error = f"refused: {reason_code}"
+            log.warning("the broker refused %s: %s", self.client_id, reason_code)
+            return
+        with self._gen_lock:
+            self._generation += 1
+        self.last_error = None
+        self._connected.set()
+        options = SubscribeOptions(qos=_QOS)
+        client.subscribe([(f, options) for f in self._subscriptions()])
+        log.info(
+            "%s connected (session %s)", self.client_id, "kept" if flags.session_present else "new"
+        )
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.last_error = "cannot reach the broker"
+        log.info("%s cannot reach the broker; trying again", self.client_id)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        self._subscribed.clear()
+        if was and not self._stopping.is_set():
+            self.last_error = f"lost: {reason_code}"
+            log.warning("%s lost the broker: %s; reconnecting", self.client_id, reason_code)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            self.last_error = f"subscription refused: {refused[0]}"
+            log.error("the broker refused %s's subscriptions: %s", self.client_id, refused)
+            return
+        self._subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # Only queued here: the handler publishes and waits for PUBACKs, which needs this
+        # (the network) thread free.
+        with self._gen_lock:
+            generation = self._generation
+        self._queue.put(_Delivery(generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload)))
+
+    # --- the worker -------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            try:
+                if self._process(item):
+                    self._ack(item)
+            except Exception:  # never let the worker die: the message stays unacknowledged
+                log.exception("processing a message failed; the broker will send it again")
+
+    def _ack(self, item: _Delivery) -> None:
+        if item.qos == 0:
+            return
+        with self._gen_lock:
+            current = self._generation
+        if item.generation != current or not self._connected.is_set():
+            return  # a packet id of a dead connection; the broker sends it again
+        self._client.ack(item.mid, item.qos)
+
+    def _run_handler(self, message: Message) -> None:
+        try:
+            self.handler(message)
+        except Refusal as refusal:
+            self._refusal = refusal  # handled (remembered as such), answered by _process
+        except Exception as exc:
+            self._failure = exc
+            raise
+
+    def _process(self, item: _Delivery) -> bool:
+        """Handle one delivery; True when it may be acknowledged."""
+        for attempt in range(1, self.handler_attempts + 1):
+            self.rejections.last = None
+            self._refusal = self._failure = None
+            self.receiver.receive(item.topic, item.payload)
+            if self._failure is None:
+                break
+            log.warning(
+                "handler failed on %s (attempt %d of %d): %s",
+                item.topic,
+                attempt,
+                self.handler_attempts,
+                type(self._failure).__name__,
+            )
+            if attempt < self.handler_attempts:
+                time.sleep(self.retry_delay_s * attempt)
+        else:
+            return self._park(item, self._failure)
+        if self._refusal is not None:
+            reason, detail = self._refusal.reason, self._refusal.detail
+            self.rejections.count(reason, topic=item.topic, detail=detail)
+            self.refuse(item.topic, item.payload, reason, detail)
+        elif self.rejections.last is not None:
+            error = self.rejections.last
+            self.refuse(item.topic, item.payload, error.reason, error.detail)
+        return True
+
+    def _park(self, item: _Delivery, error: Exception | None) -> bool:
+        """Keep a message the handler keeps failing on; True once it is on disk."""
+        name = type(error).__name__ if error else "unknown"
+        with self._dead_lock:
+            if self._dead is None:
+                log.error("no state file to keep a failing message; left unacknowledged")
+                return False
+            self._dead.execute(
+                "INSERT INTO dead_letters (at, topic, payload, error) VALUES (?, ?, ?, ?)",
+                (time.time(), item.topic, item.payload, name),
+            )
+        self.dead_letters += 1
+        self.rejections.count(Reason.HANDLER_ERROR, topic=item.topic, detail="kept aside")
+        log.error("kept a message from %s aside after %s; see dead_letters", item.topic, name)
+        return True

@@ -1,0 +1,303 @@
+"""The services' MQTT plumbing against a real Mosquitto: shared subscriptions, manual
+acknowledgement (a crash mid-handling means redelivery), shared dedup, refusals answered to
+the sender, credentials and TLS, a broker restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from protocol import (
+    EmergencyAlert,
+    Message,
+    Reason,
+    ReminderAdd,
+    Say,
+    ServiceReason,
+    create,
+    encode,
+    topics,
+)
+from services.mqtt_service import MqttService, MqttSettings, PublishError, Refusal
+from tests.backend import Backend
+from tests.broker import Mosquitto, make_tls
+
+ROOT = Path(__file__).resolve().parent.parent
+H, D = "house-1", "speaker-1"
+
+
+def eventually(condition, timeout: float = 10.0) -> bool:
+    """Poll `condition` until true (for state other threads change without notifying)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def settings_for(broker: Mosquitto, **changes) -> MqttSettings:
+    return MqttSettings(
+        host=broker.host,
+        port=broker.port,
+        keepalive_s=5,
+        reconnect_min_s=0.1,
+        reconnect_max_s=0.5,
+        **changes,
+    )
+
+
+class Recorder:
+    """A handler that records what it is handed, and can be told to refuse or fail."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.fail_times = 0  # raise this many times before handling
+        self.refuse: Refusal | None = None
+        self.cond = threading.Condition()
+
+    def __call__(self, message: Message) -> None:
+        with self.cond:
+            if self.fail_times:
+                self.fail_times -= 1
+                raise OSError("the database is away")
+            if self.refuse is not None:
+                raise self.refuse
+            self.messages.append(message)
+            self.cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: len(self.messages) >= count, timeout)
+
+
+def service_for(broker: Mosquitto, handler, client_id: str = "svc-1", **kwargs) -> MqttService:
+    kwargs.setdefault("group", "test-group")
+    kwargs.setdefault("filters", [topics.subscription("alert")])
+    return MqttService(settings_for(broker), client_id=client_id, handler=handler, **kwargs)
+
+
+def alert(household: str = H) -> Message:
+    return create(EmergencyAlert(trigger="voice", said="help, I fell"), household, D)
+
+
+@pytest.fixture
+def device(broker: Mosquitto):
+    """A device stand-in: publishes what a device would, hears commands and refusals."""
+    with Backend(broker, kinds=("command", "refused"), client_id="device-standin") as standin:
+        yield standin
+
+
+def test_a_message_is_handled_and_a_reply_waits_for_the_broker(broker, device) -> None:
+    recorder = Recorder()
+    with service_for(broker, recorder) as service:
+        sent = alert()
+        device.send(sent)
+        assert recorder.wait_for(1)
+        assert recorder.messages[0] == sent
+        command = create(Say(text="Anna is on her way"), H, D)
+        service.publish(command)  # returns once the broker acknowledged it
+        assert device.wait_until(lambda: command.id in device.ids())
+        device.send(sent)  # a resend: dropped by id
+        assert eventually(lambda: service.rejections[Reason.DUPLICATE] == 1, 5)
+        assert service.receiver.received == 2 and service.receiver.handled == 1
+    assert len(recorder.messages) == 1
+
+
+def test_bad_payloads_are_refused_back_to_their_sender(broker, device) -> None:
+    recorder = Recorder()
+    with service_for(broker, recorder) as service:
+        topic = topics.alert(H, D)
+        good = alert().to_dict()
+        broken = {**good, "body": {"trigger": "a rumour"}}
+        device.send_raw(topic, b"\xff\xfe not even text")
+        device.send_raw(topic, json.dumps(broken).encode())
+        assert device.wait_until(lambda: len(device.ids("service.refused")) == 2)
+        answers = {m.body.reason: m for m in device.handled if m.type == "service.refused"}
+        assert set(answers) == {Reason.NOT_UTF8, Reason.BAD_BODY}
+        assert answers[Reason.NOT_UTF8].body.refused_id is None
+        assert answers[Reason.BAD_BODY].body.refused_id == good["id"]
+        assert "body.trigger" in answers[Reason.BAD_BODY].body.detail
+        assert answers[Reason.BAD_BODY].topic == topics.refused(H, D)
+        assert service.rejections.counts() == {Reason.NOT_UTF8: 1, Reason.BAD_BODY: 1}
+        assert eventually(lambda: service.refused_sent == 2, 5)  # PUBACK came
+        device.send(alert())  # and it keeps serving
+        assert recorder.wait_for(1)
+
+
+def test_a_handler_refusal_is_answered_counted_and_not_retried(broker, device, caplog) -> None:
+    recorder = Recorder()
+    recorder.refuse = Refusal(ServiceReason.UNKNOWN_HOUSEHOLD, "no household of that id here")
+    with service_for(broker, recorder) as service:
+        sent = alert("nowhere")
+        device.send(sent)
+        assert device.wait_until(lambda: device.ids("service.refused"))
+        (answer,) = [m for m in device.handled if m.type == "service.refused"]
+        assert answer.household == "nowhere" and answer.body.refused_id == sent.id
+        assert answer.body.reason == "unknown_household"
+        assert service.rejections[ServiceReason.UNKNOWN_HOUSEHOLD] == 1
+        assert "unknown_household" in caplog.text
+        device.send(sent)  # refused once is handled: a resend is a duplicate
+        assert eventually(lambda: service.rejections[Reason.DUPLICATE] == 1, 5)
+    assert recorder.messages == []
+
+
+def test_a_member_is_answered_on_the_member_refused_topic(broker) -> None:
+    recorder = Recorder()
+    recorder.refuse = Refusal(ServiceReason.NOT_A_MEMBER, "not in this household")
+    filters = [topics.member_subscription("member_command")]
+    with (
+        Backend(broker, kinds=("member_refused",), client_id="member-app") as app,
+        service_for(broker, recorder, filters=filters),
+    ):
+        body = ReminderAdd(reminder_id="r1", kind="medication", text="pills", at="08:00")
+        command = create(body, H, "stranger", on="member_command")
+        app.send(command)
+        assert app.wait_until(lambda: bool(app.handled), 10)
+        (answer,) = app.handled
+        assert answer.type == "service.refused" and answer.device == "stranger"
+        assert answer.topic == topics.member_refused(H, "stranger")
+        assert answer.body.refused_id == command.id
+        assert answer.body.reason == "not_a_member"
+
+
+def test_two_workers_of_a_group_split_the_messages(broker, device, tmp_path) -> None:
+    first, second = Recorder(), Recorder()
+    state = tmp_path / "shared.sqlite3"
+    with (
+        service_for(broker, first, "worker-a", state_path=state),
+        service_for(broker, second, "worker-b", state_path=state),
+    ):
+        sent = [alert() for _ in range(40)]
+        for message in sent:
+            device.send(message)
+        assert eventually(lambda: len(first.messages) + len(second.messages) >= len(sent), 15)
+        time.sleep(0.3)  # nothing more arrives
+    ids_a = [m.id for m in first.messages]
+    ids_b = [m.id for m in second.messages]
+    assert sorted(ids_a + ids_b) == sorted(m.id for m in sent)  # each once, none lost
+    assert ids_a and ids_b  # both worked
+
+
+def test_the_dedup_file_is_shared_by_the_workers(broker, device, tmp_path) -> None:
+    state = tmp_path / "shared.sqlite3"
+    sent = alert()
+    first = Recorder()
+    with service_for(broker, first, "worker-a", state_path=state):
+        device.send(sent)
+        assert first.wait_for(1)
+    second = Recorder()
+    with service_for(broker, second, "worker-b", state_path=state) as other:
+        device.send(sent)  # the same id again, now to another worker
+        assert eventually(lambda: other.rejections[Reason.DUPLICATE] == 1, 10)
+    assert second.messages == []
+
+
+def test_a_crash_mid_handling_means_redelivery_not_loss(broker, device, tmp_path) -> None:
+    record, marker = tmp_path / "handled.txt", tmp_path / "crashed"
+
+    def worker() -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "tests.mqtt_service_child", "--port", str(broker.port)]
+        command += ["--client-id", "crashy", "--record", str(record), "--crash-once", str(marker)]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        return process
+
+    first = worker()
+    sent = alert()
+    device.send(sent)
+    assert first.wait(15) == 3 and marker.exists()  # died while handling it
+    assert not record.exists()
+    second = worker()  # the same client id: the broker kept the unacknowledged message
+    try:
+        deadline = time.monotonic() + 15
+        while not (record.exists() and record.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record.read_text().split() == [sent.id]
+    finally:
+        second.terminate()
+        second.wait(10)
+
+
+def test_a_failing_handler_is_retried_then_kept_aside(broker, device, tmp_path) -> None:
+    recorder = Recorder()
+    recorder.fail_times = 1
+    state = tmp_path / "state.sqlite3"
+    service = service_for(broker, recorder, state_path=state, retry_delay_s=0.01)
+    with service:
+        first = alert()
+        device.send(first)  # fails once, then handled
+        assert recorder.wait_for(1)
+        recorder.fail_times = 10
+        second = alert()
+        device.send(second)  # fails every time: kept aside, acknowledged
+        assert eventually(lambda: service.dead_letters == 1, 10)
+        assert service.rejections[Reason.HANDLER_ERROR] == 1 + 3 + 1
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT topic, payload FROM dead_letters").fetchall()
+    assert rows == [(second.topic, encode(second))]
+    assert [m.id for m in recorder.messages] == [first.id]
+
+
+def test_credentials_and_tls(tmp_path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    users = {"family-notify": "s3cret", "device": "d3vice"}
+    with Mosquitto(tmp_path / "broker", users=users, tls=tls) as broker, Backend(broker) as dev:
+        recorder = Recorder()
+        wrong = MqttService(
+            settings_for(broker, username="family-notify", password="nope", tls_ca=str(tls.ca)),
+            client_id="svc-wrong",
+            group="g",
+            filters=[topics.subscription("alert")],
+            handler=recorder,
+        )
+        with pytest.raises(TimeoutError, match="refused"):
+            wrong.start(timeout=3)
+        good = settings_for(broker, username="family-notify", password="s3cret", tls_ca=str(tls.ca))
+        service = MqttService(
+            good,
+            client_id="svc",
+            group="g",
+            filters=[topics.subscription("alert")],
+            handler=recorder,
+        )
+        with service:
+            dev.send(alert())
+            assert recorder.wait_for(1)
+
+
+def test_the_service_comes_back_after_a_broker_restart(broker, device) -> None:
+    recorder = Recorder()
+    with service_for(broker, recorder) as service:
+        broker.restart()
+        time.sleep(0.5)
+        assert service.wait_ready(15)
+        assert device._subscribed.wait(15)
+        device.send(alert())
+        assert recorder.wait_for(1, 15)
+
+
+def test_publishing_without_a_broker_fails_clearly(tmp_path) -> None:
+    broker = Mosquitto(tmp_path / "broker")  # never started
+    service = service_for(broker, Recorder())
+    service.start()
+    try:
+        with pytest.raises(PublishError):
+            service.publish(alert(), timeout=0.5)
+    finally:
+        service.stop()
+
+
+def test_settings_refuse_unknown_keys() -> None:
+    assert MqttSettings.from_dict({"host": "broker", "port": 8883}).port == 8883
+    with pytest.raises(ValueError, match="hots"):
+        MqttSettings.from_dict({"hots": "broker"})
