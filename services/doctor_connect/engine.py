@@ -195,7 +195,9 @@ class Engine:
                 now,
             ),
         )
-        log.info("consultation request %s: %s, %s", message.id, wanted, body.urgency)
+        # the department says something about the senior's health: DEBUG only
+        log.info("consultation request %s (%s)", message.id, body.urgency)
+        log.debug("consultation request %s is for %s", message.id, wanted)
         waiting = Waiting(
             id=message.id,
             department=wanted,
@@ -410,12 +412,11 @@ class Engine:
         self._told.pop(waiting.id, None)
         self.assigned += 1
         log.info(
-            "consultation %s assigned to doctor %s (%s%s) after %.1f s",
+            "consultation %s assigned to doctor %s after %.1f s%s",
             waiting.id,
             doctor.id,
-            waiting.department,
-            ", general practice instead of a specialist" if waiting.fallback else "",
             now - waiting.created,
+            " (general practice instead of a specialist)" if waiting.fallback else "",
         )
 
     # --- appointments ---------------------------------------------------------------------

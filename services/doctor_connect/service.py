@@ -61,14 +61,20 @@ class DoctorConnect:
             handler=self._handle,
             state_path=config.database_path(),
         )
-        self.mqtt.rejections._listener = self._count  # persisted for `doctor-connect status`
+        # refusals counted before this run, to which this run's counts are added
+        self._refused_before = self.store.rejections()
         self._threads = [
             threading.Thread(target=self._send_loop, name="dc-sender", daemon=True),
             threading.Thread(target=self._tick_loop, name="dc-ticker", daemon=True),
         ]
 
-    def _count(self, reason: str) -> None:
-        self.store.count_rejection(reason)
+    def _save_refusals(self) -> None:
+        """Keep the counts of refused messages in the store, for `doctor-connect status`."""
+        counts = dict(self._refused_before)
+        for reason, count in self.mqtt.rejections.counts().items():
+            counts[reason] = counts.get(reason, 0) + count
+        if counts != self.store.rejections():
+            self.store.set_rejections(counts)
 
     def _handle(self, message: Message) -> None:
         try:
@@ -94,6 +100,7 @@ class DoctorConnect:
         while not self._stop.wait(self.config.service.tick_s):
             try:
                 self.engine.tick()
+                self._save_refusals()
             except Exception:
                 log.exception("a tick failed; trying again at the next")
 
@@ -131,12 +138,15 @@ def serve(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
     service.start()
-    log.info(
-        "doctor-connect serving practice %s via %s:%d",
-        config.service.practice,
-        config.mqtt.host,
-        config.mqtt.port,
-    )
+    while not stopped.is_set() and not service.mqtt.wait_ready(10):
+        log.warning("waiting for the broker %s:%d", config.mqtt.host, config.mqtt.port)
+    if not stopped.is_set():
+        log.info(
+            "doctor-connect serving practice %s via %s:%d",
+            config.service.practice,
+            config.mqtt.host,
+            config.mqtt.port,
+        )
     stopped.wait()
     service.stop()
     log.info("doctor-connect stopped")

@@ -155,12 +155,13 @@ class Store:
 
     # --- counts of refused input ----------------------------------------------------------
 
-    def count_rejection(self, reason: str) -> None:
+    def set_rejections(self, counts: dict[str, int]) -> None:
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO rejections (reason, count, last_at) VALUES (?, 1, ?)"
-                " ON CONFLICT(reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
-                (reason, time.time()),
+            db.executemany(
+                "INSERT INTO rejections (reason, count, last_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(reason) DO UPDATE SET count = excluded.count,"
+                " last_at = excluded.last_at WHERE count != excluded.count",
+                [(reason, count, time.time()) for reason, count in counts.items()],
             )
 
     def rejections(self) -> dict[str, int]:
