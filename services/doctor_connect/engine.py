@@ -209,7 +209,7 @@ class Engine:
         )
         self.matcher.add(waiting)
         local = self.local(now)
-        self.matcher.fallbacks(local, now)  # no specialist within the promise: a GP
+        self._fallbacks(local, now)  # no specialist within the promise: a GP
         self._match(now)
         estimate = self.matcher.estimate(message.id, local)
         if estimate is not None:
@@ -507,17 +507,19 @@ class Engine:
         local = self.local(now)
         with self.store.transaction():
             self._reload_roster(now)
-            moved = self.matcher.fallbacks(local, now)
-            for request in moved:
-                self.store.db.execute(
-                    "UPDATE requests SET department = ?, updated = ? WHERE id = ?",
-                    (request.department, now, request.id),
-                )
-                log.info("consultation %s moved to general practice", request.id)
+            self._fallbacks(local, now)
             self._match(now)
             self._positions(now, local)
             self._reminders(now)
         self._flush()
+
+    def _fallbacks(self, local: dt.datetime, now: float) -> None:
+        for request in self.matcher.fallbacks(local, now):
+            self.store.db.execute(
+                "UPDATE requests SET department = ?, updated = ? WHERE id = ?",
+                (request.department, now, request.id),
+            )
+            log.info("consultation %s moved to general practice", request.id)
 
     def _positions(self, now: float, local: dt.datetime) -> None:
         """Tell devices whose position changed (at most every `position_interval_s`)."""

@@ -59,7 +59,9 @@ class DoctorConnect:
             group=m.group,
             filters=subscriptions(config.service.practice),
             handler=self._handle,
-            state_path=config.database_path(),
+            # a file of its own: with it in the store's file, other processes (the status
+            # command) were seen reading stale counts
+            state_path=config.database_path().with_suffix(".mqtt.sqlite3"),
         )
         # refusals counted before this run, to which this run's counts are added
         self._refused_before = self.store.rejections()
