@@ -11,10 +11,15 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from bench import mqtt, speech, understanding
+from bench import doctor, mqtt, speech, understanding
 
 # section name -> its run(); `--only` picks some.
-SECTIONS = {"speech": speech.run, "understanding": understanding.run, "mqtt": mqtt.run}
+SECTIONS = {
+    "speech": speech.run,
+    "understanding": understanding.run,
+    "mqtt": mqtt.run,
+    "doctor": doctor.run,
+}
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = ["pocketsphinx", "vosk", "webrtcvad-wheels", "pyttsx3", "hassil", "rapidfuzz"]

@@ -106,49 +106,37 @@ def _segment(value: str, what: str, wildcard: bool) -> str:
     return value
 
 
-def device_topic(household: str, device: str, kind: str, *, wildcard: bool = False) -> str:
-    """The topic of `kind` for one device. With `wildcard`, household/device may be `ANY`."""
-    if kind not in KINDS:
-        raise TopicError(f"unknown topic kind {kind!r}")
+def _topic(party: str, owner: str, endpoint: str, kind: str, wildcard: bool) -> str:
+    """`care/v1/{owner}/{party}/{endpoint}/...`: owner is the household (the practice for a
+    doctor), endpoint the device, member or doctor."""
+    kinds = _BY_PARTY[party]
+    if kind not in kinds:
+        what = "topic kind" if party == "device" else f"{party} topic kind"
+        raise TopicError(f"unknown {what} {kind!r}")
     return "/".join(
         (
             ROOT,
-            _segment(household, "household", wildcard),
-            "device",
-            _segment(device, "device", wildcard),
-            *KINDS[kind],
+            _segment(owner, "practice" if party == "doctor" else "household", wildcard),
+            party,
+            _segment(endpoint, party, wildcard),
+            *kinds[kind],
         )
     )
+
+
+def device_topic(household: str, device: str, kind: str, *, wildcard: bool = False) -> str:
+    """The topic of `kind` for one device. With `wildcard`, household/device may be `ANY`."""
+    return _topic("device", household, device, kind, wildcard)
 
 
 def member_topic(household: str, member: str, kind: str, *, wildcard: bool = False) -> str:
     """The topic of member `kind` for one family member or caregiver (their app)."""
-    if kind not in MEMBER_KINDS:
-        raise TopicError(f"unknown member topic kind {kind!r}")
-    return "/".join(
-        (
-            ROOT,
-            _segment(household, "household", wildcard),
-            "member",
-            _segment(member, "member", wildcard),
-            *MEMBER_KINDS[kind],
-        )
-    )
+    return _topic("member", household, member, kind, wildcard)
 
 
 def doctor_topic(practice: str, doctor: str, kind: str, *, wildcard: bool = False) -> str:
     """The topic of doctor `kind` for one doctor (their app) of a practice."""
-    if kind not in DOCTOR_KINDS:
-        raise TopicError(f"unknown doctor topic kind {kind!r}")
-    return "/".join(
-        (
-            ROOT,
-            _segment(practice, "practice", wildcard),
-            "doctor",
-            _segment(doctor, "doctor", wildcard),
-            *DOCTOR_KINDS[kind],
-        )
-    )
+    return _topic("doctor", practice, doctor, kind, wildcard)
 
 
 def party_of(kind: str) -> str:

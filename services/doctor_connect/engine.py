@@ -209,7 +209,7 @@ class Engine:
         )
         self.matcher.add(waiting)
         local = self.local(now)
-        self._fallbacks(local, now)  # no specialist within the promise: a GP
+        self._fallbacks(local, now, only=message.id)  # no specialist in time: a GP
         self._match(now)
         estimate = self.matcher.estimate(message.id, local)
         if estimate is not None:
@@ -513,8 +513,8 @@ class Engine:
             self._reminders(now)
         self._flush()
 
-    def _fallbacks(self, local: dt.datetime, now: float) -> None:
-        for request in self.matcher.fallbacks(local, now):
+    def _fallbacks(self, local: dt.datetime, now: float, only: str | None = None) -> None:
+        for request in self.matcher.fallbacks(local, now, only):
             self.store.db.execute(
                 "UPDATE requests SET department = ?, updated = ? WHERE id = ?",
                 (request.department, now, request.id),

@@ -225,15 +225,21 @@ class Matcher:
         first = min(starts)
         return sum(s == first for s in starts), (first - local).total_seconds()
 
-    def fallbacks(self, local: dt.datetime, now: float) -> list[Waiting]:
+    def fallbacks(self, local: dt.datetime, now: float, only: str | None = None) -> list[Waiting]:
         """Specialist requests whose promise a specialist would not keep, moved to general
-        practice (they keep their place in time: urgency, then arrival)."""
-        estimates = self.estimates(local)
+        practice (they keep their place in time: urgency, then arrival). `only`: look at
+        that one request alone (a new one), not at every waiting request."""
+        if only is not None:
+            request = self.get(only)
+            estimate = self.estimate(only, local)
+            candidates = [] if request is None or estimate is None else [(request, estimate)]
+        else:
+            estimates = self.estimates(local)
+            candidates = [(r, estimates[r.id]) for r in list(self.waiting())]
         moved = []
-        for request in list(self.waiting()):
+        for request, estimate in candidates:
             if request.department == GENERAL_PRACTICE:
                 continue
-            estimate = estimates[request.id]
             late = now >= request.deadline
             hopeless = estimate.wait_s is None or now + estimate.wait_s > request.deadline
             if late or hopeless:

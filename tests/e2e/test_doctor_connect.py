@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from protocol import (
 )
 from tests.backend import Backend
 from tests.broker import Mosquitto
+from tests.device_process import _wait
 from tests.doctor_connect_process import DoctorClient, DoctorConnectProcess
 
 pytestmark = pytest.mark.e2e
@@ -305,7 +305,7 @@ def test_bad_input_is_refused_with_a_reason(start, broker: Mosquitto, device: De
         assert reasons[Reason.WRONG_HOUSEHOLD].refused_id == good.id
         assert weber.wait_until(lambda: any(m.type == "service.refused" for m in weber.handled))
         # counted (in the store, for the status command) and logged, nothing else changed
-        assert _wait(lambda: sum(backend.status()["refused"].values()) == 5)
+        assert _wait(lambda: sum(backend.status()["refused"].values()) == 5, timeout=10)
         assert backend.status()["requests"] == {}
         assert "unknown_department" in backend.log() and "astrology" not in backend.log()
 
@@ -323,12 +323,3 @@ def test_appointments_are_confirmed_with_a_reminder_before(
     (reminder,) = [m.body for m in device.handled if m.type == "appointment.reminder"]
     assert reminder.appointment_id == confirmed.appointment_id
     assert reminder.minutes_before > 0
-
-
-def _wait(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
