@@ -8,12 +8,13 @@ Three layers, each timed on its own:
   so 5,000 keep waiting.
 * `engine`: the same through the engine and its SQLite store (`synchronous=FULL`: every
   change is on disk before it is acknowledged), messages built and queued, no network.
-* `broker`: the real `doctor-connect serve` process and a real Mosquitto; devices and the
-  doctors' apps are paho clients. 500 requests find a free doctor
-  (`request_to_assigned`: device publishes → device hears `consultation.assigned`), then
-  5,000 more wait; doctors end sessions back to back (`drain`: ends/s turned into new
+* `broker_default` / `broker_tcp_nodelay`: the real `doctor-connect serve` process and a
+  real Mosquitto; devices and the doctors' apps are paho clients. 500 requests find a free
+  doctor (`request_to_assigned`: device publishes → device hears `consultation.assigned`),
+  then 5,000 more wait; doctors end sessions back to back (`drain`: ends/s turned into new
   assignments), then one at a time (`free_to_assigned`: doctor publishes `doctor.end` →
-  the doctor's app has its next session).
+  the doctor's app has its next session). Once with Mosquitto's defaults (tests/broker.py),
+  once with `set_tcp_nodelay true`, which is what a deployment should use.
 """
 
 from __future__ import annotations
@@ -188,9 +189,15 @@ class Doctors(Backend):
             client.subscribe([(filters, SubscribeOptions(qos=1))])
 
 
-def bench_broker(directory: Path) -> dict:
+def bench_broker(directory: Path, *, tcp_nodelay: bool) -> dict:
+    """With `tcp_nodelay`, Mosquitto sends small packets at once (`set_tcp_nodelay true`);
+    by default Nagle's algorithm holds a PUBLISH that follows a PUBACK to the same client
+    until that client's delayed TCP acknowledgement, some 40 ms."""
     rng = random.Random(3)
-    with Mosquitto(directory / "broker") as broker:
+    broker = Mosquitto(directory / "broker")
+    if tcp_nodelay:
+        broker.config.write_text(broker.config.read_text() + "set_tcp_nodelay true\n")
+    with broker:
         store = Store(directory / "dc" / "dc.sqlite3")
         for doctor_id, department, language in roster_plan():
             new = roster.NewDoctor(doctor_id, doctor_id, department, AROUND_THE_CLOCK,
@@ -303,7 +310,8 @@ def run() -> dict:
         return {
             "matcher": bench_matcher(),
             "engine": bench_engine(directory),
-            "broker": bench_broker(directory),
+            "broker_default": bench_broker(directory / "default", tcp_nodelay=False),
+            "broker_tcp_nodelay": bench_broker(directory / "nodelay", tcp_nodelay=True),
         }
 
 

@@ -293,3 +293,26 @@ def test_the_cli_changes_reach_a_running_engine(tmp_path: Path) -> None:
     engine.tick()
     out = sent(engine)
     assert [(m.type, m.body.request_id) for m in out[:1]] == [("consultation.assigned", asked.id)]
+
+
+def test_positions_wait_behind_assignments_and_a_stale_one_is_never_sent(tmp_path: Path) -> None:
+    clock = Clock(MONDAY_10)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, position_interval_s=0)
+    add_doctor(engine, "weber", "general_practice")
+    first, second, third = request(engine), request(engine), request(engine)
+    sent(engine)
+    from_doctor(engine, "weber", DoctorEnd(first.id))  # second is assigned
+    engine.tick()  # third moves up
+    from_doctor(engine, "weber", DoctorEnd(second.id))  # third is assigned
+    out = [(m.type, getattr(m.body, "request_id", None)) for m in sent(engine)]
+    assert ("consultation.position", third.id) not in out  # superseded by its assignment
+    assert out.index(("consultation.assigned", third.id)) > out.index(
+        ("consultation.assigned", second.id)
+    )
+    fourth, fifth = request(engine), request(engine)
+    sent(engine)
+    from_doctor(engine, "weber", DoctorEnd(third.id))
+    engine.tick()
+    out = [(m.type, getattr(m.body, "request_id", None)) for m in sent(engine)]
+    assert out[-1] == ("consultation.position", fifth.id)  # after the assignment it follows
+    assert out.index(("consultation.assigned", fourth.id)) < len(out) - 1

@@ -234,6 +234,7 @@ class Engine:
         if row["state"] == "waiting":
             self.matcher.remove(row["id"])
             self._told.pop(row["id"], None)
+            self.store.drop_updates(row["id"])
         elif row["state"] in OPEN:
             self._close_session(row, "senior", now)
             self._to_doctor(row["doctor"], DoctorSessionCancelled(row["id"], by="senior"))
@@ -410,6 +411,7 @@ class Engine:
             ),
         )
         self._told.pop(waiting.id, None)
+        self.store.drop_updates(waiting.id)  # a position told after "assigned" would confuse
         self.assigned += 1
         log.info(
             "consultation %s assigned to doctor %s after %.1f s%s",
@@ -458,7 +460,7 @@ class Engine:
             (starts - 12 * 3600, starts + 12 * 3600),
         )]  # fmt: skip
         doctor = min(candidates, key=lambda d: (day.count(d.id), d.load))
-        appointment_id = "appt-" + message.id[:8]
+        appointment_id = "appt-" + message.id.replace("-", "")
         self.store.db.execute(
             "INSERT INTO appointments (id, request_id, household, device, department, doctor,"
             " starts, mode, created) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -560,7 +562,9 @@ class Engine:
     # --- outgoing -------------------------------------------------------------------------
 
     def _to_device(self, household: str, device: str, body: Any) -> None:
-        self.store.queue_message(create(body, household, device))
+        update = isinstance(body, ConsultationQueued | ConsultationPosition)
+        message = create(body, household, device)
+        self.store.queue_message(message, update_of=body.request_id if update else None)
 
     def _to_doctor(self, doctor_id: str, body: Any) -> None:
         self.store.queue_message(create(body, self.practice, doctor_id))

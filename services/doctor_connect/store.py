@@ -83,14 +83,21 @@ CREATE TABLE IF NOT EXISTS outbox (
     msg_id TEXT NOT NULL UNIQUE,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    priority INTEGER NOT NULL,         -- UPDATE (queue positions) after everything else
+    about TEXT                         -- the request an UPDATE is about
 );
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority DESC, seq);
+CREATE INDEX IF NOT EXISTS outbox_about ON outbox (about);
 CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT PRIMARY KEY,
     count INTEGER NOT NULL,
     last_at REAL NOT NULL
 );
 """
+
+
+NORMAL, UPDATE = 1, 0  # outbox priorities
 
 
 class Store:
@@ -131,17 +138,35 @@ class Store:
 
     # --- the outbox -------------------------------------------------------------------------
 
-    def queue_message(self, message: Message) -> None:
+    def queue_message(self, message: Message, *, update_of: str | None = None) -> None:
+        """Store a message to publish. `update_of`: a queue position for that request, sent
+        after everything else and replaced by a newer one while it waits (thousands of
+        positions change at each assignment; they must not hold up an assignment)."""
         with self.transaction() as db:
+            if update_of is not None:
+                self.drop_updates(update_of)
             db.execute(
-                "INSERT OR IGNORE INTO outbox (msg_id, topic, payload, created) VALUES (?,?,?,?)",
-                (message.id, message.topic, encode(message), time.time()),
+                "INSERT OR IGNORE INTO outbox (msg_id, topic, payload, created, priority, about)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    message.id,
+                    message.topic,
+                    encode(message),
+                    time.time(),
+                    UPDATE if update_of is not None else NORMAL,
+                    update_of,
+                ),
             )
 
-    def pending(self, limit: int, after: int = 0) -> list[tuple[int, str, bytes]]:
+    def drop_updates(self, request_id: str) -> None:
+        """Forget queue positions not yet sent for a request (assigned or cancelled now)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM outbox WHERE about = ? AND priority = ?", (request_id, UPDATE))
+
+    def pending(self, limit: int) -> list[tuple[int, str, bytes]]:
         rows = self.query(
-            "SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, limit),
+            "SELECT seq, topic, payload FROM outbox ORDER BY priority DESC, seq LIMIT ?",
+            (limit,),
         )
         return [(row["seq"], row["topic"], bytes(row["payload"])) for row in rows]
 
