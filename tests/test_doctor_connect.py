@@ -4,6 +4,8 @@ engine on a real SQLite file, with a clock the tests move."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -316,3 +318,29 @@ def test_positions_wait_behind_assignments_and_a_stale_one_is_never_sent(tmp_pat
     out = [(m.type, getattr(m.body, "request_id", None)) for m in sent(engine)]
     assert out[-1] == ("consultation.position", fifth.id)  # after the assignment it follows
     assert out.index(("consultation.assigned", fourth.id)) < len(out) - 1
+
+
+def test_the_roster_cli_refuses_what_it_cannot_take_with_one_line(tmp_path: Path) -> None:
+    from tests.doctor_connect_process import COMMAND
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        database = str(tmp_path / "dc.sqlite3")
+        return subprocess.run(
+            [COMMAND, "--database", database, *args], capture_output=True, text=True, timeout=30
+        )
+
+    assert (
+        cli("doctor", "add", "herz", "--name", "Dr. Herz", "--department", "heart").returncode == 0
+    )
+    listed = json.loads(cli("doctor", "list", "--json").stdout)
+    assert [(d["id"], d["department"], d["hours"]) for d in listed] == [
+        ("herz", "cardiology", "mon-fri 08:00-16:00")
+    ]
+    for args, message in [
+        (("doctor", "add", "x", "--name", "X", "--department", "astrology"), "no department"),
+        (("doctor", "add", "x", "--name", "X", "--department", "gp", "--hours", "soon"), "DAYS"),
+        (("doctor", "set-status", "nobody", "busy"), "no doctor 'nobody'"),
+    ]:
+        result = cli(*args)
+        assert result.returncode == 2 and result.stderr.startswith("doctor-connect: ")
+        assert message in result.stderr and len(result.stderr.splitlines()) == 1

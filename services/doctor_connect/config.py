@@ -86,10 +86,19 @@ def _section(cls: type, data: Any, name: str) -> Any:
     return cls(**values)
 
 
+def default_config_path() -> Path:
+    home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(home) / "senior-assistant" / "doctor-connect.toml"
+
+
 def load_config(path: str | Path | None) -> Config:
-    """The config in `path` (defaults for what it does not say); defaults without a path."""
+    """The config in `path` (defaults for what it does not say); without a path the one at
+    `$XDG_CONFIG_HOME/senior-assistant/doctor-connect.toml` when there is one, else the
+    defaults."""
     if path is None:
-        return Config()
+        path = default_config_path()
+        if not path.exists():
+            return Config()
     try:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
