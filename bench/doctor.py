@@ -14,7 +14,8 @@ Three layers, each timed on its own:
   then 5,000 more wait; doctors end sessions back to back (`drain`: ends/s turned into new
   assignments), then one at a time (`free_to_assigned`: doctor publishes `doctor.end` →
   the doctor's app has its next session). Once with Mosquitto's defaults (tests/broker.py),
-  once with `set_tcp_nodelay true`, which is what a deployment should use.
+  once with `set_tcp_nodelay true` (and TCP_NODELAY on the stand-ins' sockets too; the
+  service sets it on its own), which is what a deployment should use.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from services.doctor_connect.departments import DEPARTMENTS, GENERAL_PRACTICE
 from services.doctor_connect.engine import Engine
 from services.doctor_connect.hours import AROUND_THE_CLOCK, WorkingHours
 from services.doctor_connect.matcher import Doctor, Matcher, Waiting
+from services.doctor_connect.service import no_delay
 from services.doctor_connect.store import Store
 from tests.backend import Backend
 from tests.broker import Mosquitto
@@ -208,8 +210,13 @@ def bench_broker(directory: Path, *, tcp_nodelay: bool) -> dict:
             directory / "dc", broker, tick_s=1.0, position_interval_s=30, gp_promise_s=3600
         )
         devices = Backend(broker, household=HOUSEHOLD, kinds=("consultation_update", "refused"),
-                          client_id="bench-devices").start()  # fmt: skip
-        doctors = Doctors(broker, household=PRACTICE, kinds=(), client_id="bench-doctors").start()
+                          client_id="bench-devices")  # fmt: skip
+        doctors = Doctors(broker, household=PRACTICE, kinds=(), client_id="bench-doctors")
+        if tcp_nodelay:  # the stand-ins too: what they measure is the service's latency
+            for client in (devices, doctors):
+                client._client.on_socket_open = no_delay
+        devices.start()
+        doctors.start()
         try:
             return _run_broker(rng, devices, doctors)
         finally:
