@@ -275,6 +275,8 @@ class Engine:
         )
         for row in rows:
             self._close_session(row, "doctor_offline", now)
+            # the app finds it when it is back (its session is persistent): not yours now
+            self._to_doctor(doctor_id, DoctorSessionCancelled(row["id"], by="service"))
             self.store.db.execute(
                 "UPDATE requests SET state = 'waiting', doctor = NULL, assigned_at = NULL,"
                 " updated = ? WHERE id = ?",

@@ -197,6 +197,13 @@ def test_a_doctor_going_offline_moves_the_request_to_another(
         assert assigned[-1].doctor == "Dr. Lang"
         assert lang.wait_until(lambda: lang.sessions())
         assert lang.sessions()[0].request_id == asked.id
+        # Dr. Weber's app is told the consultation is no longer theirs
+        assert weber.wait_until(
+            lambda: (
+                [m.body.request_id for m in weber.handled if m.type.endswith("cancelled")]
+                == [asked.id]
+            )
+        )
 
 
 def test_an_app_that_dies_is_offline_by_its_last_will(
