@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from bench import family, mqtt, speech, understanding
+from bench import doctor, family, mqtt, speech, understanding
 
 # section name -> its run(); `--only` picks some.
 SECTIONS = {
@@ -19,6 +19,7 @@ SECTIONS = {
     "understanding": understanding.run,
     "mqtt": mqtt.run,
     "family": family.run,
+    "doctor": doctor.run,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -17,6 +17,7 @@ optional fields (receivers ignore keys they do not know); anything else is a new
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
@@ -314,6 +315,12 @@ class ConsultationRequest(Body):
     urgency: Literal["routine", "soon", "urgent"] = "soon"
     department: Text | None = rule(None, max_len=200)
     reason: Text | None = None
+    # Optional since the start of doctor-connect: what the senior said is wrong (triaged to
+    # a department when `department` is not given), the language to be spoken to in (a
+    # BCP 47 tag such as "en" or "de") and, for a phone consultation, the number to call.
+    symptoms: list[Text] | None = rule(None, max_len=20)
+    language: str | None = rule(None, max_len=16)
+    callback_number: str | None = rule(None, fmt="phone")
 
 
 @message_type("consultation.cancel", kind="consultation")
@@ -349,14 +356,21 @@ class ConsultationSession(Body):
     request_id: str = rule(fmt="uuid")
     mode: ConsultationMode
     join_url: str | None = rule(None, fmt="url", max_len=1000)
-    phone_number: str | None = rule(None, fmt="phone")
+    phone_number: str | None = rule(None, fmt="phone")  # for phone: the number that calls
     starts_at: str | None = rule(None, fmt="ts")
+    # Optional since doctor-connect: the video room, the topic of a text consultation
+    # (`topics.conversation`) and the doctor's name.
+    room_id: str | None = rule(None, fmt="id")
+    conversation_topic: str | None = rule(None, max_len=300)
+    doctor: Text | None = rule(None, max_len=200)
 
     def check(self) -> str | None:
         if self.mode == "video" and self.join_url is None:
             return "a video session needs join_url"
         if self.mode == "phone" and self.phone_number is None:
             return "a phone session needs phone_number"
+        if self.mode == "text" and self.conversation_topic is None:
+            return "a text session needs conversation_topic"
         return None
 
 
@@ -365,6 +379,118 @@ class ConsultationCancelled(Body):
     request_id: str = rule(fmt="uuid")
     by: Literal["doctor", "service", "senior"]
     reason: Text | None = None
+
+
+@message_type("consultation.ended", kind="consultation_update")
+class ConsultationEnded(Body):
+    """The session is over (the doctor or the senior ended it)."""
+
+    request_id: str = rule(fmt="uuid")
+    by: Literal["doctor", "senior", "service"]
+
+
+@message_type("consultation.text", kind="conversation")
+class ConsultationText(Body):
+    """One line of a text consultation, on the senior's device's conversation topic."""
+
+    request_id: str = rule(fmt="uuid")
+    sender: Literal["senior", "doctor"]
+    text: Text
+
+
+# --- appointments -------------------------------------------------------------------------
+
+
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+@message_type("appointment.request", kind="consultation")
+class AppointmentRequest(Body):
+    """A consultation with a department at a day and time (the practice's local time). Its
+    message id is the request id the confirmation refers to."""
+
+    department: Text = rule(max_len=200)
+    date: str = rule(max_len=10)  # YYYY-MM-DD
+    at: str = rule(fmt="clock")  # HH:MM
+    mode: ConsultationMode = "video"
+    language: str | None = rule(None, max_len=16)
+    reason: Text | None = None
+
+    def check(self) -> str | None:
+        return None if _is_date(self.date) else "date: expected YYYY-MM-DD"
+
+
+@message_type("appointment.confirmed", kind="consultation_update")
+class AppointmentConfirmed(Body):
+    request_id: str = rule(fmt="uuid")
+    appointment_id: str = rule(fmt="id")
+    department: Text = rule(max_len=200)
+    doctor: Text = rule(max_len=200)
+    starts_at: str = rule(fmt="ts")
+    mode: ConsultationMode = "video"
+
+
+@message_type("appointment.reminder", kind="consultation_update")
+class AppointmentReminder(Body):
+    appointment_id: str = rule(fmt="id")
+    doctor: Text = rule(max_len=200)
+    starts_at: str = rule(fmt="ts")
+    minutes_before: int = rule(low=0)
+
+
+# --- doctors' apps (envelope: household = the practice, device = the doctor) --------------
+
+DoctorState = Literal["available", "busy", "offline"]
+
+
+@message_type("doctor.status", kind="doctor_status")
+class DoctorStatus(Body):
+    """Retained on the doctor's status topic; the app's last will says `offline`."""
+
+    state: DoctorState
+
+
+@message_type("doctor.accept", kind="doctor_action")
+class DoctorAccept(Body):
+    request_id: str = rule(fmt="uuid")
+
+
+@message_type("doctor.end", kind="doctor_action")
+class DoctorEnd(Body):
+    request_id: str = rule(fmt="uuid")
+
+
+@message_type("doctor.session", kind="doctor_session")
+class DoctorSession(Body):
+    """A consultation handed to a doctor: what the doctor's app needs to start it. `reason`
+    and `symptoms` are health data."""
+
+    request_id: str = rule(fmt="uuid")
+    household: str = rule(fmt="id")
+    device: str = rule(fmt="id")
+    mode: ConsultationMode
+    department: Text = rule(max_len=200)
+    urgency: Literal["routine", "soon", "urgent"]
+    starts_at: str = rule(fmt="ts")
+    language: str | None = rule(None, max_len=16)
+    reason: Text | None = None
+    symptoms: list[Text] | None = rule(None, max_len=20)
+    room_id: str | None = rule(None, fmt="id")
+    join_url: str | None = rule(None, fmt="url", max_len=1000)  # the doctor's own link
+    callback_number: str | None = rule(None, fmt="phone")
+    conversation_topic: str | None = rule(None, max_len=300)
+    appointment_id: str | None = rule(None, fmt="id")
+
+
+@message_type("doctor.session.cancelled", kind="doctor_session")
+class DoctorSessionCancelled(Body):
+    request_id: str = rule(fmt="uuid")
+    by: Literal["senior", "service"]
 
 
 # --- messages to family members -----------------------------------------------------------
@@ -443,7 +569,7 @@ class MemberDigest(Body):
 # --- refusals by services -------------------------------------------------------------------
 
 
-@message_type("service.refused", kind="refused", also=("member_refused",))
+@message_type("service.refused", kind="refused", also=("member_refused", "doctor_refused"))
 class ServiceRefused(Body):
     """A service tells a sender why it did not take a message: one of `Reason` (it could not
     be read as a valid message) or a service reason (`ServiceReason`, or the service's own).

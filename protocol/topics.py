@@ -13,6 +13,7 @@ Everything lives under `care/v1/{household}/device/{device}/`:
 | `consultation_update` | `consultation/update` | doctor-connect → device | the other ones    |
 | `family`              | `family`              | device → family service | `family.message`  |
 | `refused`             | `refused`             | services → device       | `service.refused` |
+| `conversation`        | `conversation`        | device ↔ doctor         | `consultation.text` |
 
 Family members and caregivers (their apps) have topics of their own under
 `care/v1/{household}/member/{member}/`; on these the envelope's `device` names the member:
@@ -23,6 +24,17 @@ Family members and caregivers (their apps) have topics of their own under
 | `member_ack`     | `ack`     | app → family service   | `member.ack`                        |
 | `member_command` | `command` | app → family service   | `command.reminder.*` (a caregiver's) |
 | `member_refused` | `refused` | services → app         | `service.refused`                   |
+
+Doctors' apps have topics of their own under `care/v1/{practice}/doctor/{doctor}/`: the
+practice (the doctors' organisation) stands where a household stands and the doctor where a
+device stands, in the topic and in the envelope alike:
+
+| kind             | suffix              | direction                | types                     |
+|------------------|---------------------|--------------------------|---------------------------|
+| `doctor_status`  | `status` (retained) | doctor's app → all       | `doctor.status`           |
+| `doctor_action`  | `action`            | app → doctor-connect     | `doctor.accept`, `.end`   |
+| `doctor_session` | `session`           | doctor-connect → app     | `doctor.session*`         |
+| `doctor_refused` | `refused`           | doctor-connect → app     | `service.refused`         |
 
 Services subscribe across households with `ANY` ("+") and share the load with
 `shared(group, topic)` (`$share/<group>/...`).
@@ -48,6 +60,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "consultation_update": ("consultation", "update"),
     "family": ("family",),
     "refused": ("refused",),
+    "conversation": ("conversation",),
 }
 # kind -> the segments after `member/{member}/`
 MEMBER_KINDS: dict[str, tuple[str, ...]] = {
@@ -56,9 +69,18 @@ MEMBER_KINDS: dict[str, tuple[str, ...]] = {
     "member_command": ("command",),
     "member_refused": ("refused",),
 }
+# kind -> the segments after `doctor/{doctor}/`
+DOCTOR_KINDS: dict[str, tuple[str, ...]] = {
+    "doctor_status": ("status",),
+    "doctor_action": ("action",),
+    "doctor_session": ("session",),
+    "doctor_refused": ("refused",),
+}
 # Where a service answers a refused message, by the kind it came on: the sender's own topics.
-REFUSAL_KIND = {"device": "refused", "member": "member_refused"}
-_BY_PARTY = {"device": KINDS, "member": MEMBER_KINDS}
+REFUSAL_KIND = {"device": "refused", "member": "member_refused", "doctor": "doctor_refused"}
+# What a doctor's app listens to, and what it publishes.
+DOCTOR_INBOUND = ("doctor_session", "doctor_refused")
+DOCTOR_OUTBOUND = ("doctor_status", "doctor_action")
 # What the device itself listens to, and what it publishes.
 DEVICE_INBOUND = ("command", "alert_ack", "consultation_update", "refused")
 DEVICE_OUTBOUND = ("status", "alert", "event", "consultation", "family")
@@ -84,24 +106,17 @@ def _segment(value: str, what: str, wildcard: bool) -> str:
     return value
 
 
-def device_topic(household: str, device: str, kind: str, *, wildcard: bool = False) -> str:
-    """The topic of `kind` for one device. With `wildcard`, household/device may be `ANY`."""
-    return _topic(household, "device", device, kind, wildcard)
-
-
-def member_topic(household: str, member: str, kind: str, *, wildcard: bool = False) -> str:
-    """The topic of member `kind` for one family member or caregiver (their app)."""
-    return _topic(household, "member", member, kind, wildcard)
-
-
-def _topic(household: str, party: str, endpoint: str, kind: str, wildcard: bool) -> str:
+def _topic(party: str, owner: str, endpoint: str, kind: str, wildcard: bool) -> str:
+    """`care/v1/{owner}/{party}/{endpoint}/...`: owner is the household (the practice for a
+    doctor), endpoint the device, member or doctor."""
     kinds = _BY_PARTY[party]
     if kind not in kinds:
-        raise TopicError(f"unknown {party} topic kind {kind!r}")
+        what = "topic kind" if party == "device" else f"{party} topic kind"
+        raise TopicError(f"unknown {what} {kind!r}")
     return "/".join(
         (
             ROOT,
-            _segment(household, "household", wildcard),
+            _segment(owner, "practice" if party == "doctor" else "household", wildcard),
             party,
             _segment(endpoint, party, wildcard),
             *kinds[kind],
@@ -109,19 +124,40 @@ def _topic(household: str, party: str, endpoint: str, kind: str, wildcard: bool)
     )
 
 
+def device_topic(household: str, device: str, kind: str, *, wildcard: bool = False) -> str:
+    """The topic of `kind` for one device. With `wildcard`, household/device may be `ANY`."""
+    return _topic("device", household, device, kind, wildcard)
+
+
+def member_topic(household: str, member: str, kind: str, *, wildcard: bool = False) -> str:
+    """The topic of member `kind` for one family member or caregiver (their app)."""
+    return _topic("member", household, member, kind, wildcard)
+
+
+def doctor_topic(practice: str, doctor: str, kind: str, *, wildcard: bool = False) -> str:
+    """The topic of doctor `kind` for one doctor (their app) of a practice."""
+    return _topic("doctor", practice, doctor, kind, wildcard)
+
+
 def party_of(kind: str) -> str:
-    """Whose topics `kind` is on: "device" or "member"."""
+    """Whose topics `kind` is on: "device", "member" or "doctor"."""
     if kind in KINDS:
         return "device"
     if kind in MEMBER_KINDS:
         return "member"
+    if kind in DOCTOR_KINDS:
+        return "doctor"
     raise TopicError(f"unknown topic kind {kind!r}")
 
 
 def endpoint_topic(household: str, endpoint: str, kind: str) -> str:
-    """The topic of any kind: `endpoint` is the device or the member, as the kind says."""
-    if party_of(kind) == "member":
+    """The topic of any kind: `endpoint` is the device, the member or the doctor, as the kind
+    says."""
+    party = party_of(kind)
+    if party == "member":
         return member_topic(household, endpoint, kind)
+    if party == "doctor":
+        return doctor_topic(household, endpoint, kind)
     return device_topic(household, endpoint, kind)
 
 
@@ -143,6 +179,11 @@ def refused(household: str, device: str) -> str:
 
 def member_refused(household: str, member: str) -> str:
     return member_topic(household, member, "member_refused")
+
+
+def conversation(household: str, device: str) -> str:
+    """A text consultation's lines, written by the senior's device and the doctor alike."""
+    return device_topic(household, device, "conversation")
 
 
 def status(household: str, device: str) -> str:
@@ -187,6 +228,11 @@ def member_subscription(kind: str, household: str = ANY, member: str = ANY) -> s
     return member_topic(household, member, kind, wildcard=True)
 
 
+def doctor_subscription(kind: str, practice: str = ANY, doctor: str = ANY) -> str:
+    """A subscription filter for doctor `kind`, by default across practices and doctors."""
+    return doctor_topic(practice, doctor, kind, wildcard=True)
+
+
 def shared(group: str, topic_filter: str) -> str:
     """An MQTT 5 shared subscription: the workers of `group` split the messages."""
     if not _GROUP.fullmatch(group):
@@ -197,12 +243,15 @@ def shared(group: str, topic_filter: str) -> str:
 @dataclass(frozen=True)
 class TopicInfo:
     household: str
-    device: str  # on a member's topic: the member
+    device: str  # on a member's topic: the member; on a doctor's: the doctor
     kind: str
 
     @property
     def party(self) -> str:
         return party_of(self.kind)
+
+
+_BY_PARTY = {"device": KINDS, "member": MEMBER_KINDS, "doctor": DOCTOR_KINDS}
 
 
 def parse(topic: str) -> TopicInfo | None:

@@ -14,17 +14,27 @@ import protocol
 from protocol import (
     MAX_PAYLOAD_BYTES,
     AlertAck,
+    AppointmentConfirmed,
+    AppointmentReminder,
+    AppointmentRequest,
     Call,
     CheckinAnswer,
     CommandDone,
     ConsultationAssigned,
     ConsultationCancel,
     ConsultationCancelled,
+    ConsultationEnded,
     ConsultationPosition,
     ConsultationQueued,
     ConsultationRequest,
     ConsultationSession,
+    ConsultationText,
     DeviceStatus,
+    DoctorAccept,
+    DoctorEnd,
+    DoctorSession,
+    DoctorSessionCancelled,
+    DoctorStatus,
     DuplicateFilter,
     EmergencyAlert,
     FamilyMessage,
@@ -118,6 +128,36 @@ EXAMPLES = [
         lines=["Took metformin at 08:05"],
     ),
     ServiceRefused(reason=ServiceReason.UNKNOWN_HOUSEHOLD, refused_id=REQUEST, detail="not here"),
+    ConsultationEnded(request_id=REQUEST, by="doctor"),
+    ConsultationText(request_id=REQUEST, sender="doctor", text="How is the rash today?"),
+    AppointmentRequest(department="cardiology", date="2026-11-24", at="10:30"),
+    AppointmentConfirmed(
+        request_id=REQUEST,
+        appointment_id="a1",
+        department="cardiology",
+        doctor="Dr. Weber",
+        starts_at=TS,
+    ),
+    AppointmentReminder(appointment_id="a1", doctor="Dr. Weber", starts_at=TS, minutes_before=30),
+]
+# A doctor's app's messages: the practice in place of the household, the doctor's id in place
+# of the device's.
+DOCTOR_EXAMPLES = [
+    DoctorStatus(state="available"),
+    DoctorAccept(request_id=REQUEST),
+    DoctorEnd(request_id=REQUEST),
+    DoctorSession(
+        request_id=REQUEST,
+        household=H,
+        device=D,
+        mode="video",
+        department="cardiology",
+        urgency="urgent",
+        starts_at=TS,
+        room_id="room-1",
+        join_url="https://meet.example/x",
+    ),
+    DoctorSessionCancelled(request_id=REQUEST, by="senior"),
 ]
 M = "anna"  # a family member
 
@@ -214,7 +254,40 @@ def test_no_topic_string_is_built_outside_protocol_topics() -> None:
 
 
 def test_every_registered_type_has_an_example_here() -> None:
-    assert {type(body).TYPE for body in EXAMPLES} == set(protocol.message_types())
+    examples = EXAMPLES + DOCTOR_EXAMPLES
+    assert {type(body).TYPE for body in examples} == set(protocol.message_types())
+
+
+@pytest.mark.parametrize("body", DOCTOR_EXAMPLES, ids=lambda b: type(b).TYPE)
+def test_doctor_messages_live_on_the_doctors_topics(body) -> None:
+    message = create(body, "practice-1", "dr-weber")
+    assert message.topic.split("/")[:5] == ["care", "v1", "practice-1", "doctor", "dr-weber"]
+    back = decode(encode(message), None, topic=message.topic)
+    assert back.body == body
+    with pytest.raises(RejectedMessage) as info:  # the same kind on a device's topic
+        decode(encode(message), None, topic=message.topic.replace("/doctor/", "/device/"))
+    assert info.value.reason == Reason.WRONG_TOPIC
+
+
+def test_a_device_topic_and_a_doctor_topic_never_parse_alike() -> None:
+    assert topics.parse(topics.status(H, D)).kind == "status"
+    assert topics.parse(topics.doctor_topic(H, D, "doctor_status")).kind == "doctor_status"
+    with pytest.raises(topics.TopicError):
+        topics.doctor_topic(H, D, "command")
+
+
+def test_a_refusal_goes_back_to_a_doctor_on_the_doctors_own_topic() -> None:
+    body = ServiceRefused(reason="unknown_request", refused_id=REQUEST)
+    message = create(body, "practice-1", "dr-weber", on=topics.REFUSAL_KIND["doctor"])
+    assert message.topic == topics.doctor_topic("practice-1", "dr-weber", "doctor_refused")
+    assert decode(encode(message), None, topic=message.topic).body == body
+
+
+def test_a_text_session_needs_its_conversation_topic() -> None:
+    with pytest.raises(ValueError, match="conversation_topic"):
+        create(ConsultationSession(request_id=REQUEST, mode="text"), H, D)
+    with pytest.raises(ValueError, match="date"):
+        create(AppointmentRequest(department="cardiology", date="2026-02-30", at="10:00"), H, D)
 
 
 @pytest.mark.parametrize("body", EXAMPLES, ids=lambda b: type(b).TYPE)
@@ -247,7 +320,7 @@ def test_alerts_have_priority_and_other_types_do_not() -> None:
     ids=lambda b: type(b).TYPE,
 )
 def test_a_type_may_go_on_its_other_kind_when_the_message_says_so(body) -> None:
-    (other,) = type(body).KINDS[1:]
+    other = type(body).KINDS[1]
     assert topics.party_of(other) == "member"
     message = create(body, H, M, on=other)
     assert message.kind == other and message.topic == topics.member_topic(H, M, other)

@@ -1,0 +1,346 @@
+"""doctor-connect without the network: triage, working hours, the matcher's rules and the
+engine on a real SQLite file, with a clock the tests move."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from protocol import (
+    AppointmentRequest,
+    ConsultationCancel,
+    ConsultationRequest,
+    DoctorEnd,
+    DoctorStatus,
+    Message,
+    create,
+    decode,
+)
+from services.doctor_connect import roster
+from services.doctor_connect.config import Config
+from services.doctor_connect.departments import GENERAL_PRACTICE, triage
+from services.doctor_connect.engine import Engine, RefusalReason, Refused
+from services.doctor_connect.hours import WorkingHours
+from services.doctor_connect.matcher import Doctor, Matcher, Waiting
+from services.doctor_connect.sessions import VideoRooms
+from services.doctor_connect.store import Store
+
+H, D = "household-1", "kitchen"
+PRACTICE = "practice"
+MONDAY_10 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC).timestamp()  # a Monday
+
+
+# --- triage and hours -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "said, department",
+    [
+        (["chest pain"], "cardiology"),
+        (["I can't stop coughing"], "respiratory"),
+        (["my blood sugar is high"], "endocrinology"),
+        (["an itchy rash on my arm"], "dermatology"),
+        (["I feel so lonely and sad"], "psychology"),
+        (["I keep forgetting things"], "geriatrics"),
+        (["my toe hurts"], GENERAL_PRACTICE),
+        ([], GENERAL_PRACTICE),
+    ],
+)
+def test_symptoms_are_triaged_to_a_department(said: list[str], department: str) -> None:
+    assert triage(said) == department
+
+
+def test_working_hours() -> None:
+    hours = WorkingHours.parse("mon-fri 08:00-16:00")
+    monday = dt.datetime(2026, 11, 23, 9, 0)
+    assert hours.contains(monday)
+    assert not hours.contains(monday.replace(hour=17))
+    assert not hours.contains(monday + dt.timedelta(days=5))  # Saturday
+    assert hours.next_start(monday.replace(hour=17)) == dt.datetime(2026, 11, 24, 8, 0)
+    night = WorkingHours.parse("daily 22:00-06:00")
+    assert night.contains(monday.replace(hour=3)) and not night.contains(monday)
+    assert WorkingHours.parse("daily 00:00-24:00").around_the_clock
+    with pytest.raises(ValueError):
+        WorkingHours.parse("someday 08:00-16:00")
+
+
+# --- the matcher ------------------------------------------------------------------------------
+
+ALWAYS = WorkingHours.parse("daily 00:00-24:00")
+LOCAL = dt.datetime(2026, 11, 23, 10, 0)
+
+
+def doctor(doctor_id: str, department: str = GENERAL_PRACTICE, **kw) -> Doctor:
+    kw.setdefault("state", "available")
+    kw.setdefault("hours", ALWAYS)
+    return Doctor(doctor_id, f"Dr. {doctor_id}", department, **kw)
+
+
+def waiting(request_id: str, seq: int, department: str = GENERAL_PRACTICE, **kw) -> Waiting:
+    kw.setdefault("urgency", "soon")
+    kw.setdefault("deadline", 1e12)
+    return Waiting(request_id, department, created=float(seq), seq=seq, **kw)
+
+
+def test_the_least_loaded_free_doctor_of_the_department_gets_the_request() -> None:
+    matcher = Matcher(consult_s=600)
+    matcher.put_doctor(doctor("a", served=5))
+    matcher.put_doctor(doctor("b", served=1))
+    matcher.put_doctor(doctor("c", served=0, state="busy"))
+    matcher.put_doctor(doctor("d", "cardiology", served=0))
+    matcher.add(waiting("r1", 1))
+    assert [(r.id, d.id) for r, d in matcher.match(LOCAL)] == [("r1", "b")]
+    assert matcher.doctors["b"].open_sessions == 1
+
+
+def test_urgent_requests_are_served_first_and_the_rest_in_arrival_order() -> None:
+    matcher = Matcher(consult_s=600)
+    for n, urgency in enumerate(["routine", "soon", "urgent", "soon"], 1):
+        matcher.add(waiting(f"r{n}", n, urgency=urgency))
+    estimates = matcher.estimates(LOCAL)
+    assert [estimates[f"r{n}"].position for n in (1, 2, 3, 4)] == [4, 2, 1, 3]
+    matcher.put_doctor(doctor("a"))
+    assert [r.id for r, _ in matcher.match(LOCAL)] == ["r3"]
+
+
+def test_a_doctor_who_speaks_the_language_is_waited_for_when_there_is_one() -> None:
+    matcher = Matcher(consult_s=600)
+    matcher.put_doctor(doctor("en", languages=frozenset({"en"})))
+    matcher.put_doctor(doctor("de", languages=frozenset({"de"}), state="busy"))
+    matcher.add(waiting("german", 1, language="de"))
+    matcher.add(waiting("polish", 2, language="pl"))  # nobody speaks it: anyone will do
+    assert [(r.id, d.id) for r, d in matcher.match(LOCAL)] == [("polish", "en")]
+    matcher.doctors["de"].state = "available"
+    assert [(r.id, d.id) for r, d in matcher.match(LOCAL)] == [("german", "de")]
+
+
+def test_doctors_outside_their_hours_are_not_free() -> None:
+    matcher = Matcher(consult_s=600)
+    matcher.put_doctor(doctor("a", hours=WorkingHours.parse("mon-fri 08:00-09:00")))
+    matcher.add(waiting("r1", 1))
+    assert matcher.match(LOCAL) == []
+
+
+def test_wait_estimates_grow_with_the_position_and_shrink_with_doctors() -> None:
+    matcher = Matcher(consult_s=600)
+    matcher.put_doctor(doctor("a", state="busy"))
+    for n in range(1, 5):
+        matcher.add(waiting(f"r{n}", n))
+    assert [matcher.estimate(f"r{n}", LOCAL).wait_s for n in (1, 2, 4)] == [600, 1200, 2400]
+    matcher.put_doctor(doctor("b", state="busy"))
+    assert [matcher.estimate(f"r{n}", LOCAL).wait_s for n in (1, 2, 4)] == [600, 600, 1200]
+
+
+def test_a_specialist_request_falls_back_to_a_gp_when_the_promise_would_not_be_kept() -> None:
+    matcher = Matcher(consult_s=600)
+    matcher.put_doctor(doctor("gp", state="busy"))
+    matcher.add(waiting("no-cardiologist", 1, "cardiology", deadline=10_000))
+    matcher.put_doctor(doctor("derm", "dermatology", state="busy"))
+    matcher.add(waiting("derm-ok", 2, "dermatology", deadline=10_000))
+    matcher.add(waiting("derm-late", 3, "dermatology", deadline=50))
+    moved = matcher.fallbacks(LOCAL, now=100)
+    assert sorted(r.id for r in moved) == ["derm-late", "no-cardiologist"]
+    assert matcher.get("no-cardiologist").department == GENERAL_PRACTICE
+    assert matcher.get("derm-ok").department == "dermatology"
+
+
+def test_video_join_addresses_are_signed_and_expire() -> None:
+    rooms = VideoRooms("https://video.example.org/room", "secret", token_ttl_s=60)
+    room = rooms.create_room()
+    url = rooms.join_url(room, "patient", now=1000)
+    assert url.startswith(f"https://video.example.org/room/{room}?")
+    assert rooms.verify(url, now=1030)
+    assert not rooms.verify(url, now=1061)
+    assert not rooms.verify(url.replace("role=patient", "role=doctor"), now=1030)
+
+
+# --- the engine on SQLite -------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_engine(path: Path, clock: Clock, **timings) -> Engine:
+    config = Config()
+    config.service.practice = PRACTICE
+    config.video.secret = "test"
+    for key, value in timings.items():
+        setattr(config.timings, key, value)
+    return Engine(Store(path), config, clock=clock)
+
+
+def add_doctor(engine: Engine, doctor_id: str, department: str, state: str = "available") -> None:
+    new = roster.NewDoctor(doctor_id, f"Dr. {doctor_id.title()}", department, state=state)
+    roster.save(engine.store, roster.build(new))
+    engine.tick()
+
+
+def sent(engine: Engine) -> list[Message]:
+    """What the engine queued for publishing, decoded as a receiver would, then cleared."""
+    rows = engine.store.pending(100_000)
+    engine.store.sent([seq for seq, _, _ in rows])
+    return [decode(payload, None, topic=topic) for _, topic, payload in rows]
+
+
+def request(engine: Engine, device: str = D, **fields) -> Message:
+    fields.setdefault("mode", "video")
+    message = create(ConsultationRequest(**fields), H, device)
+    engine.handle(message)
+    return message
+
+
+def from_doctor(engine: Engine, doctor_id: str, body) -> None:
+    engine.handle(create(body, PRACTICE, doctor_id))
+
+
+def test_a_video_request_is_assigned_with_a_room_for_both_sides(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "dc.sqlite3", Clock(MONDAY_10))
+    add_doctor(engine, "weber", "general_practice")
+    asked = request(engine)
+    out = sent(engine)
+    assert [m.type for m in out] == [
+        "consultation.assigned",
+        "consultation.session",
+        "doctor.session",
+    ]
+    assigned, session, to_doctor = (m.body for m in out)
+    assert assigned.doctor == "Dr. Weber" and assigned.request_id == asked.id
+    assert session.room_id == to_doctor.room_id and session.room_id
+    assert "role=patient" in session.join_url and "role=doctor" in to_doctor.join_url
+    assert out[2].device == "weber" and out[2].household == PRACTICE
+    assert (to_doctor.household, to_doctor.device) == (H, D)
+
+
+def test_refusals_change_nothing(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "dc.sqlite3", Clock(MONDAY_10))
+    add_doctor(engine, "weber", "general_practice", state="busy")
+    with pytest.raises(Refused) as info:
+        request(engine, department="astrology")
+    assert info.value.reason == RefusalReason.UNKNOWN_DEPARTMENT
+    mine = request(engine)
+    sent(engine)
+    with pytest.raises(Refused) as info:  # another device of the household
+        engine.handle(create(ConsultationCancel(mine.id), H, "bedroom"))
+    assert info.value.reason == RefusalReason.NOT_YOURS
+    with pytest.raises(Refused) as info:
+        from_doctor(engine, "stranger", DoctorStatus("available"))
+    assert info.value.reason == RefusalReason.UNKNOWN_DOCTOR
+    assert sent(engine) == [] and len(engine.matcher) == 1
+
+
+def test_a_restart_keeps_waiting_requests_and_open_sessions(tmp_path: Path) -> None:
+    path = tmp_path / "dc.sqlite3"
+    clock = Clock(MONDAY_10)
+    engine = make_engine(path, clock)
+    add_doctor(engine, "weber", "general_practice")
+    first = request(engine)
+    second = request(engine, device="bedroom")
+    sent(engine)
+    engine.store.close()
+
+    again = make_engine(path, clock)
+    assert [r.id for r in again.matcher.waiting()] == [second.id]
+    assert again.matcher.doctors["weber"].open_sessions == 1
+    from_doctor(again, "weber", DoctorEnd(first.id))
+    out = sent(again)
+    assert [(m.type, m.body.request_id) for m in out[:2]] == [
+        ("consultation.ended", first.id),
+        ("consultation.assigned", second.id),
+    ]
+
+
+def test_appointments_are_confirmed_and_reminded(tmp_path: Path) -> None:
+    clock = Clock(MONDAY_10)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, reminder_before_s=1800)
+    add_doctor(engine, "heart", "cardiology", state="offline")
+    message = create(AppointmentRequest("cardiology", "2026-11-24", "11:00"), H, D)
+    engine.handle(message)
+    (confirmed,) = sent(engine)
+    assert confirmed.type == "appointment.confirmed"
+    assert confirmed.body.doctor == "Dr. Heart"
+    assert confirmed.body.starts_at == "2026-11-24T11:00:00.000Z"
+    with pytest.raises(Refused) as info:  # the same slot: the only cardiologist is taken
+        engine.handle(create(AppointmentRequest("cardiology", "2026-11-24", "11:10"), H, D))
+    assert info.value.reason == RefusalReason.NO_SLOT
+    with pytest.raises(Refused) as info:
+        engine.handle(create(AppointmentRequest("cardiology", "2026-11-20", "11:00"), H, D))
+    assert info.value.reason == RefusalReason.IN_THE_PAST
+    clock.now = dt.datetime(2026, 11, 24, 10, 20, tzinfo=dt.UTC).timestamp()
+    engine.tick()
+    assert sent(engine) == []
+    clock.now += 15 * 60
+    engine.tick()
+    (reminder,) = sent(engine)
+    assert reminder.type == "appointment.reminder" and reminder.body.minutes_before == 25
+    engine.tick()
+    assert sent(engine) == []
+
+
+def test_the_cli_changes_reach_a_running_engine(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "dc.sqlite3", Clock(MONDAY_10))
+    add_doctor(engine, "weber", "general_practice", state="offline")
+    asked = request(engine)
+    assert [m.type for m in sent(engine)] == ["consultation.queued"]
+    other = Store(tmp_path / "dc.sqlite3")  # what `doctor-connect doctor set-status` does
+    roster.set_state(other, "weber", "available")
+    engine.tick()
+    out = sent(engine)
+    assert [(m.type, m.body.request_id) for m in out[:1]] == [("consultation.assigned", asked.id)]
+
+
+def test_positions_wait_behind_assignments_and_a_stale_one_is_never_sent(tmp_path: Path) -> None:
+    clock = Clock(MONDAY_10)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, position_interval_s=0)
+    add_doctor(engine, "weber", "general_practice")
+    first, second, third = request(engine), request(engine), request(engine)
+    sent(engine)
+    from_doctor(engine, "weber", DoctorEnd(first.id))  # second is assigned
+    engine.tick()  # third moves up
+    from_doctor(engine, "weber", DoctorEnd(second.id))  # third is assigned
+    out = [(m.type, getattr(m.body, "request_id", None)) for m in sent(engine)]
+    assert ("consultation.position", third.id) not in out  # superseded by its assignment
+    assert out.index(("consultation.assigned", third.id)) > out.index(
+        ("consultation.assigned", second.id)
+    )
+    fourth, fifth = request(engine), request(engine)
+    sent(engine)
+    from_doctor(engine, "weber", DoctorEnd(third.id))
+    engine.tick()
+    out = [(m.type, getattr(m.body, "request_id", None)) for m in sent(engine)]
+    assert out[-1] == ("consultation.position", fifth.id)  # after the assignment it follows
+    assert out.index(("consultation.assigned", fourth.id)) < len(out) - 1
+
+
+def test_the_roster_cli_refuses_what_it_cannot_take_with_one_line(tmp_path: Path) -> None:
+    from tests.doctor_connect_process import COMMAND
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        database = str(tmp_path / "dc.sqlite3")
+        return subprocess.run(
+            [COMMAND, "--database", database, *args], capture_output=True, text=True, timeout=30
+        )
+
+    assert (
+        cli("doctor", "add", "herz", "--name", "Dr. Herz", "--department", "heart").returncode == 0
+    )
+    listed = json.loads(cli("doctor", "list", "--json").stdout)
+    assert [(d["id"], d["department"], d["hours"]) for d in listed] == [
+        ("herz", "cardiology", "mon-fri 08:00-16:00")
+    ]
+    for args, message in [
+        (("doctor", "add", "x", "--name", "X", "--department", "astrology"), "no department"),
+        (("doctor", "add", "x", "--name", "X", "--department", "gp", "--hours", "soon"), "DAYS"),
+        (("doctor", "set-status", "nobody", "busy"), "no doctor 'nobody'"),
+    ]:
+        result = cli(*args)
+        assert result.returncode == 2 and result.stderr.startswith("doctor-connect: ")
+        assert message in result.stderr and len(result.stderr.splitlines()) == 1
