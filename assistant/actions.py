@@ -22,6 +22,7 @@ from typing import Any
 from assistant.dialog import Action
 from assistant.reminders import ReminderStore
 from protocol import (
+    AppointmentRequest,
     ConsultationRequest,
     EmergencyAlert,
     FamilyMessage,
@@ -65,7 +66,27 @@ def _reading(slots: dict[str, str]) -> HealthReading | None:
     )
 
 
-def message_body(action: Action, said: str | None = None) -> Any | None:
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def appointment_date(day: str, today: dt.date) -> dt.date | None:
+    """The date a spoken day means: "today", "tomorrow", a weekday (the next one after
+    today: on a Monday, "on Monday" means next week's), "next_week" (next Monday)."""
+    if day == "today":
+        return today
+    if day == "tomorrow":
+        return today + dt.timedelta(days=1)
+    if day == "next_week":
+        return today + dt.timedelta(days=7 - today.weekday())
+    if day in WEEKDAYS:
+        ahead = (WEEKDAYS.index(day) - today.weekday() - 1) % 7 + 1
+        return today + dt.timedelta(days=ahead)
+    return None
+
+
+def message_body(
+    action: Action, said: str | None = None, today: dt.date | None = None
+) -> Any | None:
     """The protocol body that carries `action` off the device, or None when it stays here.
 
     `said`: the senior's words, kept with an emergency so the family hears what happened."""
@@ -78,6 +99,16 @@ def message_body(action: Action, said: str | None = None) -> Any | None:
             mode=slots.get("mode", "video"),  # type: ignore[arg-type]
             department=slots.get("department"),
             urgency="soon",
+            reason=said,
+        )
+    if kind == "book_appointment":
+        date = appointment_date(slots.get("day", ""), today or dt.date.today())
+        if date is None or "time" not in slots:
+            return None
+        return AppointmentRequest(
+            department=slots.get("department", "general_practice"),
+            date=date.isoformat(),
+            at=slots["time"],
             reason=said,
         )
     if kind == "send_family_message":
@@ -116,7 +147,7 @@ class ActionHandler:
 
     def __call__(self, action: Action, said: str | None = None) -> Message | None:
         self._on_device(action)
-        body = message_body(action, said)
+        body = message_body(action, said, self.clock().date())
         if body is None and action.kind == "confirm_medication_taken":
             body = self._taken()
         if body is None:

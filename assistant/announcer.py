@@ -9,6 +9,7 @@ outbox on the other side make that at-least-once, and nothing is said twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -18,8 +19,11 @@ from assistant import replies
 from assistant.reminders import Reminder, ReminderStore
 from protocol import (
     AlertAck,
+    AppointmentConfirmed,
+    AppointmentReminder,
     ConsultationAssigned,
     ConsultationCancelled,
+    ConsultationEnded,
     ConsultationPosition,
     ConsultationQueued,
     ConsultationSession,
@@ -32,6 +36,11 @@ from protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def local_time(timestamp: str) -> dt.datetime:
+    """A protocol timestamp (UTC) as this device's local wall-clock time."""
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone()
 
 
 class CommandFailed(Exception):
@@ -92,6 +101,12 @@ class Announcer:
             sentence = replies.consultation_session(body.mode)
         elif isinstance(body, ConsultationCancelled):
             sentence = replies.consultation_cancelled(body.by)
+        elif isinstance(body, ConsultationEnded):
+            sentence = replies.CONSULTATION_ENDED
+        elif isinstance(body, AppointmentConfirmed):
+            sentence = replies.appointment_confirmed(body.doctor, local_time(body.starts_at))
+        elif isinstance(body, AppointmentReminder):
+            sentence = replies.appointment_soon(body.doctor, body.minutes_before)
         elif isinstance(body, ServiceRefused):  # never let a refused request pass silently
             sentence, urgent = replies.request_refused(self._sent_type(body.refused_id)), True
         elif isinstance(body, Say):

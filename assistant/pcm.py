@@ -146,3 +146,23 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     gain = np.sqrt(speech_power(speech) / noise_power / 10 ** (snr_db / 10))
     mixed = speech.astype(np.float64) + gain * noise
     return np.clip(mixed, -32768, 32767).astype(np.int16)
+
+
+def estimated_snr_db(samples: np.ndarray, frame: int = 480) -> float:
+    """How far the loud part of a recording stands above its quiet part, in dB: the 90th
+    against the 10th percentile of 30 ms frame energies. An utterance with its pauses and
+    pre-roll measures above 40 in a quiet room and near its mixing SNR in steady noise."""
+    count = len(samples) // frame
+    if count < 2:
+        return 0.0
+    frames = samples[: count * frame].astype(np.float64).reshape(count, frame)
+    energy = (frames**2).mean(axis=1) + 1.0
+    return float(10 * np.log10(np.percentile(energy, 90) / np.percentile(energy, 10)))
+
+
+def low_pass(samples: np.ndarray, cutoff_hz: float, rate: int = RATE) -> np.ndarray:
+    """Everything above `cutoff_hz` removed (FFT over the whole utterance: it is short)."""
+    spectrum = np.fft.rfft(samples.astype(np.float64))
+    spectrum[np.fft.rfftfreq(len(samples), 1 / rate) > cutoff_hz] = 0.0
+    filtered = np.fft.irfft(spectrum, len(samples))
+    return np.clip(np.round(filtered), -32768, 32767).astype(np.int16)

@@ -257,3 +257,32 @@ _REFUSED = {
 def request_refused(message_type: str | None) -> str:
     what = _REFUSED.get(message_type or "", "your last request")
     return f"Sorry, {what} could not be accepted. Please try again, or ask your family for help."
+
+
+CONSULTATION_ENDED = "Your consultation has ended. I hope you feel better soon."
+
+
+def spoken_day(when: dt.datetime, today: dt.date) -> str:
+    if when.date() == today:
+        return "today"
+    if when.date() == today + dt.timedelta(days=1):
+        return "tomorrow"
+    return f"on {when.strftime('%A')}, the {when.day}{_ordinal(when.day)}"
+
+
+def _ordinal(day: int) -> str:
+    if day in (11, 12, 13):
+        return "th"
+    return {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+
+
+def appointment_confirmed(doctor: str, when: dt.datetime, today: dt.date | None = None) -> str:
+    day = spoken_day(when, today or dt.date.today())
+    return (
+        f"Your appointment is confirmed: {doctor}, {day} at "
+        f"{spoken_clock(f'{when.hour:02d}:{when.minute:02d}')}."
+    )
+
+
+def appointment_soon(doctor: str, minutes_before: int) -> str:
+    return f"A reminder: your appointment with {doctor} is{in_minutes(minutes_before * 60)}."

@@ -19,6 +19,8 @@ from assistant.speech.tts import SpeechSynthesizer
 from assistant.voice import Voice, WavRecorder
 from protocol import (
     AlertAck,
+    AppointmentConfirmed,
+    AppointmentRequest,
     CommandDone,
     ConsultationAssigned,
     ConsultationQueued,
@@ -31,6 +33,7 @@ from protocol import (
     ServiceRefused,
     WellnessAlert,
     create,
+    utc_timestamp,
 )
 from tests.backend import Backend
 from tests.broker import Mosquitto
@@ -103,6 +106,11 @@ def test_each_outgoing_action_has_its_message() -> None:
     assert isinstance(lonely, WellnessAlert) and lonely.severity == "low"
     pain = message_body(Action("report_feeling", {"feeling": "pain"}))
     assert isinstance(pain, WellnessAlert) and pain.severity == "medium"
+
+    slots = {"department": "cardiology", "day": "monday", "time": "10:00"}
+    visit = message_body(Action("book_appointment", slots), today=dt.date(2026, 11, 23))
+    assert isinstance(visit, AppointmentRequest)
+    assert (visit.department, visit.date, visit.at) == ("cardiology", "2026-11-30", "10:00")
 
     note = message_body(Action("send_family_message", {"contact": "son", "message": "hi"}))
     assert isinstance(note, FamilyMessage) and (note.to, note.text) == ("son", "hi")
@@ -187,6 +195,32 @@ def test_consultation_updates_are_announced(
             "You are number 3 in line for a doctor. The wait is about 10 minutes.",
             "Doctor Weber will join you in about 2 minutes.",
         ]
+
+
+def test_an_appointment_is_confirmed_aloud_in_local_time(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        assistant = assistant_for(dev, engine, tmp_path, said)
+        assistant.respond("book an appointment with the heart doctor on monday at 10 am")
+        assistant.respond("yes")
+        assert backend.wait_until(lambda: backend.ids("appointment.request"))
+        [request] = [m for m in backend.handled if m.type == "appointment.request"]
+        assert (request.body.department, request.body.at) == ("cardiology", "10:00")
+        starts = dt.datetime.fromisoformat(f"{request.body.date}T10:00").astimezone()
+        confirmed = AppointmentConfirmed(
+            request_id=request.id,
+            appointment_id="a-1",
+            department="cardiology",
+            doctor="Dr. Weber",
+            starts_at=utc_timestamp(starts),
+        )
+        backend.send(create(confirmed, H, D))
+        assert dev.announcer.wait(10)
+        assistant.speak_pending()
+        assert said[0].startswith("Your appointment is confirmed: Dr. Weber, ")  # day: from today
+        assert said[0].endswith("at 10 o'clock in the morning.")
 
 
 def test_a_refused_request_is_said_not_swallowed(

@@ -291,3 +291,26 @@ def test_read_wav_resamples_to_the_rate_asked_for(tmp_path: Path) -> None:
     out = read_wav(path, rate=22050)
     assert len(out) == pytest.approx(22050, rel=0.01)
     assert dominant_hz(out, 22050) == pytest.approx(TONE_HZ, abs=10)
+
+
+def test_estimated_snr_tells_a_quiet_room_from_noise(speech) -> None:
+    from assistant.pcm import estimated_snr_db
+    from tests.speech import mix_noise
+
+    samples = speech.samples(speech.flite("help, I fell.", "rms"), lead_s=0.3, tail_s=0.3)
+    assert estimated_snr_db(samples) > 40
+    assert 8 < estimated_snr_db(mix_noise(samples, 10.0)) < 16
+    assert 18 < estimated_snr_db(mix_noise(samples, 20.0)) < 26
+    assert estimated_snr_db(np.zeros(100, np.int16)) == 0.0  # too short to tell
+
+
+def test_low_pass_keeps_the_voice_band_and_drops_the_hiss() -> None:
+    from assistant.pcm import low_pass
+
+    t = np.arange(16000) / 16000
+    voice = 8000 * np.sin(2 * np.pi * 500 * t)
+    hiss = 8000 * np.sin(2 * np.pi * 6000 * t)
+    filtered = low_pass((voice + hiss).astype(np.int16), 3500)
+    assert filtered.dtype == np.int16 and len(filtered) == 16000
+    # the 6 kHz tone is gone, the 500 Hz one intact
+    assert np.abs(filtered.astype(np.float64) - voice).max() < 50

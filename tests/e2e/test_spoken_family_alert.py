@@ -5,9 +5,6 @@ stand-in), escalation, one acknowledgement, and the device saying who answered."
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pytest
 
 from protocol import MemberAck, create
 from services.family.channels import read_gateway_file
+from tests.assistant_process import AssistantProcess, device_config, wait_for
 from tests.audio_devices import virtual_audio
 from tests.broker import Mosquitto
 from tests.family_process import (
@@ -32,57 +30,6 @@ pytestmark = pytest.mark.e2e
 NOTIFIED = ("anna", "ben", "carla")  # everyone in the household but the senior
 
 
-class AssistantProcess:
-    """`senior-assistant run --no-wake` on the virtual microphone; its stdout lines kept."""
-
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "assistant.cli", "--config", str(config), "run", "--no-wake"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def said(self) -> list[str]:
-        return [line.removeprefix("said: ") for line in self.lines if line.startswith("said: ")]
-
-    def stop(self) -> str:
-        self.process.terminate()
-        try:
-            _, err = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, err = self.process.communicate()
-        return err
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def device_config(path: Path, broker: Mosquitto) -> Path:
-    path.write_text(
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-        "reconnect_min_s = 0.1\nreconnect_max_s = 0.5\n"
-        f'[device]\nhousehold = "{H}"\ndevice_id = "{D}"\n'
-        f'[paths]\nstate_dir = "{path.parent / "device-state"}"\n'
-    )
-    return path
-
-
 @pytest.mark.parametrize("voice", ["rms", "slt"])
 def test_spoken_help_i_fell_reaches_the_family_and_the_answer_is_said(
     speech, voice: str, tmp_path: Path, broker: Mosquitto
@@ -91,7 +38,7 @@ def test_spoken_help_i_fell_reaches_the_family_and_the_answer_is_said(
     setup_household(family)
     samples = speech.samples(speech.flite("help, I fell.", voice), lead_s=1.0, tail_s=60.0)
     audio = virtual_audio(tmp_path / "audio", samples)
-    config = device_config(tmp_path / "device.toml", broker)
+    config = device_config(tmp_path / "device.toml", broker, H, D)
     with apps_standin(broker) as apps, FamilyWorker(family):
         device = AssistantProcess(config, audio.env)
         try:
