@@ -191,6 +191,11 @@ class IntentEngine:
         try:
             self._samples = self._expand()
             self._graph = graph_from_templates(intents)
+            self._urgent_graph = (
+                graph_from_templates(intents, only={EMERGENCY_INTENT})
+                if EMERGENCY_INTENT in intents.intents
+                else None
+            )
             self._slot_intents = _answer_templates(self._list_names)
         except Exception as exc:  # hassil parses templates lazily, with assorted errors
             raise IntentsError(f"bad sentence template or list ({exc})") from None
@@ -220,7 +225,16 @@ class IntentEngine:
     def grammar(self) -> Grammar:
         """What the recognizers should listen for: every closed sentence as a graph, and
         the sampled sentences as a phrase list."""
-        return Grammar(graph=self._graph, phrases=self.phrases(), urgent=self.is_emergency)
+        return Grammar(
+            graph=self._graph,
+            phrases=self.phrases(),
+            urgent=self.is_emergency,
+            urgent_graph=self._urgent_graph,
+            understood=self.understands,
+        )
+
+    def understands(self, text: str) -> bool:
+        return self.recognize(text) is not None
 
     def is_emergency(self, text: str) -> bool:
         match = self.recognize(text)

@@ -13,7 +13,7 @@ JSGF, `to_jsgf`); vosk takes phrases (`Grammar.phrases`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hassil import Intents
@@ -83,6 +83,11 @@ class Grammar:
     phrases: list[str] = field(default_factory=list)
     # Is this phrase too urgent to drop unconfirmed (an emergency)? None: nothing is.
     urgent: Callable[[str], bool] | None = field(default=None, compare=False)
+    # The urgent sentences alone, for a second look at audio the full graph did not place
+    # (noise); None: no second look.
+    urgent_graph: WordGraph | None = field(default=None, compare=False)
+    # Would the intents understand this text at all? (the second look is for what they don't)
+    understood: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 def _normalise_probabilities(transitions: Iterable[Transition]) -> list[Transition]:
@@ -291,10 +296,13 @@ class _GraphBuilder:
         return WordGraph(self.states, 0, 1, _normalise_probabilities(self.transitions))
 
 
-def graph_from_templates(intents: Intents) -> WordGraph:
-    """Every closed sentence of every intent as one minimal word graph."""
+def graph_from_templates(intents: Intents, only: Collection[str] | None = None) -> WordGraph:
+    """Every closed sentence of every intent (or of the intents named in `only`) as one
+    minimal word graph."""
     builder = _GraphBuilder(intents)
-    for intent in intents.intents.values():
+    for name, intent in intents.intents.items():
+        if only is not None and name not in only:
+            continue
         for data in intent.data:
             rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
             for sentence in data.sentences:

@@ -136,6 +136,48 @@ def test_emergency_phrases_through_white_noise(engine, command_recognizer, speec
     assert hits / total >= 0.5, f"{hits}/{total}"
 
 
+def test_emergency_phrases_through_heavy_white_noise(engine, command_recognizer, speech) -> None:
+    """At 10 dB SNR the free model hears nothing usable; the grammar's emergency phrase is
+    kept unconfirmed and the emergency sentences get a second look on low-passed audio, so
+    that the dialog asks "do you need help?" (measured 23/76 on the dev set, 6/76 without:
+    README). Every fourth emergency case of both sets, voices in turn."""
+    cases = [c for c in load_cases(DEV_SET) + load_cases(HELD_OUT) if c.intent == "emergency"]
+    hits = asked = total = 0
+    for n, case in enumerate(cases[::4]):
+        voice = FLITE_VOICES[n % len(FLITE_VOICES)]
+        samples = speech.samples(speech.flite(case.text or "", voice), lead_s=0.3, tail_s=0.3)
+        command_recognizer.start()
+        command_recognizer.accept(mix_noise(samples, 10.0, seed=n).tobytes())
+        heard = command_recognizer.finish()
+        if engine.is_emergency(heard.text):
+            hits += 1
+            asked += not heard.verified
+        total += 1
+    assert hits / total >= 0.2, f"{hits}/{total}"
+    assert asked >= hits / 2  # in such noise most are not sure: the dialog asks first
+
+
+def test_a_quiet_room_turns_no_other_speech_into_an_emergency(
+    engine, command_recognizer, speech
+) -> None:
+    """Out-of-domain requests spoken in a quiet room: the grammar forces each onto its
+    nearest phrase, the free transcript must confirm it (measured: 4/48 accepted as some
+    command, 0 as an emergency; with the old threshold 26/48 and 8)."""
+    cases = [c for c in load_cases(DEV_SET) if c.intent is None][::6]
+    accepted = emergencies = 0
+    for n, case in enumerate(cases):
+        voice = FLITE_VOICES[n % len(FLITE_VOICES)]
+        samples = speech.samples(speech.flite(case.text or "", voice), lead_s=0.3, tail_s=0.3)
+        command_recognizer.start()
+        command_recognizer.accept(samples.tobytes())
+        heard = command_recognizer.finish()
+        match = engine.recognize(heard.text)
+        accepted += match is not None
+        emergencies += match is not None and match.intent == "emergency"
+    assert emergencies == 0
+    assert accepted <= len(cases) * 0.2, f"{accepted}/{len(cases)}"
+
+
 def test_report_counts_out_of_domain_and_slot_errors(engine) -> None:
     cases = [
         Case("emergency", {"kind": "fall"}, text="help i fell"),
