@@ -157,14 +157,13 @@ def test_emergency_phrases_through_heavy_white_noise(engine, command_recognizer,
     assert asked >= hits / 2  # in such noise most are not sure: the dialog asks first
 
 
-def test_a_quiet_room_turns_no_other_speech_into_an_emergency(
-    engine, command_recognizer, speech
-) -> None:
+def test_a_quiet_room_raises_no_alert_for_other_speech(engine, command_recognizer, speech) -> None:
     """Out-of-domain requests spoken in a quiet room: the grammar forces each onto its
     nearest phrase, the free transcript must confirm it (measured: 4/48 accepted as some
-    command, 0 as an emergency; with the old threshold 26/48 and 8)."""
+    command; with the old threshold 26/48, 8 of them emergencies). An emergency phrase the
+    free model only half confirms is asked about ("do you need help?"), never alerted."""
     cases = [c for c in load_cases(DEV_SET) if c.intent is None][::6]
-    accepted = emergencies = 0
+    accepted = alerts = 0
     for n, case in enumerate(cases):
         voice = FLITE_VOICES[n % len(FLITE_VOICES)]
         samples = speech.samples(speech.flite(case.text or "", voice), lead_s=0.3, tail_s=0.3)
@@ -172,9 +171,9 @@ def test_a_quiet_room_turns_no_other_speech_into_an_emergency(
         command_recognizer.accept(samples.tobytes())
         heard = command_recognizer.finish()
         match = engine.recognize(heard.text)
-        accepted += match is not None
-        emergencies += match is not None and match.intent == "emergency"
-    assert emergencies == 0
+        accepted += match is not None and heard.verified
+        alerts += match is not None and match.intent == "emergency" and heard.verified
+    assert alerts == 0
     assert accepted <= len(cases) * 0.2, f"{accepted}/{len(cases)}"
 
 
