@@ -119,19 +119,17 @@ def test_audio_cases_go_through_the_recognizer_with_noise(speech, tmp_path) -> N
 
 
 def test_emergency_phrases_through_white_noise(engine, command_recognizer, speech) -> None:
-    """Recall of the emergency intent from speech with white noise at 20 dB SNR: every
-    eighth emergency case of both sets, four flite voices. At 10 dB pocketsphinx's model
-    hears almost nothing (measured by `python -m bench --only understanding`, figures in
-    the README); 20 dB is where this floor guards against a fall."""
+    """Recall of the emergency intent from speech with white noise at 20 dB SNR (over the
+    pauses too, as in a room): every eighth emergency case of both sets, four flite voices.
+    Sure or asked about ("do you need help?") both count: either way help comes."""
     cases = [c for c in load_cases(DEV_SET) + load_cases(HELD_OUT) if c.intent == "emergency"]
-    evaluator = Evaluator(engine, command_recognizer)
     hits = total = 0
     for n, case in enumerate(cases[::8]):
         voice = FLITE_VOICES[n % len(FLITE_VOICES)]
         samples = speech.samples(speech.flite(case.text or "", voice), lead_s=0.3, tail_s=0.3)
-        noisy = speech.write(f"noisy-{n}.wav", mix_noise(samples, 20.0, seed=n))
-        outcome = evaluator.outcome(Case(case.intent, case.slots, audio=noisy))
-        hits += outcome.intent == "emergency"
+        command_recognizer.start()
+        command_recognizer.accept(mix_noise(samples, 20.0, seed=n).tobytes())
+        hits += engine.is_emergency(command_recognizer.finish().text)
         total += 1
     assert hits / total >= 0.5, f"{hits}/{total}"
 

@@ -118,15 +118,21 @@ def test_white_noise_does_not_wake(speech, engine, command_recognizer, synthesiz
     assert run_turns(assistant, noise) == []
 
 
-def test_clipped_speech_is_still_understood(
+def test_clipped_speech_is_not_mistaken_for_another_request(
     speech, engine, command_recognizer, synthesizer, tmp_path
 ) -> None:
+    """A shout into the microphone, badly clipped. Since the grammar answer needs
+    similarity 70 with the free transcript (measured: out-of-domain false accepts 26/48 at
+    50, 4/48 at 70), this one is sometimes not understood; it must then be a request to say
+    it again, never another action."""
     clean = speech.samples(speech.flite("I need a video consultation.", "kal16"))
     clipped = np.clip(clean.astype(np.int32) * 16, -32768, 32767).astype(np.int16)
     assert np.mean(np.abs(clipped.astype(np.int32)) >= 32767) > 0.02  # really clipped
     assistant = make_assistant(engine, command_recognizer, synthesizer, None, tmp_path / "r.wav")
     turns = run_turns(assistant, clipped, wake_required=False)
-    assert turns[0].intent == "request_consultation"
+    assert turns[0].intent in ("request_consultation", None)
+    assert turns[0].intent or turns[0].reply.startswith("Sorry, I did not understand")
+    assert not turns[0].actions
 
 
 def test_out_of_domain_speech_gets_not_understood(
