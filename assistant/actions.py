@@ -21,6 +21,7 @@ from typing import Any
 
 from assistant.dialog import Action
 from assistant.reminders import ReminderStore
+from assistant.schedule import DAILY, Schedule
 from protocol import (
     AppointmentRequest,
     ConsultationRequest,
@@ -28,7 +29,6 @@ from protocol import (
     FamilyMessage,
     HealthReading,
     Message,
-    ReminderTaken,
     WellnessAlert,
 )
 from protocol.schema import utc_timestamp
@@ -148,8 +148,6 @@ class ActionHandler:
     def __call__(self, action: Action, said: str | None = None) -> Message | None:
         self._on_device(action)
         body = message_body(action, said, self.clock().date())
-        if body is None and action.kind == "confirm_medication_taken":
-            body = self._taken()
         if body is None:
             return None
         if self.publish is None:
@@ -164,20 +162,9 @@ class ActionHandler:
         if self.reminders is None:
             return
         if action.kind == "set_medication_reminder":
-            self.reminders.add_own(action.slots["medication"], action.slots["time"])
+            now = self.clock()
+            slots = action.slots
+            schedule = Schedule.from_repeat(slots.get("repeat", DAILY), slots["time"], now.date())
+            self.reminders.add_medication(slots["medication"], schedule, now)
         elif action.kind == "cancel_reminder":
             self.reminders.remove_medication(action.slots["medication"])
-
-    def _taken(self) -> ReminderTaken | None:
-        if self.reminders is None:
-            return None
-        now = self.clock()
-        due = self.reminders.latest_open(now)
-        if due is None:
-            return None
-        self.reminders.mark_taken(due, now)
-        return ReminderTaken(
-            reminder_id=due.reminder.id,
-            due=utc_timestamp(due.at.astimezone()),  # local wall-clock times
-            taken_at=utc_timestamp(now.astimezone()),
-        )

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from assistant import replies
 from assistant.reminders import Reminder, ReminderStore
+from assistant.schedule import ScheduleError, schedule_of
 from protocol import (
     AlertAck,
     AppointmentConfirmed,
@@ -53,6 +54,7 @@ class Announcer:
         reminders: ReminderStore | None = None,
         on_done: Callable[[Message, bool, str | None], None] | None = None,
         sent_type: Callable[[str], str | None] | None = None,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
     ) -> None:
         """`on_done(command, ok, why)`: called once a command was carried out or could not
         be (to tell the sender);
@@ -60,6 +62,7 @@ class Announcer:
         self.reminders = reminders
         self.on_done = on_done
         self.sent_type = sent_type
+        self.clock = clock
         self._lock = threading.Lock()
         self._urgent: list[str] = []
         self._normal: list[str] = []
@@ -143,23 +146,34 @@ class Announcer:
                 id=body.reminder_id,
                 kind=body.kind,
                 text=body.text,
-                at=body.at,
-                days=tuple(body.days) if body.days is not None else None,
+                schedule=schedule_of(body.at, body.days, body.every_hours, body.date),
                 medication=body.medication,
                 dose=body.dose,
                 source="caregiver",
             )
-            self.reminders.put(reminder)
+            self._store(reminder)
             return replies.reminder_added(body.text, body.at)
         current = self.reminders.get(body.reminder_id)
         if current is None:
             raise CommandFailed("no such reminder on this device")
         changes = {
             name: getattr(body, name)
-            for name in ("text", "at", "medication", "dose")
+            for name in ("text", "medication", "dose")
             if getattr(body, name) is not None
         }
-        if body.days is not None:
-            changes["days"] = tuple(body.days)
-        self.reminders.put(replace(current, **changes))
+        old = current.schedule
+        changes["schedule"] = schedule_of(
+            body.at or old.at,
+            body.days if body.days is not None else old.days,
+            body.every_hours if body.every_hours is not None else old.every_hours,
+            body.date or old.date,
+        )
+        self._store(replace(current, **changes))
         return ""
+
+    def _store(self, reminder: Reminder) -> None:
+        assert self.reminders is not None
+        try:
+            self.reminders.put(reminder, self.clock())
+        except ScheduleError as exc:  # the caregiver hears why, nothing is stored
+            raise CommandFailed(str(exc)) from None

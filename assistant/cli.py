@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config import Config, ConfigError, load_config
+from assistant.reminders_cli import add_reminders_command
 
 log = logging.getLogger("assistant")
 
@@ -46,6 +47,8 @@ def _is_user_error(exc: Exception) -> bool:
     from assistant.evaluate import DatasetError
     from assistant.models import ModelError
     from assistant.pcm import AudioFileError
+    from assistant.reminders_cli import ReminderCommandError
+    from assistant.schedule import ScheduleError
     from assistant.speech.recognizer import RecognizerError
     from assistant.speech.tts import SpeechOutputError
     from intents import IntentsError
@@ -60,6 +63,8 @@ def _is_user_error(exc: Exception) -> bool:
         RecognizerError,
         SpeechOutputError,
         IntentsError,
+        ReminderCommandError,
+        ScheduleError,
     )
     return isinstance(exc, expected)
 
@@ -133,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--misses", type=int, default=20, help="misses to list (20)")
     evaluate.set_defaults(handler=cmd_eval)
     _add_status_command(sub)
+    add_reminders_command(sub)
     return parser
 
 
@@ -184,7 +190,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
     parts = {
         "on_action": device.actions,
         "announcer": device.announcer,
-        "reminders": device.reminders,
+        "routines": device.routines,
         "on_say": _show_said,
     }
     if args.text is not None:

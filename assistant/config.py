@@ -96,8 +96,23 @@ class DeviceConfig:
 
 
 @dataclass
+class RemindersConfig:
+    repeat_every_min: float = 10.0  # an unanswered reminder is said again after this long
+    repeats: int = 3  # times it is said before the family service is told it was missed
+    catch_up_min: float = 120.0  # one that fell due while the device was off: said late
+    #                              up to this long after its time, else reported missed
+
+
+@dataclass
+class CareConfig:
+    check_in_at: str = "09:00"  # the morning greeting(s), "HH:MM[,HH:MM]"; "" for none
+    inactivity_hours: float = 12.0  # no interaction this long: the family is told; 0: off
+
+
+@dataclass
 class Config:
     language: str = "en"
+    timezone: str = ""  # the household's IANA time zone (reminders); "": this machine's
     audio: AudioConfig = field(default_factory=AudioConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
@@ -106,6 +121,11 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    care: CareConfig = field(default_factory=CareConfig)
+
+    def check_in_times(self) -> list[str]:
+        return [at.strip() for at in self.care.check_in_at.split(",") if at.strip()]
 
     def state_dir(self) -> Path:
         if self.paths.state_dir:
@@ -168,6 +188,7 @@ def _check_ranges(config: Config, source: str) -> None:
     if not config.wake.phrase.strip():
         problems.append("wake.phrase must not be empty")
     problems.extend(_mqtt_problems(config.mqtt, config.device))
+    problems.extend(_care_problems(config))
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 
@@ -196,6 +217,28 @@ def _mqtt_problems(mqtt: MqttConfig, device: DeviceConfig) -> list[str]:
         problems.append("device.household must be 1-64 letters, digits, '_', '.' or '-'")
     if device.device_id and not valid_id(device.device_id):
         problems.append("device.device_id must be 1-64 letters, digits, '_', '.' or '-'")
+    return problems
+
+
+def _care_problems(config: Config) -> list[str]:
+    from assistant.schedule import ScheduleError, parse_clock, time_zone
+
+    problems = []
+    try:
+        time_zone(config.timezone)
+    except ScheduleError as exc:
+        problems.append(f"timezone: {exc}")
+    for at in config.check_in_times():
+        try:
+            parse_clock(at)
+        except ScheduleError:
+            problems.append(f"care.check_in_at: {at!r} is not a time HH:MM")
+    if config.reminders.repeat_every_min <= 0 or config.reminders.catch_up_min < 0:
+        problems.append("reminders.repeat_every_min must be positive, catch_up_min not negative")
+    if not 1 <= config.reminders.repeats <= 10:
+        problems.append("reminders.repeats must be 1..10")
+    if config.care.inactivity_hours < 0:
+        problems.append("care.inactivity_hours must not be negative")
     return problems
 
 

@@ -13,12 +13,23 @@ from assistant.actions import ActionHandler
 from assistant.announcer import Announcer
 from assistant.config import Config
 from assistant.link import Link
-from assistant.reminders import ReminderStore
+from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
+from assistant.routines import CareRoutines
+from assistant.schedule import parse_clock, time_zone
 from protocol import CommandDone, Message
 
 log = logging.getLogger(__name__)
 
-REMINDERS_FILE = "reminders.sqlite3"
+
+def reminder_policy(config: Config) -> ReminderPolicy:
+    settings = config.reminders
+    return ReminderPolicy(
+        repeat_every=dt.timedelta(minutes=settings.repeat_every_min),
+        repeats=settings.repeats,
+        catch_up=dt.timedelta(minutes=settings.catch_up_min),
+    )
+
+
 DRAIN_S = 5.0
 
 
@@ -32,15 +43,25 @@ class Device:
     ) -> None:
         """`link` False: nothing leaves the device (a typed demo without services);
         `clock`: local time, for the reminders."""
-        self.reminders = ReminderStore(config.state_dir() / REMINDERS_FILE)
+        self.reminders = ReminderStore(
+            config.state_dir() / REMINDERS_FILE,
+            tz=time_zone(config.timezone),
+            policy=reminder_policy(config),
+        )
         self.link: Link | None = None
         if link:
             self.link = Link.from_config(config, on_message=self._received)
-        self.actions = ActionHandler(
-            self.link.publish if self.link is not None else None, self.reminders, clock
-        )
+        publish = self.link.publish if self.link is not None else None
+        self.actions = ActionHandler(publish, self.reminders, clock)
         self.announcer = Announcer(
-            self.reminders, on_done=self._confirm, sent_type=self.actions.sent.get
+            self.reminders, on_done=self._confirm, sent_type=self.actions.sent.get, clock=clock
+        )
+        hours = config.care.inactivity_hours
+        self.routines = CareRoutines(
+            self.reminders, publish, dt.timedelta(hours=hours) if hours > 0 else None
+        )
+        self.routines.set_check_ins(
+            [f"{parse_clock(at):%H:%M}" for at in config.check_in_times()], clock()
         )
 
     def _received(self, message: Message) -> None:

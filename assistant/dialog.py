@@ -12,9 +12,13 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assistant import replies
 from intents import IntentEngine, IntentMatch
+
+if TYPE_CHECKING:
+    from assistant.routines import CareRoutines
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +66,29 @@ class DialogReply:
 
 @dataclass
 class _Pending:
-    kind: str  # "slot", "confirm", "emergency_check" or "after_alert"
+    kind: str  # "slot", "confirm", "emergency_check", "after_alert", "reminder", "check_in"
     intent: str
     slots: dict[str, str]
     slot: str = ""
     asks: int = 1
+    on_silence: str = ""  # for a question the device asked on its own
+
+
+ANSWERS_TAKEN = ("confirm_medication_taken", "yes")
 
 
 class Dialog:
     def __init__(
-        self, engine: IntentEngine, clock: Callable[[], dt.datetime] = dt.datetime.now
+        self,
+        engine: IntentEngine,
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+        routines: CareRoutines | None = None,
     ) -> None:
+        """`routines`: the reminders and check-ins that answers ("I took it", "remind me
+        later", "I feel fine") are recorded in."""
         self.engine = engine
         self.clock = clock
+        self.routines = routines
         self.pending: _Pending | None = None
         self.last_said = ""
 
@@ -87,11 +101,21 @@ class Dialog:
             self.last_said = reply.text
         return reply
 
+    def expect(self, kind: str, on_silence: str = "") -> None:
+        """The device asked something on its own (a reminder, the check-in): listen for
+        the answer. `on_silence`: said when none comes. An emergency in progress keeps
+        the dialog's attention ("I took it" is understood without the context anyway)."""
+        if self.pending is not None and self.pending.kind in ("emergency_check", "after_alert"):
+            return
+        self.pending = _Pending(kind, kind, {}, on_silence=on_silence)
+
     def no_answer(self) -> DialogReply:
         """The senior said nothing after a question."""
         pending, self.pending = self.pending, None
         if pending is None:
             return DialogReply("")
+        if pending.kind in ("reminder", "check_in"):  # asked again later by the routine
+            return self._say(pending.on_silence)
         if pending.kind == "emergency_check":
             log.info("no answer to the emergency check: escalating")
             return self._alert(pending.slots)
@@ -114,6 +138,14 @@ class Dialog:
         if pending is not None:
             if pending.kind == "emergency_check":
                 return self._emergency_answer(pending, intent)
+            if pending.kind == "reminder":
+                answer = self._reminder_answer(pending, intent, match)
+                if answer is not None:
+                    return answer
+            if pending.kind == "check_in":
+                answer = self._check_in_answer(pending, intent, match, text)
+                if answer is not None:
+                    return answer
             if pending.kind == "after_alert" and intent != "emergency":
                 self.pending = None  # whatever follows an alert is a request of its own
             if pending.kind == "confirm":
@@ -164,17 +196,78 @@ class Dialog:
         if intent == "volume_down":
             return self._say("Is this better?", Action("volume_down"))
         if intent == "confirm_medication_taken":
-            return self._say("Well done. I have noted that you took it.", Action(intent))
+            return self._taken()
         if intent == "snooze_reminder":
-            minutes = slots.get("minutes", "10")
-            text = f"All right. I will remind you again in {minutes} minutes."
-            return self._say(text, Action(intent, {"minutes": minutes}))
+            return self._snooze(slots)
         if intent == "list_reminders":
-            return self._say("I cannot read out your reminders yet.", Action(intent))
+            return self._say(self._reminders_read_out())
         if intent == "report_feeling":
             feeling = slots.get("feeling", "unwell")
             return self._say(replies.FEELING_REPLIES[feeling], Action(intent, {"feeling": feeling}))
         return None
+
+    # --- reminders and check-ins -----------------------------------------------------
+
+    def _reminder_answer(
+        self, pending: _Pending, intent: str | None, match: IntentMatch | None
+    ) -> DialogReply | None:
+        """The answer to "have you taken it?"; None: something else was asked for."""
+        if intent in ANSWERS_TAKEN:
+            self.pending = None
+            return self._taken()
+        if intent == "no":
+            self.pending = None
+            return self._say(replies.REMINDER_NOT_YET)
+        if intent == "snooze_reminder" and match is not None:
+            self.pending = None
+            return self._snooze(match.slots)
+        if intent is None:
+            return self._ask_again(pending, replies.REMINDER_ASK_AGAIN)
+        return None
+
+    def _check_in_answer(
+        self, pending: _Pending, intent: str | None, match: IntentMatch | None, text: str
+    ) -> DialogReply | None:
+        """The answer to "how are you feeling?"; None: something else was asked for."""
+        if intent == "report_feeling" and match is not None:
+            feeling = match.slots.get("feeling", "unwell")
+        elif intent == "yes":  # "good, thanks", "yes, fine"
+            feeling = "good"
+        elif intent is None or intent == "no":
+            return self._ask_again(pending, replies.CHECK_IN_ASK_AGAIN)
+        else:
+            return None
+        self.pending = None
+        if self.routines is None:
+            return self._say(
+                replies.FEELING_REPLIES[feeling], Action("report_feeling", {"feeling": feeling})
+            )
+        self.routines.checked_in(feeling, text, self.clock())
+        return self._say(replies.FEELING_REPLIES[feeling])
+
+    def _taken(self) -> DialogReply:
+        if self.routines is None:
+            return self._say(replies.TAKEN_NOTED, Action("confirm_medication_taken"))
+        due = self.routines.taken(self.clock())
+        if due is None:
+            return self._say(replies.TAKEN_NOTHING_OPEN)
+        return self._say(replies.taken(due.reminder.medication))
+
+    def _snooze(self, slots: dict[str, str]) -> DialogReply:
+        minutes = int(slots.get("minutes", str(replies.SNOOZE_DEFAULT_MIN)))
+        if self.routines is None:
+            return self._say(
+                replies.snoozed(minutes), Action("snooze_reminder", {"minutes": str(minutes)})
+            )
+        return self._say(self.routines.snooze(minutes, self.clock()))
+
+    def _reminders_read_out(self) -> str:
+        if self.routines is None:
+            return replies.reminders_read_out([])
+        reminders = [r for r in self.routines.store.all() if r.kind != "check_in"]
+        return replies.reminders_read_out([replies.reminder_line(r) for r in reminders])
+
+    # --- requests ---------------------------------------------------------------------
 
     def _continue(self, intent: str, slots: dict[str, str], invalid: list[str]) -> DialogReply:
         """Ask for the first missing slot, else confirm, else act."""
@@ -183,12 +276,23 @@ class Dialog:
                 self.pending = _Pending("slot", intent, slots, slot=slot)
                 question = replies.SLOT_PROMPTS.get((intent, slot), f"What {slot}?")
                 if slot in invalid:
-                    question = "Sorry, I did not understand that. " + question
+                    question = replies.INVALID_SLOT.get(slot, replies.DID_NOT_UNDERSTAND) + question
                 return DialogReply(question, expects_answer=True)
+        if intent == "set_medication_reminder" and self._passed_today(slots):
+            slots = {**slots, "repeat": "once:tomorrow"}
+            self.pending = _Pending("confirm", intent, slots)
+            return DialogReply(replies.passed_today(slots["time"]), expects_answer=True)
         if intent in NEEDS_CONFIRMATION:
             self.pending = _Pending("confirm", intent, slots)
             return DialogReply(replies.confirmation(intent, slots), expects_answer=True)
         return self._act(intent, slots)
+
+    def _passed_today(self, slots: dict[str, str]) -> bool:
+        """A one-off reminder for today at a time that is already over."""
+        if slots.get("repeat") != "once:today" or "time" not in slots:
+            return False
+        hour, minute = (int(part) for part in slots["time"].split(":"))
+        return dt.time(hour, minute) <= self.clock().time()
 
     def _fill(self, pending: _Pending, text: str) -> DialogReply:
         value = self.engine.slot_value(pending.slot, text, context=pending.slots)

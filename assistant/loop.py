@@ -21,7 +21,7 @@ from assistant.announcer import Announcer
 from assistant.config import EndpointConfig
 from assistant.dialog import Action, Dialog, DialogReply
 from assistant.endpoint import Endpointer, EndReason, Utterance
-from assistant.reminders import ReminderStore
+from assistant.routines import CareRoutines
 from assistant.speech.recognizer import Recognizer
 from assistant.speech.wake import WakeWordSpotter
 from assistant.voice import Voice
@@ -64,18 +64,18 @@ class Assistant:
         chime: bool = True,
         on_action: Callable[[Action, str | None], object] | None = None,
         announcer: Announcer | None = None,
-        reminders: ReminderStore | None = None,
+        routines: CareRoutines | None = None,
         on_say: Callable[[str], None] | None = None,
     ) -> None:
         """`on_action(action, said)`: carries out an action (see assistant/actions.py);
-        `announcer`: what the services sent, said between turns; `reminders`: announced
-        when due."""
+        `announcer`: what the services sent, said between turns; `routines`: reminders
+        and check-ins, said when due, and their answers."""
         self.engine = engine
         self.clock = clock
-        self.dialog = Dialog(engine, clock)
+        self.dialog = Dialog(engine, clock, routines)
         self.on_action = on_action
         self.announcer = announcer
-        self.reminders = reminders
+        self.routines = routines
         self.on_say = on_say
         self._speaking = threading.Lock()  # one sentence at a time, from any thread
         self.voice = voice
@@ -91,6 +91,8 @@ class Assistant:
     def respond(self, text: str, confidence: float = 1.0, verified: bool = True) -> Turn:
         """Understand `text`, take the dialog's actions and say its answer (`verified`
         False: the recognizer was not sure of the words, so the dialog checks first)."""
+        if self.routines is not None:
+            self.routines.activity(self.clock())
         match = self.engine.recognize(text)
         if match is not None and not verified:
             match = replace(match, method="unverified")
@@ -115,18 +117,21 @@ class Assistant:
     def speak_pending(self) -> bool:
         """Say what the services sent and the reminders now due (between turns).
 
-        True when a medication reminder was said (last, so that the answer to it, "I took
-        it", is what is heard next)."""
+        True when what was said last asks for an answer (a medication reminder, the
+        check-in): the dialog then listens for it without the wake phrase."""
         sentences = self.announcer.take() if self.announcer is not None else []
-        due = self.reminders.due(self.clock()) if self.reminders is not None else []
-        sentences += [replies.reminder_due(d.reminder.text, d.reminder.medication) for d in due]
+        prompts = self.routines.tick(self.clock()) if self.routines is not None else []
+        sentences += [prompt.text for prompt in prompts]
         for sentence in sentences:
             log.info("announcing (%d words)", len(sentence.split()))
             if self.on_say is not None:
                 self.on_say(sentence)
             with self._speaking:
                 self.voice.say(sentence)
-        return any(d.reminder.medication for d in due)
+        if prompts and prompts[-1].expects is not None:
+            self.dialog.expect(prompts[-1].expects, prompts[-1].on_silence)
+            return True
+        return False
 
     def _perform(self, reply: DialogReply, said: str | None = None) -> Turn:
         """Actions first (an alert must not wait for a sentence to be spoken), then speech."""

@@ -1,9 +1,20 @@
-"""The device's reminders, in SQLite: set by the senior by voice or by a caregiver from the
-family service, announced at their local time even when the network is down.
+"""The device's reminders, in SQLite: set by the senior by voice, by a caregiver from the
+family service or with `senior-assistant reminders`, announced at their local time even
+when the network is down.
 
-A reminder fires once per day it is due. What has fired is stored too, so a restart
-neither repeats an announcement nor forgets one: a reminder whose time passed while the
-device was off is still announced when it comes back within `CATCH_UP`.
+Every occurrence of a reminder (one per local date and time, `assistant.schedule`) gets a
+row the moment it is first announced or found missed, in the same transaction that
+decides so; the primary key (reminder, occurrence) is what keeps a restart from
+announcing it twice, and the row's state from forgetting it:
+
+    open ──"I took it"──► taken
+      │ ──"later"──► open again after the snooze
+      │ no answer: asked again every `repeat_every`, `repeats` times in all
+      └──────────► missed (the device tells the family service)
+
+An occurrence that fell due while the device was off is announced late, saying so, when
+the device comes back within `catch_up`; later than that it is recorded as missed at once.
+Only medication reminders and check-ins ask for an answer; other reminders are said once.
 """
 
 from __future__ import annotations
@@ -16,27 +27,21 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-CATCH_UP = dt.timedelta(hours=2)
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reminders (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    text TEXT NOT NULL,
-    at TEXT NOT NULL,
-    days TEXT,
-    medication TEXT,
-    dose TEXT,
-    source TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS fired (
-    reminder_id TEXT NOT NULL,
-    day TEXT NOT NULL,
-    announced_at TEXT NOT NULL,
-    taken_at TEXT,
-    PRIMARY KEY (reminder_id, day)
-);
-"""
+from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
+
+REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
+ANSWERED_KINDS = ("medication", "check_in")  # the others are said once and done
+LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
+KINDS = ("medication", "appointment", "check_in", "other")
+
+
+@dataclass(frozen=True)
+class ReminderPolicy:
+    repeat_every: dt.timedelta = dt.timedelta(minutes=10)
+    repeats: int = 3  # announcements in all before a miss is recorded
+    catch_up: dt.timedelta = dt.timedelta(hours=2)  # a late announcement, up to this late
+    late_after: dt.timedelta = dt.timedelta(minutes=5)  # from here on, say it is late
+    max_snoozes: int = 3
 
 
 @dataclass(frozen=True)
@@ -44,35 +49,93 @@ class Reminder:
     id: str
     kind: str  # medication | appointment | check_in | other
     text: str
-    at: str  # HH:MM, local time
-    days: tuple[str, ...] | None = None  # None: every day
+    schedule: Schedule
     medication: str | None = None
     dose: str | None = None
-    source: str = "senior"  # senior | caregiver
+    source: str = "senior"  # senior | caregiver | local (the CLI) | config
+    since: str = ""  # UTC ISO time it was set (or last changed): earlier times do not count
 
-    def due_on(self, day: dt.date) -> bool:
-        return self.days is None or WEEKDAYS[day.weekday()] in self.days
+    @property
+    def at(self) -> str:
+        return self.schedule.at
 
-    def time_on(self, day: dt.date) -> dt.datetime:
-        hour, minute = (int(part) for part in self.at.split(":"))
-        return dt.datetime.combine(day, dt.time(hour, minute))
+    @property
+    def answered(self) -> bool:
+        return self.kind in ANSWERED_KINDS
 
 
 @dataclass(frozen=True)
 class Due:
-    """One announcement of a reminder, for one day."""
+    """One occurrence of a reminder that needs saying or reporting now."""
 
     reminder: Reminder
-    at: dt.datetime  # local time it was due
+    key: str  # the occurrence: local date and time
+    at: dt.datetime  # when it fell due (aware)
+    event: str  # "announce" | "missed"
+    attempt: int = 1  # 1 for the first announcement
+    late_by: dt.timedelta = dt.timedelta(0)
+    reason: str = ""  # for "missed": "no_answer" or "device_off"
+    final: bool = False  # the last announcement before a miss is recorded
+    late: bool = False  # announced later than its time (the device was off or busy)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reminders (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    medication TEXT,
+    dose TEXT,
+    source TEXT NOT NULL,
+    since TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS occurrences (
+    reminder_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    due TEXT NOT NULL,
+    state TEXT NOT NULL,          -- open, taken, snoozed, missed, done
+    asked INTEGER NOT NULL,
+    next_at TEXT,
+    snoozes INTEGER NOT NULL DEFAULT 0,
+    answered_at TEXT,
+    PRIMARY KEY (reminder_id, key)
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """In UTC (a naive time is this machine's local time). Times are compared and
+    subtracted in UTC: Python does both by the wall clock for two times of one zone."""
+    return (moment if moment.tzinfo is not None else moment.astimezone()).astimezone(dt.UTC)
+
+
+def utc(moment: dt.datetime) -> str:
+    return aware(moment).astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def from_utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
 
 
 class ReminderStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        tz: dt.tzinfo | None = None,
+        policy: ReminderPolicy | None = None,
+    ) -> None:
+        """`tz`: the household's time zone (default: this machine's)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tz = tz or dt.datetime.now().astimezone().tzinfo
+        self.policy = policy or ReminderPolicy()
         self._lock = threading.Lock()  # the link's thread adds, the loop's thread reads
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # an answered reminder stays answered
+        _migrate(self._db)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -81,35 +144,52 @@ class ReminderStore:
 
     # --- setting up -------------------------------------------------------------------
 
-    def put(self, reminder: Reminder) -> None:
-        """Add, or replace the reminder with the same id."""
-        days = json.dumps(list(reminder.days)) if reminder.days is not None else None
+    def put(self, reminder: Reminder, now: dt.datetime | None = None) -> Reminder:
+        """Add, or replace the reminder with the same id; times before `now` (the moment
+        it is set or changed) are not due."""
+        if reminder.kind not in KINDS:
+            raise ScheduleError(f"unknown reminder kind {reminder.kind!r}")
+        if not reminder.text.strip():
+            raise ScheduleError("a reminder needs a text")
+        if reminder.kind == "medication" and not (reminder.medication or "").strip():
+            raise ScheduleError("a medication reminder needs the medicine's name")
+        since = utc(now or dt.datetime.now(dt.UTC))
+        stored = Reminder(**{**reminder.__dict__, "since": since})
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO reminders VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    reminder.id,
-                    reminder.kind,
-                    reminder.text,
-                    reminder.at,
-                    days,
-                    reminder.medication,
-                    reminder.dose,
-                    reminder.source,
+                    stored.id,
+                    stored.kind,
+                    stored.text,
+                    json.dumps(stored.schedule.__dict__),
+                    stored.medication,
+                    stored.dose,
+                    stored.source,
+                    stored.since,
                 ),
             )
+        return stored
 
-    def add_own(self, medication: str, at: str) -> Reminder:
-        """A medication reminder the senior set by voice."""
+    def add_medication(
+        self,
+        medication: str,
+        schedule: Schedule,
+        now: dt.datetime | None = None,
+        source: str = "senior",
+        dose: str | None = None,
+    ) -> Reminder:
+        """A medication reminder the senior set by voice (or a local caregiver typed)."""
         reminder = Reminder(
-            id=f"own-{uuid.uuid4().hex[:12]}",
+            id=f"{'own' if source == 'senior' else source}-{uuid.uuid4().hex[:12]}",
             kind="medication",
             text=f"take your {medication}",
-            at=at,
+            schedule=schedule,
             medication=medication,
+            dose=dose,
+            source=source,
         )
-        self.put(reminder)
-        return reminder
+        return self.put(reminder, now)
 
     def get(self, reminder_id: str) -> Reminder | None:
         with self._lock:
@@ -133,66 +213,231 @@ class ReminderStore:
 
     def all(self) -> list[Reminder]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM reminders ORDER BY at, id").fetchall()
-        return [_reminder(row) for row in rows]
+            rows = self._db.execute("SELECT * FROM reminders ORDER BY id").fetchall()
+        reminders = [_reminder(row) for row in rows]
+        return sorted(reminders, key=lambda r: (r.at, r.id))
+
+    def next_time(self, reminder: Reminder, now: dt.datetime) -> Occurrence | None:
+        """When it falls due next (within a week), for reading the reminders out."""
+        return self.next_time_of(reminder.schedule, now)
+
+    def next_time_of(self, schedule: Schedule, now: dt.datetime) -> Occurrence | None:
+        now = aware(now)
+        return next(schedule.between(now, now + dt.timedelta(days=8), self.tz), None)
 
     # --- firing -----------------------------------------------------------------------
 
-    def due(self, now: dt.datetime) -> list[Due]:
-        """Reminders whose time has come today (or within CATCH_UP, across midnight) and
-        that were not announced yet for that day; each is marked announced."""
+    def tick(self, now: dt.datetime) -> list[Due]:
+        """What must be said or reported now; each decision is stored as it is made."""
         found: list[Due] = []
-        for reminder in self.all():
-            for day in (now.date() - dt.timedelta(days=1), now.date()):
-                when = reminder.time_on(day)
-                if not reminder.due_on(day) or not (when <= now < when + CATCH_UP):
-                    continue
-                if self._mark_announced(reminder.id, day, now):
-                    found.append(Due(reminder, when))
+        now = aware(now)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for reminder in [
+                    _reminder(row) for row in self._db.execute("SELECT * FROM reminders").fetchall()
+                ]:
+                    found += self._new_occurrences(reminder, now)
+                found += self._repeats(now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return sorted(found, key=lambda due: due.at)
+
+    def _new_occurrences(self, reminder: Reminder, now: dt.datetime) -> list[Due]:
+        policy = self.policy
+        start = max(from_utc(reminder.since), now - LOOKBACK)
+        found = []
+        for occurrence in reminder.schedule.between(start, now, self.tz):
+            late_by = now - occurrence.at
+            if late_by <= policy.catch_up:
+                state = "open" if reminder.answered else "done"
+                due = Due(
+                    reminder,
+                    occurrence.key,
+                    occurrence.at,
+                    "announce",
+                    1,
+                    late_by,
+                    final=reminder.answered and policy.repeats == 1,
+                    late=late_by >= policy.late_after,
+                )
+                asked = 1
+            elif reminder.answered:
+                state, asked = "missed", 0
+                due = Due(
+                    reminder,
+                    occurrence.key,
+                    occurrence.at,
+                    "missed",
+                    0,
+                    late_by,
+                    reason="device_off",
+                )
+            else:
+                continue  # an appointment reminder hours late helps nobody
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO occurrences (reminder_id, key, due, state, asked, next_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    reminder.id,
+                    occurrence.key,
+                    utc(occurrence.at),
+                    state,
+                    asked,
+                    utc(now + policy.repeat_every),
+                ),
+            )
+            if cursor.rowcount:
+                found.append(due)
         return found
 
-    def _mark_announced(self, reminder_id: str, day: dt.date, now: dt.datetime) -> bool:
+    def _repeats(self, now: dt.datetime) -> list[Due]:
+        policy = self.policy
+        rows = self._db.execute(
+            "SELECT o.reminder_id, o.key, o.due, o.asked FROM occurrences o"
+            " JOIN reminders r ON r.id = o.reminder_id"
+            " WHERE o.state = 'open' AND o.next_at <= ?",
+            (utc(now),),
+        ).fetchall()
+        found = []
+        for reminder_id, key, due_text, asked in rows:
+            reminder = self._get_locked(reminder_id)
+            if reminder is None:
+                continue
+            due_at = from_utc(due_text).astimezone(self.tz)
+            if asked < policy.repeats:
+                self._db.execute(
+                    "UPDATE occurrences SET asked = ?, next_at = ?"
+                    " WHERE reminder_id = ? AND key = ?",
+                    (asked + 1, utc(now + policy.repeat_every), reminder_id, key),
+                )
+                found.append(
+                    Due(
+                        reminder,
+                        key,
+                        due_at,
+                        "announce",
+                        asked + 1,
+                        now - due_at,
+                        final=asked + 1 >= policy.repeats,
+                    )
+                )
+            else:
+                self._db.execute(
+                    "UPDATE occurrences SET state = 'missed', next_at = NULL"
+                    " WHERE reminder_id = ? AND key = ?",
+                    (reminder_id, key),
+                )
+                found.append(
+                    Due(reminder, key, due_at, "missed", asked, now - due_at, reason="no_answer")
+                )
+        return found
+
+    def _get_locked(self, reminder_id: str) -> Reminder | None:
+        row = self._db.execute("SELECT * FROM reminders WHERE id = ?", (reminder_id,)).fetchone()
+        return _reminder(row) if row else None
+
+    # --- answers ----------------------------------------------------------------------
+
+    def latest_asked(self, now: dt.datetime, kind: str = "medication") -> Due | None:
+        """The occurrence an answer refers to: the last one of `kind` asked about and not
+        answered yet (open, or missed within the last `catch_up`: "I took it" after the
+        miss was reported still counts, and the family hears so)."""
+        now = aware(now)
+        since = utc(now - self.policy.catch_up - self.policy.repeat_every * self.policy.repeats)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT o.reminder_id, o.key, o.due, o.state FROM occurrences o"
+                " JOIN reminders r ON r.id = o.reminder_id"
+                " WHERE r.kind = ? AND o.state IN ('open', 'missed') AND o.due >= ?"
+                " AND o.asked > 0 ORDER BY o.due DESC LIMIT 1",
+                (kind, since),
+            ).fetchall()
+            if not rows:
+                return None
+            reminder_id, key, due_text, state = rows[0]
+            reminder = self._get_locked(reminder_id)
+        if reminder is None:
+            return None
+        due_at = from_utc(due_text).astimezone(self.tz)
+        return Due(reminder, key, due_at, state, late_by=now - due_at)
+
+    def answer(self, due: Due, now: dt.datetime) -> None:
+        """Record an answer ("I took it", or a check-in answered)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE occurrences SET state = 'taken', answered_at = ?, next_at = NULL"
+                " WHERE reminder_id = ? AND key = ?",
+                (utc(now), due.reminder.id, due.key),
+            )
+
+    def snooze(self, due: Due, minutes: int, now: dt.datetime) -> bool:
+        """Ask again in `minutes`; False when it was put off too often already."""
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO fired (reminder_id, day, announced_at) VALUES (?, ?, ?)",
-                (reminder_id, day.isoformat(), now.isoformat(timespec="seconds")),
+                "UPDATE occurrences SET state = 'open', next_at = ?, snoozes = snoozes + 1,"
+                " asked = 0 WHERE reminder_id = ? AND key = ? AND snoozes < ?",
+                (
+                    utc(now + dt.timedelta(minutes=minutes)),
+                    due.reminder.id,
+                    due.key,
+                    self.policy.max_snoozes,
+                ),
             )
         return cursor.rowcount > 0
 
-    def latest_open(self, now: dt.datetime) -> Due | None:
-        """The last announced medication reminder not confirmed yet (within CATCH_UP):
-        what "I took it" refers to."""
+    def state_of(self, reminder_id: str, key: str) -> str | None:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT reminder_id, day FROM fired WHERE taken_at IS NULL "
-                "ORDER BY announced_at DESC LIMIT 20"
-            ).fetchall()
-        for reminder_id, day in rows:
-            reminder = self.get(reminder_id)
-            if reminder is None or reminder.medication is None:
-                continue
-            when = reminder.time_on(dt.date.fromisoformat(day))
-            if when <= now < when + CATCH_UP:
-                return Due(reminder, when)
-        return None
+            row = self._db.execute(
+                "SELECT state FROM occurrences WHERE reminder_id = ? AND key = ?",
+                (reminder_id, key),
+            ).fetchone()
+        return row[0] if row else None
 
-    def mark_taken(self, due: Due, now: dt.datetime) -> None:
+    # --- a little state beside the reminders ------------------------------------------
+
+    def get_meta(self, name: str) -> str | None:
         with self._lock:
-            self._db.execute(
-                "UPDATE fired SET taken_at = ? WHERE reminder_id = ? AND day = ?",
-                (now.isoformat(timespec="seconds"), due.reminder.id, due.at.date().isoformat()),
-            )
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
 
 def _reminder(row: tuple) -> Reminder:
-    reminder_id, kind, text, at, days, medication, dose, source = row
+    reminder_id, kind, text, schedule, medication, dose, source, since = row
+    raw = json.loads(schedule)
+    if raw.get("days") is not None:
+        raw["days"] = tuple(raw["days"])
     return Reminder(
         id=reminder_id,
         kind=kind,
         text=text,
-        at=at,
-        days=tuple(json.loads(days)) if days else None,
+        schedule=Schedule(**raw),
         medication=medication,
         dose=dose,
         source=source,
+        since=since,
     )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Reminders stored by the first version (a time and weekdays, no schedule) are kept."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(reminders)")]
+    if not columns or "schedule" in columns:
+        return
+    rows = db.execute("SELECT id, kind, text, at, days, medication, dose, source FROM reminders")
+    old = rows.fetchall()
+    db.executescript("DROP TABLE reminders; DROP TABLE IF EXISTS fired;" + _SCHEMA)
+    now = utc(dt.datetime.now(dt.UTC))
+    for reminder_id, kind, text, at, days, medication, dose, source in old:
+        days_list = json.loads(days) if days else None
+        schedule = Schedule(DAYS, at, days=tuple(days_list)) if days_list else Schedule(DAILY, at)
+        db.execute(
+            "INSERT INTO reminders VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (reminder_id, kind, text, json.dumps(schedule.__dict__), medication, dose, source, now),
+        )

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from assistant.reminders import Due, Reminder
+from intents.repeat import WEEKDAYS
+
 NOT_UNDERSTOOD = "Sorry, I did not understand that. Please say it again, or ask what I can do."
 NOTHING_HEARD = "I did not hear anything. Say hey helper when you need me."
 NO_ANSWER = "I did not hear an answer, so I have not done anything."
@@ -114,7 +117,8 @@ def confirmation(intent: str, slots: dict[str, str]) -> str:
         return f"Shall I ask for {consultation(slots)} now?"
     if intent == "set_medication_reminder":
         return (
-            f"I will remind you to take your {slots['medication']} every day at "
+            f"I will remind you to take your {slots['medication']} "
+            f"{spoken_repeat(slots.get('repeat', 'daily'))} at "
             f"{spoken_clock(slots['time'])}. Is that right?"
         )
     if intent == "cancel_reminder":
@@ -153,6 +157,28 @@ def done(intent: str, slots: dict[str, str]) -> str:
     if intent == "book_appointment":
         return "I have asked for the appointment. I will tell you when it is confirmed."
     raise KeyError(intent)
+
+
+def spoken_repeat(repeat: str) -> str:
+    """The `repeat` slot (intents.repeat) said: "every day", "tomorrow", "on Mondays"."""
+    kind, _, rest = repeat.partition(":")
+    if kind == "once":
+        if rest in ("today", "tomorrow"):
+            return rest
+        day = dt.date.fromisoformat(rest)
+        return f"on {_DAY_NAMES[WEEKDAYS[day.weekday()]]} {day.day} {day:%B}"
+    if kind == "hours":
+        return f"every {rest} hours, starting"
+    if kind == "days":
+        days = [_DAY_NAMES[d] + "s" for d in rest.split(",")]
+        return "on " + (", ".join(days[:-1]) + " and " + days[-1] if len(days) > 1 else days[0])
+    return "every day"
+
+
+_DAY_NAMES = {
+    "mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
+    "fri": "Friday", "sat": "Saturday", "sun": "Sunday",
+}  # fmt: skip
 
 
 def reading_noted(slots: dict[str, str]) -> str:
@@ -241,10 +267,92 @@ def reminder_added(text: str, at: str) -> str:
     return f"A new reminder was set up for you: {text}, at {spoken_clock(at)}."
 
 
-def reminder_due(text: str, medication: str | None) -> str:
-    if medication:
-        return f"It is time to take your {medication}. Say: I took it, when you have."
-    return f"This is your reminder: {text}."
+def _ago(late_by: dt.timedelta) -> str:
+    minutes = int(late_by.total_seconds() // 60)
+    if minutes < 90:
+        return f"{minutes} minutes ago"
+    return f"about {round(minutes / 60)} hours ago"
+
+
+def reminder_due(due: Due) -> str:
+    """A reminder said at its time, again, or late (the late one says so, and why)."""
+    reminder = due.reminder
+    if reminder.kind == "check_in":
+        if due.attempt > 1:
+            return "Are you all right? Please tell me how you are feeling."
+        return reminder.text
+    if reminder.medication is None:
+        return f"This is your reminder: {reminder.text}."
+    what = reminder.medication + (f", {reminder.dose}" if reminder.dose else "")
+    if due.attempt > 1:
+        text = f"A reminder again: your {what}. Have you taken it?"
+    elif due.late:
+        clock = spoken_clock(due.at.strftime("%H:%M"))
+        text = (
+            f"I am late with this reminder: your {what} was due at {clock}, "
+            f"{_ago(due.late_by)}. If you have not taken it yet, please take it now. "
+            "Have you taken it?"
+        )
+    else:
+        text = f"It is time to take your {what}. Have you taken it?"
+    if due.final:
+        text += " If I do not hear from you, I will let your family know."
+    return text
+
+
+def reminder_missed(due: Due) -> str:
+    what = due.reminder.medication or due.reminder.text
+    clock = spoken_clock(due.at.strftime("%H:%M"))
+    if due.reminder.kind == "check_in":
+        return "I did not hear from you this morning, so I have let your family know."
+    if due.reason == "device_off":
+        return f"While I was switched off, your {what} was due at {clock}. I have told your family."
+    return f"I have let your family know that your {what} from {clock} is not confirmed yet."
+
+
+TAKEN_NOTED = "Well done. I have noted that you took it."
+TAKEN_NOTHING_OPEN = "Well done. There was no reminder waiting, so there is nothing to note."
+SNOOZE_DEFAULT_MIN = 10
+DID_NOT_UNDERSTAND = "Sorry, I did not understand that. "
+INVALID_SLOT = {
+    "time": "That is not a time on the clock. ",
+    "medication": "Sorry, I did not catch the name of the medicine. ",
+}
+
+
+def taken(medication: str | None) -> str:
+    return f"Well done. I have noted that you took your {medication or 'medicine'}."
+
+
+def passed_today(at: str) -> str:
+    return (
+        f"{spoken_clock(at).capitalize()} has already passed today. "
+        f"Shall I remind you tomorrow at {spoken_clock(at)} instead?"
+    )
+
+
+REMINDER_SILENCE = "All right. I will ask you again in a few minutes."
+REMINDER_NOT_YET = "Please take it when you can. I will ask you again in a few minutes."
+REMINDER_ASK_AGAIN = "Have you taken it? Please say yes, or: remind me later."
+CHECK_IN_ASK_AGAIN = "Sorry. How are you feeling today? Good, or not so well?"
+SNOOZE_REFUSED = "I cannot put it off any longer. Please take it now if you can."
+NOTHING_OPEN = "There is no reminder waiting for an answer just now."
+
+
+def snoozed(minutes: int) -> str:
+    return f"All right. I will remind you again in {minutes} minutes."
+
+
+def reminders_read_out(lines: list[str]) -> str:
+    if not lines:
+        return "You have no reminders."
+    head = "You have one reminder: " if len(lines) == 1 else f"You have {len(lines)} reminders. "
+    return head + " ".join(lines)
+
+
+def reminder_line(reminder: Reminder) -> str:
+    what = f"your {reminder.medication}" if reminder.medication else reminder.text
+    return f"{what}, {spoken_repeat(reminder.schedule.repeat)} at {spoken_clock(reminder.at)}."
 
 
 _REFUSED = {

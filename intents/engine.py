@@ -30,11 +30,13 @@ from rapidfuzz import fuzz, process
 
 from intents.grammar import Grammar, graph_from_templates
 from intents.normalize import normalise_slots
+from intents.repeat import parse_repeat, without_repeat
 
 log = logging.getLogger(__name__)
 
 SENTENCES_DIR = Path(__file__).resolve().parent
 EMERGENCY_INTENT = "emergency"
+REMINDER_INTENT = "set_medication_reminder"
 MAX_TEXT_CHARS = 300  # longer input is not a spoken command
 FUZZY_THRESHOLD = 85.0  # rapidfuzz ratio; 80 let "what is the weather" become the time
 WORD_THRESHOLD = 80.0  # a word is read as a template word this close (rapidfuzz ratio)
@@ -300,7 +302,13 @@ class IntentEngine:
             return None
         result = max(results, key=lambda r: (len(r.entities), r.text_chunks_matched))
         raw = {name: str(entity.value) for name, entity in result.entities.items()}
+        if result.intent.name == REMINDER_INTENT:  # "... metformin every monday at 8"
+            raw = {
+                k: without_repeat(v) if k in ("medication", "time") else v for k, v in raw.items()
+            }
         slots, invalid = normalise_slots(raw)
+        if result.intent.name == REMINDER_INTENT:
+            slots["repeat"] = parse_repeat(text)
         return IntentMatch(
             intent=result.intent.name, slots=slots, confidence=1.0, invalid_slots=tuple(invalid)
         )

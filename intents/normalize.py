@@ -77,7 +77,10 @@ _PERIODS = {
 }  # fmt: skip
 _FILLER = {"at", "in", "the", "o", "sharp", "about", "around", "on", "by"}
 # Said with a time but not part of it: "at ten every morning", "at eight pm please".
-_ROUTINE = {"every", "each", "daily", "day", "please", "then", "if", "possible", "dear"}
+_ROUTINE = {
+    "every", "each", "daily", "day", "please", "then", "if", "possible", "dear", "today",
+    "tomorrow", "this",
+}  # fmt: skip
 
 
 def parse_clock_time(text: str) -> str | None:
@@ -365,6 +368,9 @@ _MEDICATION_TAIL = (
     "this evening",
     "every day",
     "daily",
+    "starting",
+    "starting from",
+    "from",
 )
 
 

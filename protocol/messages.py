@@ -224,10 +224,12 @@ class ReminderAdd(Body):
     reminder_id: str = rule(fmt="id")
     kind: Literal["medication", "appointment", "check_in", "other"]
     text: Text
-    at: str = rule(fmt="clock")  # local time HH:MM
+    at: str = rule(fmt="clock")  # local time HH:MM (the first of the day for every_hours)
     days: list[Weekday] | None = None  # None: every day
     medication: Text | None = rule(None, max_len=200)
     dose: Text | None = rule(None, max_len=200)
+    every_hours: int | None = rule(None, low=1, high=12)  # from `at`, within each day
+    date: str | None = rule(None, fmt="date")  # a one-off on this local date
 
 
 @message_type("command.reminder.change", kind="command", also=("member_command",))
@@ -240,6 +242,8 @@ class ReminderChange(Body):
     days: list[Weekday] | None = None
     medication: Text | None = rule(None, max_len=200)
     dose: Text | None = rule(None, max_len=200)
+    every_hours: int | None = rule(None, low=1, high=12)
+    date: str | None = rule(None, fmt="date")
 
 
 @message_type("command.reminder.remove", kind="command", also=("member_command",))

@@ -26,7 +26,7 @@ _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _PHONE = re.compile(r"\+?[0-9][0-9 ()-]{2,30}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
-FORMATS = ("ts", "uuid", "id", "clock", "phone", "url")
+FORMATS = ("ts", "uuid", "id", "clock", "date", "phone", "url")
 
 
 class SchemaError(ValueError):
@@ -187,11 +187,20 @@ def _string(value: str, key: str, meta: Any) -> str:
         raise SchemaError(f"{key}: expected an id (letters, digits, _ . -)")
     if fmt == "clock" and not _CLOCK.fullmatch(value):
         raise SchemaError(f"{key}: expected HH:MM")
+    if fmt == "date" and not _is_date(value):
+        raise SchemaError(f"{key}: expected a date YYYY-MM-DD")
     if fmt == "phone" and not _PHONE.fullmatch(value):
         raise SchemaError(f"{key}: expected a phone number")
     if fmt == "url" and not value.startswith("https://"):
         raise SchemaError(f"{key}: expected an https URL")
     return value
+
+
+def _is_date(value: str) -> bool:
+    try:
+        return len(value) == 10 and bool(dt.date.fromisoformat(value))
+    except ValueError:
+        return False
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

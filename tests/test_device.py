@@ -14,7 +14,7 @@ from assistant.config import Config, SpeechOutputConfig
 from assistant.device import Device
 from assistant.dialog import Action
 from assistant.loop import Assistant
-from assistant.reminders import Reminder, ReminderStore
+from assistant.reminders import ReminderStore
 from assistant.speech.tts import SpeechSynthesizer
 from assistant.voice import Voice, WavRecorder
 from protocol import (
@@ -70,7 +70,7 @@ def assistant_for(device: Device, engine, tmp_path: Path, said: list[str], clock
         voice,
         on_action=device.actions,
         announcer=device.announcer,
-        reminders=device.reminders,
+        routines=device.routines,
         on_say=said.append,
         clock=clock or dt.datetime.now,
     )
@@ -281,38 +281,6 @@ def test_a_caregivers_reminder_is_stored_confirmed_and_announced_at_its_time(
         assert backend.wait_until(lambda: backend.ids("event.reminder.taken"))
         taken = next(m for m in backend.handled if m.type == "event.reminder.taken")
         assert isinstance(taken.body, ReminderTaken) and taken.body.reminder_id == "bp-morning"
-
-
-# --- reminders on their own ----------------------------------------------------------------
-
-
-def test_reminders_fire_once_a_day_survive_a_restart_and_respect_days(tmp_path: Path) -> None:
-    path = tmp_path / "reminders.sqlite3"
-    store = ReminderStore(path)
-    store.put(Reminder("daily", "medication", "take aspirin", "08:00", medication="aspirin"))
-    store.put(Reminder("mondays", "other", "water the plants", "09:00", days=("mon",)))
-    monday = dt.datetime(2026, 11, 23, 9, 30)  # a Monday
-    assert {d.reminder.id for d in store.due(monday)} == {"daily", "mondays"}
-    assert store.due(monday) == []
-    store.close()
-
-    store = ReminderStore(path)  # restarted: nothing announced twice
-    assert store.due(monday + dt.timedelta(minutes=5)) == []
-    tuesday = monday + dt.timedelta(days=1)
-    assert [d.reminder.id for d in store.due(tuesday)] == ["daily"]
-    # Switched off all Wednesday morning, back at 11:00: 08:00 is 3 hours ago, past CATCH_UP.
-    assert store.due(tuesday + dt.timedelta(days=1, hours=1, minutes=30)) == []
-
-
-def test_a_reminder_due_while_the_device_was_off_is_caught_up(tmp_path: Path) -> None:
-    store = ReminderStore(tmp_path / "r.sqlite3")
-    store.put(Reminder("late", "medication", "take aspirin", "23:30", medication="aspirin"))
-    after_midnight = dt.datetime(2026, 11, 24, 0, 40)
-    [due] = store.due(after_midnight)
-    assert due.at == dt.datetime(2026, 11, 23, 23, 30)
-    assert store.latest_open(after_midnight) == due
-    store.mark_taken(due, after_midnight)
-    assert store.latest_open(after_midnight) is None
 
 
 def test_a_command_the_device_cannot_carry_out_is_answered_with_the_reason(

@@ -1,0 +1,203 @@
+"""Daily care routines: reminders said at their time, answers recorded, misses reported;
+a check-in that asks how the senior feels; an alert when nobody has spoken to the device
+for too long.
+
+The loop asks `tick()` between turns; what it returns is said, and a prompt that waits
+for an answer makes the dialog listen for it (`Dialog.expect`). Messages to the family
+service go through `publish` (the link's outbox): stored before `publish` returns, sent
+when the broker can be reached, so a reminder missed offline reaches the family later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from assistant import replies
+from assistant.reminders import Due, Reminder, ReminderStore, aware, utc
+from assistant.schedule import DAILY, Schedule
+from protocol import (
+    CheckinAnswer,
+    InactivityAlert,
+    Message,
+    MissedMedicationAlert,
+    ReminderMissed,
+    ReminderTaken,
+    WellnessAlert,
+)
+from protocol.schema import utc_timestamp
+
+log = logging.getLogger(__name__)
+
+CHECK_IN_QUESTION = "Good morning! How are you feeling today?"
+CHECK_IN_ID = "check-in-{}"
+LAST_ACTIVITY = "last_activity"
+INACTIVITY_SENT = "inactivity_alert_for"
+# A feeling the family service raises a wellness alert for from a check-in answer on its
+# own (services/family/service.py, WORRYING_FEELINGS); the device adds the bodily ones.
+BODILY_CONCERNS = {"unwell": "medium", "pain": "medium"}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Something to say now; `expects` names the answer the dialog should wait for."""
+
+    text: str
+    expects: str | None = None  # "reminder" | "check_in" | None
+    on_silence: str = ""  # what to say if no answer comes
+
+
+class CareRoutines:
+    def __init__(
+        self,
+        store: ReminderStore,
+        publish: Callable[[Any], Message] | None = None,
+        inactivity: dt.timedelta | None = None,
+        on_reminder: Callable[[str], None] | None = None,
+    ) -> None:
+        """`inactivity`: raise an alert after this long without anyone speaking to the
+        device (None: never); `on_reminder(text)`: a reminder also shown or felt (the
+        phone vibrates and shows it)."""
+        self.store = store
+        self.publish = publish
+        self.inactivity = inactivity
+        self.on_reminder = on_reminder
+
+    # --- set up -----------------------------------------------------------------------
+
+    def set_check_ins(self, times: list[str], now: dt.datetime) -> None:
+        """The morning greeting(s) from the config; other config check-ins are removed."""
+        wanted = {CHECK_IN_ID.format(at.replace(":", "")): at for at in times}
+        for reminder in self.store.all():
+            if reminder.source == "config" and reminder.id not in wanted:
+                self.store.remove(reminder.id)
+        for reminder_id, at in wanted.items():
+            current = self.store.get(reminder_id)
+            if current is not None and current.at == at:
+                continue
+            reminder = Reminder(
+                reminder_id, "check_in", CHECK_IN_QUESTION, Schedule(DAILY, at), source="config"
+            )
+            self.store.put(reminder, now)
+
+    # --- between turns ----------------------------------------------------------------
+
+    def tick(self, now: dt.datetime) -> list[Prompt]:
+        now = aware(now)
+        prompts: list[Prompt] = []
+        for due in self.store.tick(now):
+            if due.event == "missed":
+                self._report_missed(due)
+                prompts.append(Prompt(replies.reminder_missed(due)))
+                continue
+            text = replies.reminder_due(due)
+            log.info(
+                "reminder %s due (attempt %d%s)",
+                due.reminder.id,
+                due.attempt,
+                ", late" if due.late else "",
+            )
+            if self.on_reminder is not None:
+                self.on_reminder(text)
+            expects = "check_in" if due.reminder.kind == "check_in" else None
+            if due.reminder.kind == "medication":
+                expects = "reminder"
+            prompts.append(Prompt(text, expects, replies.REMINDER_SILENCE if expects else ""))
+        prompts += self._inactivity(now)
+        # the ones that wait for an answer last: the answer is what is heard next
+        return sorted(prompts, key=lambda prompt: prompt.expects is not None)
+
+    def activity(self, now: dt.datetime) -> None:
+        """Someone spoke to the device (or pressed its button)."""
+        self.store.set_meta(LAST_ACTIVITY, utc(now))
+
+    def _inactivity(self, now: dt.datetime) -> list[Prompt]:
+        if self.inactivity is None:
+            return []
+        last = self.store.get_meta(LAST_ACTIVITY)
+        if last is None:  # first start: the quiet period begins now
+            self.activity(now)
+            return []
+        now = aware(now)
+        quiet = now - dt.datetime.fromisoformat(last)
+        if quiet < self.inactivity or self.store.get_meta(INACTIVITY_SENT) == last:
+            return []
+        self.store.set_meta(INACTIVITY_SENT, last)  # one alert per quiet period
+        log.warning(
+            "no interaction for %.1f hours: telling the family", quiet.total_seconds() / 3600
+        )
+        since = utc_timestamp(dt.datetime.fromisoformat(last))
+        self._send(InactivityAlert(quiet_for_s=int(quiet.total_seconds()), last_activity=since))
+        return []
+
+    # --- answers ----------------------------------------------------------------------
+
+    def taken(self, now: dt.datetime) -> Due | None:
+        """ "I took it": the reminder it answers is closed and the family service told."""
+        now = aware(now)
+        due = self.store.latest_asked(now, "medication")
+        if due is None:
+            return None
+        self.store.answer(due, now)
+        self._send(
+            ReminderTaken(
+                reminder_id=due.reminder.id, due=utc_timestamp(due.at), taken_at=utc_timestamp(now)
+            )
+        )
+        return due
+
+    def snooze(self, minutes: int, now: dt.datetime) -> str:
+        due = self.store.latest_asked(now, "medication")
+        if due is None:
+            return replies.NOTHING_OPEN
+        if not self.store.snooze(due, minutes, now):
+            return replies.SNOOZE_REFUSED
+        return replies.snoozed(minutes)
+
+    def checked_in(self, feeling: str | None, words: str, now: dt.datetime) -> bool:
+        """The answer to the check-in question; False when none was open."""
+        due = self.store.latest_asked(now, "check_in")
+        if due is None:
+            return False
+        self.store.answer(due, now)
+        self._send(
+            CheckinAnswer(
+                checkin_id=due.reminder.id,
+                question=due.reminder.text,
+                answer=words[:500] or (feeling or ""),
+                feeling=feeling,
+            )
+        )
+        severity = BODILY_CONCERNS.get(feeling or "")
+        if severity is not None:
+            self._send(WellnessAlert(concern="check_in", severity=severity, detail=feeling))
+        return True
+
+    def _report_missed(self, due: Due) -> None:
+        reminder = due.reminder
+        log.warning("reminder %s missed (%s)", reminder.id, due.reason)
+        if reminder.kind == "check_in":
+            self._send(
+                WellnessAlert(
+                    concern="check_in", severity="medium", detail="no answer to the check-in"
+                )
+            )
+            return
+        self._send(ReminderMissed(reminder_id=reminder.id, due=utc_timestamp(due.at)))
+        self._send(
+            MissedMedicationAlert(
+                reminder_id=reminder.id,
+                medication=reminder.medication or reminder.text,
+                due=utc_timestamp(due.at),
+                missed_times=max(1, due.attempt),
+            )
+        )
+
+    def _send(self, body: Any) -> None:
+        if self.publish is None:
+            log.warning("%s not sent: this device has no link to the services", type(body).__name__)
+            return
+        self.publish(body)

@@ -1,0 +1,207 @@
+"""Reminders with a controllable clock: schedules across daylight-saving changes, the
+occurrence life cycle (announce, repeat, snooze, miss) in SQLite across restarts, late
+announcements after the device was off."""
+
+from __future__ import annotations
+
+import datetime as dt
+from itertools import pairwise
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from assistant.reminders import Reminder, ReminderPolicy, ReminderStore
+from assistant.schedule import DAILY, DAYS, HOURS, ONCE, Schedule, ScheduleError, local_moment
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+POLICY = ReminderPolicy(repeat_every=dt.timedelta(minutes=10), repeats=3)
+
+
+def local(*args: int, tz: dt.tzinfo = BERLIN) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=tz)
+
+
+def medication(reminder_id: str, schedule: Schedule, name: str = "metformin") -> Reminder:
+    return Reminder(reminder_id, "medication", f"take your {name}", schedule, medication=name)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ReminderStore:
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN, policy=POLICY)
+    yield store
+    store.close()
+
+
+def fired(store: ReminderStore, start: dt.datetime, hours: float, step_min: int = 1) -> list:
+    """Tick every `step_min` for `hours` from `start`; every first announcement, in order."""
+    seen = []
+    now = start
+    while now < start + dt.timedelta(hours=hours):
+        seen += [d for d in store.tick(now) if d.event == "announce" and d.attempt == 1]
+        now += dt.timedelta(minutes=step_min)
+    return seen
+
+
+# --- schedules across daylight-saving changes ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tz", "spring", "autumn"),
+    [(BERLIN, dt.date(2026, 3, 29), dt.date(2026, 10, 25)),
+     (NEW_YORK, dt.date(2026, 3, 8), dt.date(2026, 11, 1))],
+)  # fmt: skip
+def test_a_daily_reminder_keeps_its_wall_clock_time_across_both_changes(
+    tz: dt.tzinfo, spring: dt.date, autumn: dt.date
+) -> None:
+    schedule = Schedule(DAILY, "08:00")
+    for change in (spring, autumn):
+        start = dt.datetime.combine(change - dt.timedelta(days=2), dt.time(0), tzinfo=tz)
+        found = list(schedule.between(start, start + dt.timedelta(days=5), tz))
+        assert [o.at.astimezone(tz).strftime("%H:%M") for o in found] == ["08:00"] * 5
+        gaps = {b.at.astimezone(dt.UTC) - a.at.astimezone(dt.UTC) for a, b in pairwise(found)}
+        # the day of the change is 23 or 25 hours long: one gap differs from 24 hours
+        assert len(gaps) == 2 and dt.timedelta(hours=24) in gaps
+
+
+def test_a_time_skipped_in_spring_fires_once_after_the_jump_and_a_doubled_one_once() -> None:
+    schedule = Schedule(DAILY, "02:30")
+    spring = list(schedule.between(local(2026, 3, 28, 12), local(2026, 3, 30, 12), BERLIN))
+    assert [o.key for o in spring] == ["2026-03-29T02:30", "2026-03-30T02:30"]
+    assert spring[0].at.strftime("%H:%M %Z") == "03:30 CEST"  # 02:30 does not exist
+    autumn = list(schedule.between(local(2026, 10, 24, 12), local(2026, 10, 25, 12), BERLIN))
+    assert len(autumn) == 1  # 02:30 happens twice that night; the reminder once
+    assert autumn[0].at.astimezone(dt.UTC).hour == 0  # the first 02:30 (CEST, UTC+2)
+    assert local_moment(dt.date(2026, 10, 25), dt.time(2, 30), BERLIN).utcoffset() == (
+        dt.timedelta(hours=2)
+    )
+
+
+def test_weekday_reminders_across_the_autumn_change_fire_on_their_days_only(
+    store: ReminderStore,
+) -> None:
+    store.put(medication("mon-thu", Schedule(DAYS, "09:00", days=("mon", "thu"))),
+              local(2026, 10, 20))  # fmt: skip
+    seen = fired(store, local(2026, 10, 21, 0), hours=24 * 10, step_min=15)
+    assert [(d.at.strftime("%a %d %H:%M")) for d in seen] == [
+        "Thu 22 09:00", "Mon 26 09:00", "Thu 29 09:00",
+    ]  # fmt: skip
+    assert all(d.at.utcoffset() == dt.timedelta(hours=1) for d in seen[1:])  # winter time
+
+
+def test_every_n_hours_and_one_offs(store: ReminderStore) -> None:
+    start = local(2026, 11, 23, 5)
+    store.put(medication("insulin", Schedule(HOURS, "06:00", every_hours=8), "insulin"), start)
+    store.put(medication("once", Schedule(ONCE, "12:00", date="2026-11-23"), "antibiotic"), start)
+    seen = fired(store, start, hours=48, step_min=5)
+    assert [(d.reminder.id, d.at.strftime("%d %H:%M")) for d in seen] == [
+        ("insulin", "23 06:00"), ("once", "23 12:00"), ("insulin", "23 14:00"),
+        ("insulin", "23 22:00"), ("insulin", "24 06:00"), ("insulin", "24 14:00"),
+        ("insulin", "24 22:00"),
+    ]  # fmt: skip
+
+
+def test_impossible_schedules_are_refused() -> None:
+    for bad in (
+        lambda: Schedule(DAILY, "25:00"),
+        lambda: Schedule(DAILY, "7.30"),
+        lambda: Schedule(DAYS, "08:00", days=("monday",)),
+        lambda: Schedule(HOURS, "08:00", every_hours=0),
+        lambda: Schedule(ONCE, "08:00"),
+    ):
+        with pytest.raises(ScheduleError):
+            bad()
+
+
+def test_a_reminder_without_text_or_medicine_is_not_stored(store: ReminderStore) -> None:
+    with pytest.raises(ScheduleError):
+        store.put(Reminder("r", "medication", "take your", Schedule(DAILY, "08:00")))
+    with pytest.raises(ScheduleError):
+        store.put(Reminder("r", "other", "  ", Schedule(DAILY, "08:00")))
+    assert store.all() == []
+
+
+# --- the life of one occurrence ---------------------------------------------------------
+
+
+def test_unanswered_it_is_repeated_then_recorded_missed_once(store: ReminderStore) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    events = []
+    now = local(2026, 11, 23, 7, 59)
+    for _ in range(60):
+        events += [(d.event, d.attempt, d.final, d.reason) for d in store.tick(now)]
+        now += dt.timedelta(minutes=1)
+    assert events == [
+        ("announce", 1, False, ""),
+        ("announce", 2, False, ""),
+        ("announce", 3, True, ""),  # the last one warns that the family will be told
+        ("missed", 3, False, "no_answer"),
+    ]
+    assert store.state_of("m", "2026-11-23T08:00") == "missed"
+
+
+def test_taken_stops_the_repeats_and_a_snooze_moves_them(store: ReminderStore) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    [first] = store.tick(local(2026, 11, 23, 8, 0))
+    open_one = store.latest_asked(local(2026, 11, 23, 8, 1))
+    assert open_one is not None and open_one.key == first.key
+    assert store.snooze(open_one, 30, local(2026, 11, 23, 8, 1))
+    assert store.tick(local(2026, 11, 23, 8, 20)) == []  # not at the usual 10 minutes
+    [again] = store.tick(local(2026, 11, 23, 8, 31))
+    assert again.event == "announce"
+    store.answer(store.latest_asked(local(2026, 11, 23, 8, 32)), local(2026, 11, 23, 8, 32))
+    assert store.state_of("m", first.key) == "taken"
+    assert store.tick(local(2026, 11, 23, 9, 30)) == []
+    assert store.latest_asked(local(2026, 11, 23, 9, 30)) is None
+
+
+def test_snoozing_is_limited(store: ReminderStore) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    store.tick(local(2026, 11, 23, 8, 0))
+    due = store.latest_asked(local(2026, 11, 23, 8, 0))
+    results = [store.snooze(due, 5, local(2026, 11, 23, 8, i)) for i in range(5)]
+    assert results == [True] * POLICY.max_snoozes + [False] * (5 - POLICY.max_snoozes)
+
+
+def test_a_restart_with_a_reminder_pending_neither_repeats_it_early_nor_forgets_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reminders.sqlite3"
+    store = ReminderStore(path, tz=BERLIN, policy=POLICY)
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    assert [d.attempt for d in store.tick(local(2026, 11, 23, 8, 0))] == [1]
+    store.close()  # the device restarts (or crashed) two minutes later
+
+    store = ReminderStore(path, tz=BERLIN, policy=POLICY)
+    assert store.tick(local(2026, 11, 23, 8, 2)) == []  # not announced twice
+    assert store.latest_asked(local(2026, 11, 23, 8, 2)) is not None  # still open
+    [again] = store.tick(local(2026, 11, 23, 8, 10))
+    assert (again.event, again.attempt) == ("announce", 2)
+    store.close()
+
+
+def test_the_device_was_off_at_the_time_late_with_honest_words_or_missed(
+    store: ReminderStore,
+) -> None:
+    store.put(medication("morning", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    store.put(medication("noon", Schedule(DAILY, "12:00"), "aspirin"), local(2026, 11, 22, 12))
+    # Off from 07:00 to 12:40: 08:00 is 4 h 40 min ago (past catch-up), 12:00 40 min ago.
+    events = store.tick(local(2026, 11, 23, 12, 40))
+    by_id = {d.reminder.id: d for d in events}
+    assert (by_id["morning"].event, by_id["morning"].reason) == ("missed", "device_off")
+    assert by_id["noon"].event == "announce" and by_id["noon"].late
+    assert by_id["noon"].late_by == dt.timedelta(minutes=40)
+    assert store.tick(local(2026, 11, 23, 12, 41)) == []
+
+
+def test_a_reminder_set_after_its_time_is_first_due_the_next_day(store: ReminderStore) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 23, 9, 0))
+    assert store.tick(local(2026, 11, 23, 9, 1)) == []  # no "missed" for a time before it
+    assert [d.at.day for d in store.tick(local(2026, 11, 24, 8, 0))] == [24]
+
+
+def test_a_changed_reminder_does_not_report_old_times_missed(store: ReminderStore) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 20, 12))
+    store.put(medication("m", Schedule(DAILY, "07:00")), local(2026, 11, 23, 9, 0))
+    assert store.tick(local(2026, 11, 23, 9, 1)) == []
