@@ -289,7 +289,8 @@ def reminder_due(due: Due) -> str:
     elif due.late:
         clock = spoken_clock(due.at.strftime("%H:%M"))
         text = (
-            f"I am late with this reminder: your {what} was due at {clock}, "
+            f"I am late with this reminder: your {what}{',' if reminder.dose else ''} "
+            f"was due at {clock}, "
             f"{_ago(due.late_by)}. If you have not taken it yet, please take it now. "
             "Have you taken it?"
         )

@@ -37,6 +37,7 @@ from protocol import (
 )
 from tests.backend import Backend
 from tests.broker import Mosquitto
+from tests.clock import Clock
 
 H, D = "household-7", "living-room"
 
@@ -48,14 +49,6 @@ def device_config(broker: Mosquitto, state_dir: Path) -> Config:
     config.device.household, config.device.device_id = H, D
     config.paths.state_dir = str(state_dir)
     return config
-
-
-class Clock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @pytest.fixture
