@@ -29,6 +29,7 @@ from protocol import (
     FamilyMessage,
     HealthReading,
     ReminderAdd,
+    ReminderMissed,
     ReminderTaken,
     ServiceRefused,
     WellnessAlert,
@@ -291,3 +292,42 @@ def test_a_command_the_device_cannot_carry_out_is_answered_with_the_reason(
         assert done.detail == "no such reminder on this device"
         assert dev.reminders.get("nope") is None
         assert dev.announcer.take() == []  # nothing to tell the senior
+
+
+def test_a_reminder_fires_offline_and_its_miss_reaches_the_family_later(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    """The broker is down all morning: the reminder is still said (and repeated), the
+    device is restarted in the middle of it, and the missed dose reaches the family
+    service once the network is back."""
+    broker.stop()
+    clock = Clock(dt.datetime(2026, 11, 23, 7, 0))
+    add = ReminderAdd(reminder_id="bp", kind="medication", text="take your pills", at="08:00",
+                      medication="blood pressure pills")  # fmt: skip
+    with Device(device_config(broker, tmp_path), clock=clock) as dev:
+        dev.announcer.handle(create(add, H, D))  # stored before the network went
+        assistant = assistant_for(dev, engine, tmp_path, said, clock)
+        clock.now = dt.datetime(2026, 11, 23, 8, 0)
+        assert assistant.speak_pending() is True
+        dev.close(drain_s=0.1)  # restarted while the reminder waits for an answer
+
+    with Device(device_config(broker, tmp_path), clock=clock) as dev:
+        assistant = assistant_for(dev, engine, tmp_path, said, clock)
+        assert assistant.speak_pending() is False  # not said twice after the restart
+        for _ in range(3):
+            clock.now += dt.timedelta(minutes=10)
+            assistant.speak_pending()
+        assert said[-1].startswith("I have let your family know")
+        assert dev.link is not None
+        queued = len(dev.link.outbox)
+        assert queued >= 2  # the missed event and the alert (and the command's answer)
+        dev.close(drain_s=0.1)
+
+    broker.start()
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)):
+        assert backend.wait_until(lambda: backend.ids("alert.missed_medication"), timeout=15)
+        assert backend.wait_until(lambda: backend.ids("event.reminder.missed"), timeout=15)
+        [missed] = [m.body for m in backend.handled if m.type == "event.reminder.missed"]
+        assert isinstance(missed, ReminderMissed) and missed.reminder_id == "bp"
+        assert missed.due == utc_timestamp(dt.datetime(2026, 11, 23, 8, 0).astimezone())
+        assert len(backend.ids("alert.missed_medication")) == 1
