@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
@@ -180,3 +181,44 @@ def test_vosk_model_of_another_language_is_refused_with_the_grammar(tmp_path) ->
         "run", "--no-wake", "--input", "x.wav", "--reply-wav", "r.wav",
     )  # fmt: skip
     assert_clear_failure(result, "none of the grammar phrases", "this language")
+
+
+@pytest.fixture
+def own_state(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+@pytest.mark.usefixtures("own_state")
+def test_reminders_are_added_listed_and_removed_at_the_device() -> None:
+    added = run_cli("reminders", "add", "metformin", "--at", "19:30", "--dose", "500 mg")
+    assert added.returncode == 0, added.stderr
+    reminder_id = added.stdout.split()[1].rstrip(":")
+    assert (
+        run_cli("reminders", "add", "vitamin d", "--at", "8:00", "--days", "mon,thu").returncode
+        == 0
+    )
+    listed = json.loads(run_cli("reminders", "list", "--json").stdout)
+    assert [(r["medication"], r["repeat"], r["at"]) for r in listed] == [
+        ("vitamin d", "days:mon,thu", "08:00"),
+        ("metformin", "daily", "19:30"),
+    ]
+    assert run_cli("reminders", "remove", reminder_id).returncode == 0
+    assert [r["medication"] for r in json.loads(run_cli("reminders", "list", "--json").stdout)] == [
+        "vitamin d"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("add", "pills", "--at", "25:00"), "'25:00' is not a time of day"),
+        (("add", " ", "--at", "08:00"), "needs a name"),
+        (("add", "pills", "--at", "08:00", "--date", "2020-01-01"), "has already passed"),
+        (("add", "pills", "--at", "08:00", "--days", "funday"), "weekdays must be"),
+        (("remove", "nope"), "there is no reminder 'nope'"),
+    ],
+)
+@pytest.mark.usefixtures("own_state")
+def test_a_reminder_that_cannot_be_kept_is_refused_and_nothing_stored(args, needle) -> None:
+    assert_clear_failure(run_cli("reminders", *args), needle)
+    assert json.loads(run_cli("reminders", "list", "--json").stdout) == []

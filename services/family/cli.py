@@ -186,7 +186,7 @@ def _reminder_body(args: argparse.Namespace) -> ReminderAdd | ReminderChange | R
     cls: type = ReminderRemove
     if args.action in ("add", "change"):
         cls = ReminderAdd if args.action == "add" else ReminderChange
-        for key in ("text", "at", "medication", "dose"):
+        for key in ("text", "at", "medication", "dose", "every_hours", "date"):
             if getattr(args, key) is not None:
                 data[key] = getattr(args, key)
         if args.days:
@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--text", required=name == "add")
             p.add_argument("--at", required=name == "add", help="local time HH:MM")
             p.add_argument("--days", help="mon,tue,... (default: every day)")
+            p.add_argument("--every-hours", type=int, help="every N hours from --at (1-12)")
+            p.add_argument("--date", help="once, on this local date YYYY-MM-DD")
             p.add_argument("--medication")
             p.add_argument("--dose")
         if name == "add":
