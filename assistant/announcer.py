@@ -21,6 +21,7 @@ from protocol import (
     AlertAck,
     AppointmentConfirmed,
     AppointmentReminder,
+    Call,
     ConsultationAssigned,
     ConsultationCancelled,
     ConsultationEnded,
@@ -33,6 +34,7 @@ from protocol import (
     ReminderRemove,
     Say,
     ServiceRefused,
+    Volume,
 )
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,15 @@ class Announcer:
         reminders: ReminderStore | None = None,
         on_done: Callable[[Message, bool, str | None], None] | None = None,
         sent_type: Callable[[str], str | None] | None = None,
+        on_command: Callable[[Message], str] | None = None,
     ) -> None:
         """`on_done(command, ok, why)`: called once a command was carried out or could not
         be (to tell the sender);
-        `sent_type(id)`: the type of a message this device sent, to say what was refused."""
+        `sent_type(id)`: the type of a message this device sent, to say what was refused;
+        `on_command(command)`: carries out a hardware command (volume, call) and returns
+        what to say, or raises CommandFailed."""
         self.reminders = reminders
+        self.on_command = on_command
         self.on_done = on_done
         self.sent_type = sent_type
         self._lock = threading.Lock()
@@ -115,6 +121,16 @@ class Announcer:
             try:
                 sentence = self._reminder_command(body)
             except CommandFailed as exc:  # the sender hears why; the message is handled
+                log.warning("%s could not be carried out: %s", message.type, exc)
+                if self.on_done is not None:
+                    self.on_done(message, False, str(exc))
+                return
+        elif isinstance(body, Volume | Call):
+            try:
+                if self.on_command is None:
+                    raise CommandFailed("this device has no hardware controls")
+                sentence = self.on_command(message)
+            except CommandFailed as exc:
                 log.warning("%s could not be carried out: %s", message.type, exc)
                 if self.on_done is not None:
                     self.on_done(message, False, str(exc))

@@ -216,11 +216,17 @@ class Dialog:
             return self._say(replies.reading_noted(slots), Action(intent, slots))
         return self._say(replies.done(intent, slots), Action(intent, slots))
 
-    def _alert(self, slots: dict[str, str]) -> DialogReply:
+    def alert(self, trigger: str) -> DialogReply:
+        """An emergency raised without words (the SOS key): the alert, the reassurance,
+        and listening on, as after a spoken one."""
+        return self._alert({"kind": "help"}, trigger)
+
+    def _alert(self, slots: dict[str, str], trigger: str = "voice") -> DialogReply:
         kind = slots.get("kind", "help")
         text = replies.EMERGENCY_SENT.get(kind, replies.EMERGENCY_SENT["help"])
         self.pending = _Pending("after_alert", "emergency", {"kind": kind})  # keep listening
-        return DialogReply(text, [Action("emergency", {"kind": kind})], expects_answer=True)
+        action = {"kind": kind} if trigger == "voice" else {"kind": kind, "trigger": trigger}
+        return DialogReply(text, [Action("emergency", action)], expects_answer=True)
 
     @staticmethod
     def _say(text: str, action: Action | None = None) -> DialogReply:

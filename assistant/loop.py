@@ -66,10 +66,12 @@ class Assistant:
         announcer: Announcer | None = None,
         reminders: ReminderStore | None = None,
         on_say: Callable[[str], None] | None = None,
+        indicator: Callable[[str], None] | None = None,
     ) -> None:
         """`on_action(action, said)`: carries out an action (see assistant/actions.py);
         `announcer`: what the services sent, said between turns; `reminders`: announced
-        when due."""
+        when due; `indicator(state)`: told idle, listening, thinking, speaking as they
+        change (devices/indicator.py)."""
         self.engine = engine
         self.clock = clock
         self.dialog = Dialog(engine, clock)
@@ -77,6 +79,8 @@ class Assistant:
         self.announcer = announcer
         self.reminders = reminders
         self.on_say = on_say
+        self.indicator = indicator
+        self._resting = "idle"  # what the indicator returns to after an announcement
         self._speaking = threading.Lock()  # one sentence at a time, from any thread
         self.voice = voice
         self.recognizer = recognizer
@@ -91,6 +95,7 @@ class Assistant:
     def respond(self, text: str, confidence: float = 1.0, verified: bool = True) -> Turn:
         """Understand `text`, take the dialog's actions and say its answer (`verified`
         False: the recognizer was not sure of the words, so the dialog checks first)."""
+        self._show("thinking")
         match = self.engine.recognize(text)
         if match is not None and not verified:
             match = replace(match, method="unverified")
@@ -124,8 +129,8 @@ class Assistant:
             log.info("announcing (%d words)", len(sentence.split()))
             if self.on_say is not None:
                 self.on_say(sentence)
-            with self._speaking:
-                self.voice.say(sentence)
+            self._say(sentence)
+            self._show(self._resting)
         return any(d.reminder.medication for d in due)
 
     def _perform(self, reply: DialogReply, said: str | None = None) -> Turn:
@@ -135,8 +140,8 @@ class Assistant:
             if self.on_action is not None:
                 self.on_action(action, said)
         if reply.text:
-            with self._speaking:
-                self.voice.say(reply.text)
+            self._say(reply.text)
+        self._show("listening" if reply.expects_answer else "idle")
         return Turn(
             heard="",
             confidence=0.0,
@@ -146,13 +151,29 @@ class Assistant:
             expects_answer=reply.expects_answer,
         )
 
+    def alert(self, trigger: str) -> Turn:
+        """An emergency without words (the SOS key): alert, reassure, listen on."""
+        log.info("emergency raised by %s", trigger)
+        return self._perform(self.dialog.alert(trigger))
+
+    def _say(self, sentence: str) -> None:
+        with self._speaking:
+            self._show("speaking")
+            self.voice.say(sentence)
+
+    def _show(self, state: str) -> None:
+        if self.indicator is not None:
+            self.indicator(state)
+
     def listen(
         self,
         frames: Iterable[bytes],
         wake_required: bool = True,
         button: Callable[[], bool] | None = None,
+        sos: Callable[[], bool] | None = None,
     ) -> Iterator[Turn]:
-        """Run the loop over `frames`, yielding one Turn per request heard."""
+        """Run the loop over `frames`, yielding one Turn per request heard (`sos()`: True
+        when the emergency key was long-pressed, looked at every frame, in any state)."""
         if self.recognizer is None:
             raise ValueError("listening needs a recognizer")
         if wake_required and self.wake is None and button is None:
@@ -167,6 +188,11 @@ class Assistant:
         pending: list[bytes] = []  # audio after the wake phrase, before the command starts
         for index, frame in enumerate(frames):
             turn = None
+            if sos is not None and sos():
+                state, pending = _LISTENING, []
+                yield self.alert("sos_button")
+                self._begin_command()
+                continue
             if index % self._pending_frames == 0 and self._idle(state):
                 answer_awaited = self.speak_pending()
                 if answer_awaited and state is _WAITING:  # no wake word to answer a reminder
@@ -252,11 +278,15 @@ class Assistant:
         return False, detection.end_sample
 
     def _begin_waiting(self) -> None:
+        self._resting = "idle"
+        self._show("idle")
         if self.wake is not None:
             self.wake.reset()
 
     def _begin_command(self) -> None:
         assert self.recognizer is not None
+        self._resting = "listening"
+        self._show("listening")
         self.endpointer.reset()
         self.recognizer.start()
 
@@ -271,6 +301,7 @@ class Assistant:
 
     def _finish_command(self, utterance: Utterance) -> Turn:
         assert self.recognizer is not None
+        self._show("thinking")
         started = time.perf_counter()
         transcript = self.recognizer.finish()
         decode_s = time.perf_counter() - started
