@@ -48,10 +48,12 @@ def _is_user_error(exc: Exception) -> bool:
     from assistant.pcm import AudioFileError
     from assistant.speech.recognizer import RecognizerError
     from assistant.speech.tts import SpeechOutputError
+    from devices.interfaces import DeviceError
     from intents import IntentsError
 
     expected = (
         UserError,
+        DeviceError,
         ConfigError,
         DatasetError,
         AudioDeviceError,

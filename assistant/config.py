@@ -99,6 +99,7 @@ class DeviceConfig:
     keys: str = ""  # key code → button entries over the defaults: "164:action,138:sos"
     location_with_alerts: bool = True  # the senior's consent: an alert carries the position
     location_on_request: bool = True  # "share my location" sends the position
+    gpsd: str = "127.0.0.1:2947"  # a phone's position: the gpsd daemon, HOST:PORT
 
 
 @dataclass
@@ -208,6 +209,7 @@ def _mqtt_problems(mqtt: MqttConfig, device: DeviceConfig) -> list[str]:
 
 def _device_problems(device: DeviceConfig) -> list[str]:
     from devices.evdev import parse_keymap
+    from devices.gpsd import parse_address
     from devices.profiles import PROFILES
 
     problems = []
@@ -219,6 +221,10 @@ def _device_problems(device: DeviceConfig) -> list[str]:
         parse_keymap(device.keys)
     except ValueError as exc:
         problems.append(f"device.keys: {exc}")
+    try:
+        parse_address(device.gpsd)
+    except ValueError as exc:
+        problems.append(f"device.gpsd: {exc}")
     return problems
 
 

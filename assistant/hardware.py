@@ -22,6 +22,7 @@ from assistant.dialog import Action
 from assistant.emergency import Emergencies
 from devices import hardware as hw
 from devices.evdev import parse_keymap
+from devices.gpsd import GpsdLocation
 from devices.hardware import Hardware
 from devices.interfaces import DeviceError, Fix
 from devices.profiles import profile
@@ -42,22 +43,30 @@ def location_of(fix: Fix | None) -> Location | None:
 
 def hardware_from_config(config: Config, *, terminal_keys: bool = False) -> Hardware:
     """The real drivers for this device's kind: evdev keys from `device.input`, else the
-    terminal's keys (when `terminal_keys`); the assistant's own voice as its volume."""
+    terminal's keys (when `terminal_keys`); the assistant's own voice as its volume; a
+    phone's position from gpsd (`device.gpsd`)."""
     kind = profile(config.device.kind)
     paths = [p.strip() for p in config.device.input.split(",") if p.strip()]
+    location = GpsdLocation(config.device.gpsd) if kind.has("location") else None
 
     def apply_volume(level: float) -> None:
         config.speech.volume = level  # the synthesizer reads it at every sentence
 
-    return hw.build(
-        kind,
-        volume=config.speech.volume,
-        apply_volume=apply_volume,
-        input_paths=paths,
-        keymap=parse_keymap(config.device.keys),
-        long_press_s=config.device.long_press_s,
-        terminal_keys=terminal_keys,
-    )
+    try:
+        return hw.build(
+            kind,
+            volume=config.speech.volume,
+            apply_volume=apply_volume,
+            input_paths=paths,
+            keymap=parse_keymap(config.device.keys),
+            long_press_s=config.device.long_press_s,
+            terminal_keys=terminal_keys,
+            location=location,
+        )
+    except DeviceError:
+        if location is not None:
+            location.close()
+        raise
 
 
 class DeviceActions:

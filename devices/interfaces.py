@@ -45,7 +45,7 @@ class Fix:
     at: float = 0.0
 
 
-class DeviceError(Exception):
+class DeviceError(ValueError):
     """Hardware that cannot do what was asked (no phone line, no such input device...);
     the message says why in words a person can act on."""
 

@@ -27,13 +27,16 @@ from devices.evdev import (
     encode_event,
     parse_keymap,
 )
-from devices.interfaces import ButtonEvent, DeviceError
+from devices.gpsd import GpsdLocation, fix_from_tpv
+from devices.interfaces import ButtonEvent, DeviceError, Fix
 from devices.keyboard import KeyboardButton, KeyboardButtons
 from devices.profiles import PHONE, SPEAKER, profile
 from devices.simulated import SimulatedButtons
 from devices.volume import MIN_AUDIBLE, SoftwareVolume
 from protocol import Call, Location, Volume, create
 from services.family.texts import where
+from tests.broker import free_port
+from tests.gpsd import Gpsd
 
 EV_SYN = 0
 
@@ -240,3 +243,54 @@ def test_the_familys_alert_text_gives_the_position() -> None:
     assert text.startswith(" Position: 52.52000, 13.40500 (within 8 m) https://")
     assert "mlat=52.52000&mlon=13.40500" in text
     assert where(Location(lat=1.0, lon=2.0), "de").startswith(" Standort: 1.00000, 2.00000 http")
+
+
+# --- the phone's position from a real gpsd ------------------------------------------------
+
+
+def test_the_phones_position_comes_from_gpsd(tmp_path: Path) -> None:
+    with Gpsd(tmp_path / "gpsd") as gpsd:
+        location = GpsdLocation(gpsd.address, retry_s=0.2)
+        try:
+            time.sleep(1.0)
+            assert location.fix() is None  # no sky yet: no position, no guess
+            gpsd.fix = (52.5163, 13.3777)
+            assert wait_until(lambda: location.fix() is not None, 20), gpsd_log(tmp_path)
+            fix = location.fix()
+            assert fix is not None
+            assert (fix.lat, fix.lon) == (pytest.approx(52.5163), pytest.approx(13.3777))
+            assert fix.accuracy_m is not None and fix.accuracy_m > 0
+        finally:
+            location.close()
+
+
+def test_without_gpsd_there_is_no_position_and_no_crash(tmp_path: Path) -> None:
+    location = GpsdLocation(f"127.0.0.1:{free_port()}", retry_s=0.1)
+    time.sleep(0.5)
+    assert location.fix() is None
+    location.close()
+    with pytest.raises(DeviceError, match="HOST:PORT"):
+        GpsdLocation("gps-without-port")
+    with pytest.raises(ConfigError, match=r"device\.gpsd"):
+        config_from_dict({"device": {"gpsd": "localhost:99999"}})
+
+
+def test_gpsd_reports_without_a_position_are_not_fixes() -> None:
+    assert fix_from_tpv({"class": "TPV", "mode": 1}, 0.0) is None
+    assert fix_from_tpv({"class": "SKY", "mode": 3, "lat": 1, "lon": 2}, 0.0) is None
+    assert fix_from_tpv({"class": "TPV", "mode": 2, "lat": "x", "lon": 2}, 0.0) is None
+    fix = fix_from_tpv({"class": "TPV", "mode": 2, "lat": 1, "lon": 2, "epx": 3, "epy": 9}, 5.0)
+    assert fix == Fix(1.0, 2.0, 9.0, 5.0)
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def gpsd_log(tmp_path: Path) -> str:
+    return (tmp_path / "gpsd" / "gpsd.log").read_text()
