@@ -196,6 +196,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
     }
     if args.text is not None:
         assistant = Assistant(engine, voice, **parts)
+        assistant.dialog.phone_line = device.hardware.calls is not None
         return _run_typed(assistant, args.text, args.once)
     from assistant.speech.factory import create_recognizer
     from assistant.speech.wake import WakeWordSpotter
@@ -217,6 +218,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         chime=args.input is None,
         **parts,
     )
+    assistant.dialog.phone_line = device.hardware.calls is not None
     if args.input:
         return _run_file(assistant, config, Path(args.input), not args.no_wake, args.once)
     return _run_microphone(assistant, config, not args.no_wake, args.once, controls)

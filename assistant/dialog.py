@@ -77,6 +77,7 @@ class Dialog:
         self.clock = clock
         self.pending: _Pending | None = None
         self.last_said = ""
+        self.phone_line = False  # the device calls itself (a phone) rather than ask back
 
     def hear(self, text: str, match: IntentMatch | None = None) -> DialogReply:
         """The answer to what the senior said (`match`: the engine's reading of it)."""
@@ -212,6 +213,8 @@ class Dialog:
         return self._alert(pending.slots)  # yes, another emergency, or anything unclear
 
     def _act(self, intent: str, slots: dict[str, str]) -> DialogReply:
+        if intent == "call_family" and self.phone_line:
+            return self._say(f"Calling {replies.relation(slots)} now.", Action(intent, slots))
         if intent == "report_health_reading":
             return self._say(replies.reading_noted(slots), Action(intent, slots))
         return self._say(replies.done(intent, slots), Action(intent, slots))

@@ -20,6 +20,7 @@ from assistant.announcer import Announcer, CommandFailed
 from assistant.config import Config
 from assistant.dialog import Action
 from assistant.emergency import Emergencies
+from assistant.replies import relation
 from devices import hardware as hw
 from devices.evdev import parse_keymap
 from devices.gpsd import GpsdLocation
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 NO_POSITION = "I could not find out where you are just now, so I could not share it."
 SHARING_OFF = "Sharing where you are is switched off on this device."
 HERE_I_AM = "Here is where I am."
+CALL_FAILED = "Sorry, the call did not go through. I have asked {who} to call you back."
 
 
 def location_of(fix: Fix | None) -> Location | None:
@@ -99,11 +101,26 @@ class DeviceActions:
             level = self.hardware.volume.step(up=kind == "volume_up")
             log.info("volume %.1f", level)
             return None
+        if kind == "call_family" and self.hardware.calls is not None:
+            return self._call(action, said)
         if kind == "share_location" and not self.location_on_request:
             self.announcer.queue(SHARING_OFF)
             return None
         if kind == "share_location" and self.hardware.location is not None:
             return self._share_location(action)
+        return self.handler(action, said)
+
+    def _call(self, action: Action, said: str | None) -> Message | None:
+        """A phone calls; when the call cannot be started, the family is asked to call
+        back instead, and the senior hears so."""
+        assert self.hardware.calls is not None
+        contact = action.slots.get("contact", ALL_FAMILY)
+        try:
+            self.hardware.calls.call(contact)
+            return None
+        except DeviceError as exc:
+            log.warning("the call could not be started: %s", exc)
+        self.announcer.queue(CALL_FAILED.format(who=relation(action.slots)), urgent=True)
         return self.handler(action, said)
 
     def _fix(self) -> Location | None:

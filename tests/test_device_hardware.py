@@ -59,7 +59,7 @@ def make_device(config, kind: str) -> tuple[Device, hw.Hardware]:
 def make_assistant(
     device: Device, engine, synthesizer, path: Path, said: list[str], recognizer=None
 ) -> Assistant:
-    return Assistant(
+    assistant = Assistant(
         engine,
         Voice(synthesizer, WavRecorder(path)),
         recognizer=recognizer,
@@ -70,6 +70,8 @@ def make_assistant(
         on_say=said.append,
         indicator=device.hardware.lights.activity,
     )
+    assistant.dialog.phone_line = device.hardware.calls is not None  # as `run` sets it
+    return assistant
 
 
 def silence(seconds: float) -> np.ndarray:
@@ -192,6 +194,39 @@ def test_help_said_twice_is_an_emergency(broker: Mosquitto, engine, synthesizer,
         assistant.respond("help")
         alert = the_alert(backend)
         assert alert.body.location is not None
+        assistant.respond("no")  # leaves the after-alert listening
+        assert [a.kind for a in assistant.respond("help help").actions] == ["emergency"]
+        assert backend.wait_until(lambda: len(backend.ids("alert.emergency")) == 2)
+
+
+@pytest.mark.parametrize("kind", ["speaker", "phone"])
+def test_call_my_daughter_calls_from_the_phone_and_asks_back_from_the_speaker(
+    kind: str, broker: Mosquitto, engine, synthesizer, tmp_path: Path
+) -> None:
+    said: list[str] = []
+    device, hardware = make_device(device_config(broker, tmp_path), kind)
+    with Backend(broker, household=H) as backend, device:
+        assistant = make_assistant(device, engine, synthesizer, tmp_path / "said.wav", said)
+        assert assistant.respond("call my daughter").reply == "Shall I call your daughter?"
+        turn = assistant.respond("yes")
+        if kind == "phone":
+            assert turn.reply == "Calling your daughter now."
+            assert hardware.calls.calls == [("daughter", None)]  # type: ignore[union-attr]
+            assert not backend.wait_until(lambda: backend.ids("family."), timeout=1.0)
+            # The network refuses the call: the family is asked to call back instead.
+            hardware.calls.fail = "no signal"  # type: ignore[union-attr]
+            assistant.respond("call my son")
+            assistant.respond("yes")
+            assistant.speak_pending()
+            assert said == [
+                "Sorry, the call did not go through. I have asked your son to call you back."
+            ]
+            assert backend.wait_until(lambda: backend.ids("family.message"))
+            [ask] = [m.body for m in backend.handled if m.type == "family.message"]
+            assert (ask.to, ask.text) == ("son", "Please call me back.")
+        else:
+            assert turn.reply == "I have asked your daughter to call you back."
+            assert backend.wait_until(lambda: backend.ids("family.message"))
 
 
 def test_location_is_not_sent_without_the_seniors_consent(
