@@ -100,6 +100,7 @@ class DeviceConfig:
     location_with_alerts: bool = True  # the senior's consent: an alert carries the position
     location_on_request: bool = True  # "share my location" sends the position
     gpsd: str = "127.0.0.1:2947"  # a phone's position: the gpsd daemon, HOST:PORT
+    leds: str = ""  # an LED ring's red,green,blue LEDs in /sys/class/leds; empty: the log
 
 
 @dataclass

@@ -26,6 +26,7 @@ from devices.evdev import parse_keymap
 from devices.gpsd import GpsdLocation
 from devices.hardware import Hardware
 from devices.interfaces import DeviceError, Fix
+from devices.leds import SysfsLeds
 from devices.profiles import profile
 from protocol import Call, FamilyMessage, Location, Message, Volume
 
@@ -46,9 +47,10 @@ def location_of(fix: Fix | None) -> Location | None:
 def hardware_from_config(config: Config, *, terminal_keys: bool = False) -> Hardware:
     """The real drivers for this device's kind: evdev keys from `device.input`, else the
     terminal's keys (when `terminal_keys`); the assistant's own voice as its volume; a
-    phone's position from gpsd (`device.gpsd`)."""
+    phone's position from gpsd (`device.gpsd`); an LED ring (`device.leds`) or the log."""
     kind = profile(config.device.kind)
     paths = [p.strip() for p in config.device.input.split(",") if p.strip()]
+    indicator = SysfsLeds(config.device.leds) if config.device.leds else None
     location = GpsdLocation(config.device.gpsd) if kind.has("location") else None
 
     def apply_volume(level: float) -> None:
@@ -64,6 +66,7 @@ def hardware_from_config(config: Config, *, terminal_keys: bool = False) -> Hard
             long_press_s=config.device.long_press_s,
             terminal_keys=terminal_keys,
             location=location,
+            indicator=indicator,
         )
     except DeviceError:
         if location is not None:

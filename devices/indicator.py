@@ -59,7 +59,10 @@ class StatusLights:
             state = self._activity
         if state != self._shown:
             self._shown = state
-            self.indicator.show(state)
+            try:
+                self.indicator.show(state)
+            except Exception as exc:  # a light that fails must not stop the assistant
+                log.warning("the indicator could not show %s: %s", state, exc)
 
 
 class ConsoleIndicator:

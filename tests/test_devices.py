@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -28,8 +29,10 @@ from devices.evdev import (
     parse_keymap,
 )
 from devices.gpsd import GpsdLocation, fix_from_tpv
+from devices.indicator import StatusLights
 from devices.interfaces import ButtonEvent, DeviceError, Fix
 from devices.keyboard import KeyboardButton, KeyboardButtons
+from devices.leds import SysfsLeds
 from devices.profiles import PHONE, SPEAKER, profile
 from devices.simulated import SimulatedButtons
 from devices.volume import MIN_AUDIBLE, SoftwareVolume
@@ -294,3 +297,43 @@ def wait_until(condition, timeout: float) -> bool:
 
 def gpsd_log(tmp_path: Path) -> str:
     return (tmp_path / "gpsd" / "gpsd.log").read_text()
+
+
+def _led_ring(directory: Path) -> Path:
+    for colour in ("red", "green", "blue"):
+        led = directory / f"ring:{colour}"
+        led.mkdir(parents=True)
+        (led / "max_brightness").write_text("255\n")
+        (led / "brightness").write_text("0\n")
+    return directory
+
+
+def test_the_led_ring_shows_each_state_in_its_colour(tmp_path: Path) -> None:
+    leds = _led_ring(tmp_path / "leds")
+    lights = StatusLights(SysfsLeds("ring:red,ring:green,ring:blue", leds))
+
+    def colour() -> tuple[int, ...]:
+        return tuple(int((leds / f"ring:{c}" / "brightness").read_text()) for c in COLOURS_RGB)
+
+    lights.activity("listening")
+    assert colour() == (0, 0, 255)
+    lights.alert(True)
+    assert colour() == (255, 0, 0)
+    lights.alert(False)
+    lights.activity("idle")
+    assert colour() == (0, 0, 0)
+    for bad in ("ring:red,ring:green", "ring:red,ring:green,ring:nope", "../x,a,b"):
+        with pytest.raises(DeviceError):
+            SysfsLeds(bad, leds)
+
+
+def test_a_failing_light_does_not_stop_the_assistant(tmp_path: Path) -> None:
+    leds = _led_ring(tmp_path / "leds")
+    ring = SysfsLeds("ring:red,ring:green,ring:blue", leds)
+    shutil.rmtree(leds / "ring:blue")  # unplugged
+    lights = StatusLights(ring)
+    lights.activity("speaking")  # logged, not raised
+    assert lights.shown == "speaking"
+
+
+COLOURS_RGB = ("red", "green", "blue")
