@@ -66,7 +66,7 @@ class StatusLights:
 
 
 class ConsoleIndicator:
-    """The indicator of a development machine: a log line per change."""
+    """The indicator of a development machine: a debug log line per change (`-v`)."""
 
     def show(self, state: str) -> None:
-        log.info("indicator: %s", state)
+        log.debug("indicator: %s", state)
