@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Run-time: speech output, audio I/O, the broker. Test-time: flite voices, sox, human recordings.
-APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto python3-venv \
+# Run-time: speech output, audio I/O, the broker, a phone's GPS daemon. Test-time: flite
+# voices, sox, human recordings.
+APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto python3-venv gpsd \
 	flite sox pocketsphinx-testdata
 
 .PHONY: install system-deps run test lint bench clean

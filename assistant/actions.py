@@ -92,8 +92,10 @@ def message_body(
     `said`: the senior's words, kept with an emergency so the family hears what happened."""
     slots = action.slots
     kind = action.kind
-    if kind == "emergency":
-        return EmergencyAlert(trigger="voice", said=said, kind=slots.get("kind", "help"))
+    if kind == "emergency":  # the SOS key sets trigger "sos_button"; nothing was said
+        trigger = slots.get("trigger", "voice")
+        said = said if trigger == "voice" else None
+        return EmergencyAlert(trigger=trigger, said=said, kind=slots.get("kind", "help"))  # type: ignore[arg-type]
     if kind == "request_consultation":
         return ConsultationRequest(
             mode=slots.get("mode", "video"),  # type: ignore[arg-type]
@@ -150,8 +152,12 @@ class ActionHandler:
         body = message_body(action, said, self.clock().date())
         if body is None:
             return None
+        return self.send(body)
+
+    def send(self, body: Any) -> Message | None:
+        """Store a message for sending; None when this device has no link."""
         if self.publish is None:
-            log.warning("%s not sent: this device has no link to the services", action.kind)
+            log.warning("%s not sent: this device has no link to the services", body.TYPE)
             return None
         message = self.publish(body)
         log.info("%s stored for sending (%s)", message.type, message.id)

@@ -22,6 +22,7 @@ from protocol import (
     AlertAck,
     AppointmentConfirmed,
     AppointmentReminder,
+    Call,
     ConsultationAssigned,
     ConsultationCancelled,
     ConsultationEnded,
@@ -34,6 +35,7 @@ from protocol import (
     ReminderRemove,
     Say,
     ServiceRefused,
+    Volume,
 )
 
 log = logging.getLogger(__name__)
@@ -55,11 +57,15 @@ class Announcer:
         on_done: Callable[[Message, bool, str | None], None] | None = None,
         sent_type: Callable[[str], str | None] | None = None,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        on_command: Callable[[Message], str] | None = None,
     ) -> None:
         """`on_done(command, ok, why)`: called once a command was carried out or could not
         be (to tell the sender);
-        `sent_type(id)`: the type of a message this device sent, to say what was refused."""
+        `sent_type(id)`: the type of a message this device sent, to say what was refused;
+        `on_command(command)`: carries out a hardware command (volume, call) and returns
+        what to say, or raises CommandFailed."""
         self.reminders = reminders
+        self.on_command = on_command
         self.on_done = on_done
         self.sent_type = sent_type
         self.clock = clock
@@ -114,9 +120,9 @@ class Announcer:
             sentence, urgent = replies.request_refused(self._sent_type(body.refused_id)), True
         elif isinstance(body, Say):
             sentence, urgent = body.text, body.urgent
-        elif isinstance(body, ReminderAdd | ReminderChange | ReminderRemove):
+        elif isinstance(body, ReminderAdd | ReminderChange | ReminderRemove | Volume | Call):
             try:
-                sentence = self._reminder_command(body)
+                sentence = self._command(message)
             except CommandFailed as exc:  # the sender hears why; the message is handled
                 log.warning("%s could not be carried out: %s", message.type, exc)
                 if self.on_done is not None:
@@ -129,6 +135,13 @@ class Announcer:
         log.info("handled %s (%s)", message.type, message.id)
         if self.on_done is not None and message.kind == "command":
             self.on_done(message, True, None)
+
+    def _command(self, message: Message) -> str:
+        if isinstance(message.body, Volume | Call):
+            if self.on_command is None:
+                raise CommandFailed("this device has no hardware controls")
+            return self.on_command(message)
+        return self._reminder_command(message.body)
 
     def _sent_type(self, message_id: str | None) -> str | None:
         if message_id is None or self.sent_type is None:

@@ -51,10 +51,12 @@ def _is_user_error(exc: Exception) -> bool:
     from assistant.schedule import ScheduleError
     from assistant.speech.recognizer import RecognizerError
     from assistant.speech.tts import SpeechOutputError
+    from devices.interfaces import DeviceError
     from intents import IntentsError
 
     expected = (
         UserError,
+        DeviceError,
         ConfigError,
         DatasetError,
         AudioDeviceError,
@@ -177,7 +179,11 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         config.recognizer.engine = args.recognizer
     if args.offline:
         log.warning("offline: nothing this assistant is asked to send will be sent")
-    with Device(config, link=not args.offline) as device:
+    from assistant.hardware import hardware_from_config
+
+    keys = args.text is None and args.input is None and config.wake.push_to_talk
+    hardware = hardware_from_config(config, terminal_keys=keys and sys.stdin.isatty())
+    with Device(config, link=not args.offline, hardware=hardware) as device:
         return _run(args, config, device)
 
 
@@ -192,15 +198,22 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         "announcer": device.announcer,
         "routines": device.routines,
         "on_say": _show_said,
+        "indicator": device.hardware.lights.activity,
     }
     if args.text is not None:
         assistant = Assistant(engine, voice, **parts)
+        assistant.dialog.phone_line = device.hardware.calls is not None
         return _run_typed(assistant, args.text, args.once)
     from assistant.speech.factory import create_recognizer
     from assistant.speech.wake import WakeWordSpotter
 
     recognizer = create_recognizer(config, grammar=engine.grammar())
-    wake = None if args.no_wake else WakeWordSpotter(config.wake.phrase, config.wake.threshold)
+    controls = device.hardware.controls
+    # A phone wakes by its action button; the wake phrase only when it has no keys here.
+    spotted = device.hardware.profile.wake_word or controls is None or args.input
+    wake = None
+    if not args.no_wake and spotted:
+        wake = WakeWordSpotter(config.wake.phrase, config.wake.threshold)
     assistant = Assistant(
         engine,
         voice,
@@ -211,9 +224,10 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         chime=args.input is None,
         **parts,
     )
+    assistant.dialog.phone_line = device.hardware.calls is not None
     if args.input:
         return _run_file(assistant, config, Path(args.input), not args.no_wake, args.once)
-    return _run_microphone(assistant, config, not args.no_wake, args.once)
+    return _run_microphone(assistant, config, not args.no_wake, args.once, controls)
 
 
 def _run_typed(assistant, text: str, once: bool) -> int:
@@ -283,18 +297,18 @@ def _run_file(assistant, config: Config, path: Path, wake: bool, once: bool) -> 
     return 0
 
 
-def _run_microphone(assistant, config: Config, wake: bool, once: bool) -> int:
+def _run_microphone(assistant, config: Config, wake: bool, once: bool, controls) -> int:
+    """`controls`: the device's keys (devices/controls.py): the action button wakes, a long
+    press of the emergency key raises an alert."""
     from assistant.audio_io import Microphone
 
-    button = None
-    if config.wake.push_to_talk and sys.stdin.isatty():
-        from devices.keyboard import KeyboardButton
-
-        button = KeyboardButton().pressed
+    button = controls.wake_pressed if controls is not None else None
+    sos = controls.sos_pressed if controls is not None else None
     with Microphone(config.audio.input_device, config.audio.frame_ms) as mic:
-        how = f"say '{config.wake.phrase}'" if wake else "speak"
-        log.info("ready: %s%s", how, " or press Enter" if button else "")
-        for turn in assistant.listen(mic.frames(), wake_required=wake, button=button):
+        how = f"say '{config.wake.phrase}'" if assistant.wake is not None else "speak"
+        log.info("ready: %s%s", how, " or press the action button" if button else "")
+        frames = mic.frames()
+        for turn in assistant.listen(frames, wake_required=wake, button=button, sos=sos):
             _show(turn)
             if once:
                 break

@@ -93,6 +93,14 @@ def default_device_id() -> str:
 class DeviceConfig:
     household: str = "demo"  # the household's id, shared with the backends
     device_id: str = ""  # empty: default_device_id(), the host name
+    kind: str = "speaker"  # the hardware profile, devices/profiles.py: speaker or phone
+    long_press_s: float = 2.0  # a key held this long is a long press (the emergency key)
+    input: str = ""  # evdev key files, comma-separated; empty: the terminal's keys
+    keys: str = ""  # key code → button entries over the defaults: "164:action,138:sos"
+    location_with_alerts: bool = True  # the senior's consent: an alert carries the position
+    location_on_request: bool = True  # "share my location" sends the position
+    gpsd: str = "127.0.0.1:2947"  # a phone's position: the gpsd daemon, HOST:PORT
+    leds: str = ""  # an LED ring's red,green,blue LEDs in /sys/class/leds; empty: the log
 
 
 @dataclass
@@ -217,6 +225,28 @@ def _mqtt_problems(mqtt: MqttConfig, device: DeviceConfig) -> list[str]:
         problems.append("device.household must be 1-64 letters, digits, '_', '.' or '-'")
     if device.device_id and not valid_id(device.device_id):
         problems.append("device.device_id must be 1-64 letters, digits, '_', '.' or '-'")
+    problems.extend(_device_problems(device))
+    return problems
+
+
+def _device_problems(device: DeviceConfig) -> list[str]:
+    from devices.evdev import parse_keymap
+    from devices.gpsd import parse_address
+    from devices.profiles import PROFILES
+
+    problems = []
+    if device.kind not in PROFILES:
+        problems.append(f"device.kind must be one of {', '.join(PROFILES)}")
+    if not 0.3 <= device.long_press_s <= 10.0:
+        problems.append("device.long_press_s must be 0.3..10 seconds")
+    try:
+        parse_keymap(device.keys)
+    except ValueError as exc:
+        problems.append(f"device.keys: {exc}")
+    try:
+        parse_address(device.gpsd)
+    except ValueError as exc:
+        problems.append(f"device.gpsd: {exc}")
     return problems
 
 

@@ -1,6 +1,7 @@
 """The device's ties to the world beyond the speech loop, put together from the config: the
 link to the services (with its outbox), the reminders, what the services send to be said,
-and what the dialog's actions turn into."""
+what the dialog's actions turn into, and the hardware (devices/: indicator, volume,
+location, calls; the emergency path in assistant/emergency.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,20 @@ from typing import Any
 from assistant.actions import ActionHandler
 from assistant.announcer import Announcer
 from assistant.config import Config
+from assistant.emergency import Emergencies
+from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
 from assistant.routines import CareRoutines
 from assistant.schedule import parse_clock, time_zone
-from protocol import CommandDone, Message
+from devices import hardware as hw
+from devices.profiles import profile
+from protocol import AlertAck, CommandDone, Message
 
 log = logging.getLogger(__name__)
+
+
+REMINDER_VIBRATION_MS = (400, 200, 400)
 
 
 def reminder_policy(config: Config) -> ReminderPolicy:
@@ -40,9 +48,14 @@ class Device:
         *,
         link: bool = True,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        hardware: hw.Hardware | None = None,
     ) -> None:
         """`link` False: nothing leaves the device (a typed demo without services);
-        `clock`: local time, for the reminders."""
+        `clock`: local time, for the reminders; `hardware`: the device's parts (default:
+        the profile of `device.kind` with no keys, the indicator on the console)."""
+        self.hardware = hardware or hw.build(
+            profile(config.device.kind), volume=config.speech.volume
+        )
         self.reminders = ReminderStore(
             config.state_dir() / REMINDERS_FILE,
             tz=time_zone(config.timezone),
@@ -52,19 +65,46 @@ class Device:
         if link:
             self.link = Link.from_config(config, on_message=self._received)
         publish = self.link.publish if self.link is not None else None
-        self.actions = ActionHandler(publish, self.reminders, clock)
+        handler = ActionHandler(publish, self.reminders, clock)
         self.announcer = Announcer(
-            self.reminders, on_done=self._confirm, sent_type=self.actions.sent.get, clock=clock
+            self.reminders,
+            on_done=self._confirm,
+            sent_type=handler.sent.get,
+            clock=clock,
+            on_command=RemoteControl(self.hardware),
+        )
+        self.emergencies = Emergencies(
+            self.link, self.announcer, self.hardware.lights, self.hardware.notifier
+        )
+        self.actions = DeviceActions(
+            handler,
+            self.hardware,
+            self.emergencies,
+            self.announcer,
+            location_with_alerts=config.device.location_with_alerts,
+            location_on_request=config.device.location_on_request,
         )
         hours = config.care.inactivity_hours
         self.routines = CareRoutines(
-            self.reminders, publish, dt.timedelta(hours=hours) if hours > 0 else None
+            self.reminders,
+            publish,
+            dt.timedelta(hours=hours) if hours > 0 else None,
+            on_reminder=self._show_reminder,
         )
         self.routines.set_check_ins(
             [f"{parse_clock(at):%H:%M}" for at in config.check_in_times()], clock()
         )
 
+    def _show_reminder(self, text: str) -> None:
+        """A phone vibrates and shows a reminder as well as saying it."""
+        notifier = self.hardware.notifier
+        if notifier is not None:
+            notifier.vibrate(REMINDER_VIBRATION_MS)
+            notifier.notify(text)
+
     def _received(self, message: Message) -> None:
+        if isinstance(message.body, AlertAck):
+            self.emergencies.answered(message.body)
         self.announcer.handle(message)
 
     def _confirm(self, command: Message, ok: bool, why: str | None) -> None:
@@ -76,16 +116,19 @@ class Device:
     def start(self) -> Device:
         if self.link is not None:
             self.link.start()
+        self.emergencies.start()
         return self
 
     def close(self, drain_s: float = DRAIN_S) -> None:
         """Stop; while connected, first give what was just stored a moment to go out (it
         stays in the outbox for the next start either way)."""
+        self.emergencies.close()
         if self.link is not None:
             if self.link.connected and not self.link.wait_drained(drain_s):
                 log.warning("stopping with messages still to send: they go at the next start")
             self.link.close()
         self.reminders.close()
+        self.hardware.close()
 
     def __enter__(self) -> Device:
         return self.start()

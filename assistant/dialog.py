@@ -91,6 +91,7 @@ class Dialog:
         self.routines = routines
         self.pending: _Pending | None = None
         self.last_said = ""
+        self.phone_line = False  # the device calls itself (a phone) rather than ask back
 
     def hear(self, text: str, match: IntentMatch | None = None) -> DialogReply:
         """The answer to what the senior said (`match`: the engine's reading of it)."""
@@ -316,15 +317,23 @@ class Dialog:
         return self._alert(pending.slots)  # yes, another emergency, or anything unclear
 
     def _act(self, intent: str, slots: dict[str, str]) -> DialogReply:
+        if intent == "call_family" and self.phone_line:
+            return self._say(f"Calling {replies.relation(slots)} now.", Action(intent, slots))
         if intent == "report_health_reading":
             return self._say(replies.reading_noted(slots), Action(intent, slots))
         return self._say(replies.done(intent, slots), Action(intent, slots))
 
-    def _alert(self, slots: dict[str, str]) -> DialogReply:
+    def alert(self, trigger: str) -> DialogReply:
+        """An emergency raised without words (the SOS key): the alert, the reassurance,
+        and listening on, as after a spoken one."""
+        return self._alert({"kind": "help"}, trigger)
+
+    def _alert(self, slots: dict[str, str], trigger: str = "voice") -> DialogReply:
         kind = slots.get("kind", "help")
         text = replies.EMERGENCY_SENT.get(kind, replies.EMERGENCY_SENT["help"])
         self.pending = _Pending("after_alert", "emergency", {"kind": kind})  # keep listening
-        return DialogReply(text, [Action("emergency", {"kind": kind})], expects_answer=True)
+        action = {"kind": kind} if trigger == "voice" else {"kind": kind, "trigger": trigger}
+        return DialogReply(text, [Action("emergency", action)], expects_answer=True)
 
     @staticmethod
     def _say(text: str, action: Action | None = None) -> DialogReply:

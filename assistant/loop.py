@@ -66,10 +66,12 @@ class Assistant:
         announcer: Announcer | None = None,
         routines: CareRoutines | None = None,
         on_say: Callable[[str], None] | None = None,
+        indicator: Callable[[str], None] | None = None,
     ) -> None:
         """`on_action(action, said)`: carries out an action (see assistant/actions.py);
         `announcer`: what the services sent, said between turns; `routines`: reminders
-        and check-ins, said when due, and their answers."""
+        and check-ins, said when due, and their answers; `indicator(state)`: told idle,
+        listening, thinking, speaking as they change (devices/indicator.py)."""
         self.engine = engine
         self.clock = clock
         self.dialog = Dialog(engine, clock, routines)
@@ -77,6 +79,8 @@ class Assistant:
         self.announcer = announcer
         self.routines = routines
         self.on_say = on_say
+        self.indicator = indicator
+        self._resting = "idle"  # what the indicator returns to after an announcement
         self._speaking = threading.Lock()  # one sentence at a time, from any thread
         self.voice = voice
         self.recognizer = recognizer
@@ -93,6 +97,7 @@ class Assistant:
         False: the recognizer was not sure of the words, so the dialog checks first)."""
         if self.routines is not None:
             self.routines.activity(self.clock())
+        self._show("thinking")
         match = self.engine.recognize(text)
         if match is not None and not verified:
             match = replace(match, method="unverified")
@@ -126,8 +131,8 @@ class Assistant:
             log.info("announcing (%d words)", len(sentence.split()))
             if self.on_say is not None:
                 self.on_say(sentence)
-            with self._speaking:
-                self.voice.say(sentence)
+            self._say(sentence)
+            self._show(self._resting)
         if prompts and prompts[-1].expects is not None:
             self.dialog.expect(prompts[-1].expects, prompts[-1].on_silence)
             return True
@@ -140,8 +145,8 @@ class Assistant:
             if self.on_action is not None:
                 self.on_action(action, said)
         if reply.text:
-            with self._speaking:
-                self.voice.say(reply.text)
+            self._say(reply.text)
+        self._show("listening" if reply.expects_answer else "idle")
         return Turn(
             heard="",
             confidence=0.0,
@@ -151,13 +156,29 @@ class Assistant:
             expects_answer=reply.expects_answer,
         )
 
+    def alert(self, trigger: str) -> Turn:
+        """An emergency without words (the SOS key): alert, reassure, listen on."""
+        log.info("emergency raised by %s", trigger)
+        return self._perform(self.dialog.alert(trigger))
+
+    def _say(self, sentence: str) -> None:
+        with self._speaking:
+            self._show("speaking")
+            self.voice.say(sentence)
+
+    def _show(self, state: str) -> None:
+        if self.indicator is not None:
+            self.indicator(state)
+
     def listen(
         self,
         frames: Iterable[bytes],
         wake_required: bool = True,
         button: Callable[[], bool] | None = None,
+        sos: Callable[[], bool] | None = None,
     ) -> Iterator[Turn]:
-        """Run the loop over `frames`, yielding one Turn per request heard."""
+        """Run the loop over `frames`, yielding one Turn per request heard (`sos()`: True
+        when the emergency key was long-pressed, looked at every frame, in any state)."""
         if self.recognizer is None:
             raise ValueError("listening needs a recognizer")
         if wake_required and self.wake is None and button is None:
@@ -172,6 +193,11 @@ class Assistant:
         pending: list[bytes] = []  # audio after the wake phrase, before the command starts
         for index, frame in enumerate(frames):
             turn = None
+            if sos is not None and sos():
+                state, pending = _LISTENING, []
+                yield self.alert("sos_button")
+                self._begin_command()
+                continue
             if index % self._pending_frames == 0 and self._idle(state):
                 answer_awaited = self.speak_pending()
                 if answer_awaited and state is _WAITING:  # no wake word to answer a reminder
@@ -257,11 +283,15 @@ class Assistant:
         return False, detection.end_sample
 
     def _begin_waiting(self) -> None:
+        self._resting = "idle"
+        self._show("idle")
         if self.wake is not None:
             self.wake.reset()
 
     def _begin_command(self) -> None:
         assert self.recognizer is not None
+        self._resting = "listening"
+        self._show("listening")
         self.endpointer.reset()
         self.recognizer.start()
 
@@ -276,6 +306,7 @@ class Assistant:
 
     def _finish_command(self, utterance: Utterance) -> Turn:
         assert self.recognizer is not None
+        self._show("thinking")
         started = time.perf_counter()
         transcript = self.recognizer.finish()
         decode_s = time.perf_counter() - started

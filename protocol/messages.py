@@ -204,13 +204,17 @@ class AlertAck(Body):
 # --- commands to the device -----------------------------------------------------------------
 
 
-@message_type("command.say", kind="command")
+# A family member's app sends these to the family service on its `member_command` topic;
+# the service checks the member belongs to the household and passes them on to the device.
+
+
+@message_type("command.say", kind="command", also=("member_command",))
 class Say(Body):
     text: Text
     urgent: bool = False  # interrupt what the device is saying
 
 
-@message_type("command.volume", kind="command")
+@message_type("command.volume", kind="command", also=("member_command",))
 class Volume(Body):
     level: float = rule(low=0.0, high=1.0)
 
@@ -251,7 +255,7 @@ class ReminderRemove(Body):
     reminder_id: str = rule(fmt="id")
 
 
-@message_type("command.call", kind="command")
+@message_type("command.call", kind="command", also=("member_command",))
 class Call(Body):
     contact: Text = rule(max_len=200)
     number: str | None = rule(None, fmt="phone")
@@ -505,6 +509,7 @@ class FamilyMessage(Body):
     to: Text = rule(max_len=200)  # a contact's name, or "all"
     text: Text
     urgent: bool = False
+    location: Location | None = None  # "share my location" on a device that knows it
 
 
 # --- family members' and caregivers' apps --------------------------------------------------

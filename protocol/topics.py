@@ -22,7 +22,7 @@ Family members and caregivers (their apps) have topics of their own under
 |------------------|-----------|------------------------|-------------------------------------|
 | `inbox`          | `inbox`   | family service → app   | `member.*` (alerts, results, digest) |
 | `member_ack`     | `ack`     | app → family service   | `member.ack`                        |
-| `member_command` | `command` | app → family service   | `command.reminder.*` (a caregiver's) |
+| `member_command` | `command` | app → family service   | `command.*` (reminders, say, volume...) |
 | `member_refused` | `refused` | services → app         | `service.refused`                   |
 
 Doctors' apps have topics of their own under `care/v1/{practice}/doctor/{doctor}/`: the

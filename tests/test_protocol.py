@@ -329,7 +329,7 @@ def test_a_type_may_go_on_its_other_kind_when_the_message_says_so(body) -> None:
     default = create(body, H, D)
     assert default.topic == topics.device_topic(H, D, type(body).KIND)
     with pytest.raises(RejectedMessage) as info:  # the kind of a type it does not have
-        decode(encode(create(Say(text="hi"), H, M)), None, topic=message.topic)
+        decode(encode(create(FamilyMessage(to="all", text="hi"), H, M)), None, topic=message.topic)
     assert info.value.reason == Reason.WRONG_TOPIC
     with pytest.raises(ValueError):
         create(body, H, M, on="inbox")

@@ -44,7 +44,7 @@ from services.family.config import FamilyConfig
 from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox, Planned, stable_id
 from services.family.store import Store
-from services.family.texts import text
+from services.family.texts import text, where
 
 CATEGORIES = {
     "alert.emergency": "emergency",
@@ -155,7 +155,8 @@ class Alerts:
         senior = household.senior
         if category == "emergency":
             said = f': "{body.said}"' if body.said else ""
-            return text(language, f"emergency.{body.trigger}", senior=senior, said=said)
+            words = text(language, f"emergency.{body.trigger}", senior=senior, said=said)
+            return words + where(body.location, language)
         if category == "missed_medication":
             due = local_clock(body.due, household.timezone)
             return text(language, "missed_medication", senior=senior,

@@ -1,4 +1,5 @@
-"""A caregiver sets up the senior's reminders from afar.
+"""A caregiver sets up the senior's reminders from afar; a family member makes the device
+say something, changes its volume or starts a call on it (`command.say/volume/call`).
 
 A request (`command.reminder.add/change/remove`, from the CLI or on a member's
 `member_command` topic) is checked (a known household, a member of it whose role may, a
@@ -17,12 +18,15 @@ import time
 from typing import Any
 
 from protocol import (
+    Call,
     CommandDone,
     MemberCommandResult,
     ReminderAdd,
     ReminderChange,
     ReminderRemove,
+    Say,
     ServiceReason,
+    Volume,
     create,
 )
 from protocol.schema import to_dict
@@ -32,6 +36,7 @@ from services.family.outbox import Outbox, Planned, stable_id
 from services.family.store import Store
 
 ReminderCommand = ReminderAdd | ReminderChange | ReminderRemove
+RemoteCommand = Say | Volume | Call  # nothing kept here: passed on and confirmed
 ALLOWED_ROLES = ("caregiver", "family")  # the senior sets reminders by voice, on the device
 CLI = "cli"
 REMINDER_EXISTS = "reminder_exists"
@@ -45,13 +50,14 @@ class Reminders:
 
     def request(
         self,
-        body: ReminderCommand,
+        body: ReminderCommand | RemoteCommand,
         household_id: str,
         requested_by: str = CLI,
         request_id: str | None = None,
     ) -> tuple[str, list[str]]:
-        """Check, record and pass on a reminder command. Returns the id of the command sent
-        to the device and the outbox ids to send now. HouseholdError when refused."""
+        """Check, record and pass on a command. Returns the id of the command sent to the
+        device and the outbox ids to send now. HouseholdError when refused: a household of
+        another id, someone not a member of it, or a role that may not."""
         now = time.time()
         with self.store.write() as db:
             household = households.require(db, household_id)
@@ -59,7 +65,7 @@ class Reminders:
                 member = households.require_member(household, requested_by)
                 if member.role not in ALLOWED_ROLES:
                     raise HouseholdError(
-                        ServiceReason.NOT_ALLOWED, f"a {member.role} cannot change reminders here"
+                        ServiceReason.NOT_ALLOWED, f"a {member.role} cannot send {body.TYPE}"
                     )
             if request_id is not None:
                 known = db.execute(
@@ -67,20 +73,22 @@ class Reminders:
                 ).fetchone()
                 if known is not None:
                     return known["id"], []  # a resend of a request already passed on
-            self._apply(db, household, body, now)
+            reminder_id = getattr(body, "reminder_id", None)
+            if not isinstance(body, RemoteCommand):
+                self._apply(db, household, body, now)
             command = create(body, household.id, household.device)
             if request_id is not None:  # the same request always makes the same command
                 command = dataclasses.replace(command, id=stable_id(request_id, "command"))
             db.execute(
                 "INSERT INTO commands (id, household, device, type, reminder_id, requested_by,"
                 " request_id, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'sent', ?)",
-                (command.id, household.id, household.device, command.type, body.reminder_id,
+                (command.id, household.id, household.device, command.type, reminder_id,
                  requested_by, request_id, now),
             )  # fmt: skip
             planned = [Planned.message(command, "command")]
             if request_id is not None and requested_by != CLI:
                 planned.append(
-                    self._result(household.id, requested_by, request_id, "sent", body.reminder_id)
+                    self._result(household.id, requested_by, request_id, "sent", reminder_id)
                 )
             return command.id, self.outbox.plan(db, planned, now)
 

@@ -11,7 +11,8 @@ Incoming, by type:
   missed-medication alert, `event.checkin.answer` with a sad or lonely feeling raises a
   wellness alert, `event.command.done` confirms a caregiver's command;
 - `member.ack` on a member's topic: an answer to an alert;
-- `command.reminder.*` on a member's topic: a caregiver's reminder command.
+- `command.reminder.*` on a member's topic: a caregiver's reminder command;
+- `command.say/volume/call` on a member's topic: passed on to the household's device.
 Anything else, or from an unknown household, device or member, is refused with a reason.
 """
 
@@ -22,13 +23,16 @@ import threading
 import time
 
 from protocol import (
+    Call,
     CommandDone,
     MemberAck,
     Message,
     ReminderAdd,
     ReminderChange,
     ReminderRemove,
+    Say,
     ServiceReason,
+    Volume,
     WellnessAlert,
     topics,
 )
@@ -136,7 +140,7 @@ class FamilyService:
         body = message.body
         if isinstance(body, MemberAck):
             return self.alerts.acknowledge(message, household, member)
-        if isinstance(body, ReminderAdd | ReminderChange | ReminderRemove):
+        if isinstance(body, ReminderAdd | ReminderChange | ReminderRemove | Say | Volume | Call):
             _, ids = self.reminders.request(body, household.id, member.id, message.id)
             return ids
         raise HouseholdError(ServiceReason.UNSUPPORTED, f"{message.type} is not taken here")

@@ -38,6 +38,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "digest.reading": "Reading: {measure} {value}.",
         "digest.alert": "Alert: {category}, {state}.",
         "digest.none": "A quiet day: nothing to report.",
+        "location": " Position: {lat:.5f}, {lon:.5f}{accuracy} {map}",
+        "accuracy": " (within {meters} m)",
     },
     "de": {
         "emergency.voice": "DRINGEND: {senior} hat um Hilfe gerufen{said}. Bitte sofort antworten.",
@@ -72,6 +74,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "digest.reading": "Messwert: {measure} {value}.",
         "digest.alert": "Meldung: {category}, {state}.",
         "digest.none": "Ein ruhiger Tag: nichts zu berichten.",
+        "location": " Standort: {lat:.5f}, {lon:.5f}{accuracy} {map}",
+        "accuracy": " (auf {meters} m genau)",
     },
 }
 
@@ -81,3 +85,19 @@ def text(language: str, key: str, **values: Any) -> str:
     table = _TEXTS.get(language, _TEXTS["en"])
     template = table.get(key) or _TEXTS["en"][key]
     return template.format(**values)
+
+
+MAP_URL = "https://www.openstreetmap.org/?mlat={lat:.5f}&mlon={lon:.5f}#map=17/{lat:.5f}/{lon:.5f}"
+
+
+def where(location: Any, language: str) -> str:
+    """ " Position: 52.52000, 13.40500 (within 8 m) <map link>" for an alert's location;
+    empty without one."""
+    if location is None:
+        return ""
+    accuracy = ""
+    if location.accuracy_m is not None:
+        accuracy = text(language, "accuracy", meters=round(location.accuracy_m))
+    link = MAP_URL.format(lat=location.lat, lon=location.lon)
+    return text(language, "location", lat=location.lat, lon=location.lon, accuracy=accuracy,
+                map=link)  # fmt: skip
