@@ -514,7 +514,7 @@ class FamilyMessage(Body):
 
 # --- family members' and caregivers' apps --------------------------------------------------
 
-AlertCategory = Literal["emergency", "missed_medication", "wellness", "inactivity"]
+AlertCategory = Literal["emergency", "missed_medication", "wellness", "inactivity", "message"]
 AckAction = Literal["seen", "calling", "on_the_way", "resolved"]
 
 

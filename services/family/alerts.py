@@ -51,6 +51,8 @@ CATEGORIES = {
     "alert.missed_medication": "missed_medication",
     "alert.wellness": "wellness",
     "alert.inactivity": "inactivity",
+    "family.message": "message",  # the senior's words for the family: delivered like a calm
+    #                               alert, so it has a trail and "seen" goes back to the device
 }
 OPEN = ("open", "delivered", "escalated")
 # What an acknowledgement makes unnecessary.
@@ -73,11 +75,17 @@ def audit(
     )
 
 
-def recipients(household: Household, category: str) -> list[Member]:
-    """Who hears of an alert of `category` (never the senior it is about)."""
+def recipients(household: Household, category: str, to: str | None = None) -> list[Member]:
+    """Who hears of an alert of `category` (never the senior it is about); a message goes
+    to the member it names (by relation or name), to everyone when it names nobody here:
+    better read by all than lost."""
     others = list(household.others)
     if category == "emergency":
         return others
+    if category == "message":
+        wanted = (to or "all").strip().lower()
+        named = [m for m in others if wanted in ((m.relation or "").lower(), m.name.lower())]
+        return named or others
     first = "caregiver" if category == "missed_medication" else "family"
     chosen = [m for m in others if m.role == first]
     return chosen or others
@@ -127,11 +135,11 @@ class Alerts:
         self, message: Message, category: str, household: Household, now: float
     ) -> list[Planned]:
         out = []
-        for member in recipients(household, category):
+        for member in recipients(household, category, getattr(message.body, "to", None)):
             not_before = now
             if category == "missed_medication":
                 not_before = now + self.config.medication.grace_s
-            if category != "emergency":
+            if category != "emergency" and not getattr(message.body, "urgent", False):
                 not_before = member.quiet_until(not_before, household.timezone) or not_before
             body = self._member_alert(message, category, household, member, step=0)
             out.append(self._notice(body, household, member, message.id, 0, not_before))
@@ -163,6 +171,10 @@ class Alerts:
                         medication=body.medication, due=due)  # fmt: skip
         if category == "inactivity":
             return text(language, "inactivity", senior=senior, hours=body.quiet_for_s // 3600)
+        if category == "message":
+            for_whom = "" if body.to == "all" else f" ({body.to})"
+            words = text(language, "message", senior=senior, message=body.text, for_whom=for_whom)
+            return words + where(body.location, language)
         detail = body.detail or ""
         return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
                     detail_suffix=f" ({detail})" if detail else "")  # fmt: skip

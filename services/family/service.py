@@ -52,6 +52,7 @@ log = logging.getLogger("services.family")
 FILTERS = (
     topics.subscription("alert"),
     topics.subscription("event"),
+    topics.subscription("family"),
     topics.member_subscription("member_ack"),
     topics.member_subscription("member_command"),
 )

@@ -23,6 +23,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "You may want to ask how they are.",
         "wellness.other": "No emergency: {senior} may like to hear from you{detail_suffix}.",
         "inactivity": "No emergency: {senior} has been quiet for {hours} hours. Maybe check in.",
+        "message": 'Message from {senior}{for_whom}: "{message}"',
         "escalated": "Still no answer about {senior}: now also contacting {what}.",
         "acknowledged.seen": "{by} has seen the alert about {senior}.",
         "acknowledged.calling": "{by} is calling {senior}.",
@@ -57,6 +58,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "ungewöhnlich. Fragen Sie ruhig nach.",
         "wellness.other": "Kein Notfall: {senior} würde sich über einen Anruf freuen"
         "{detail_suffix}.",
+        "message": 'Nachricht von {senior}{for_whom}: "{message}"',
         "inactivity": "Kein Notfall: Von {senior} kam seit {hours} Stunden nichts. "
         "Vielleicht kurz nachfragen.",
         "escalated": "Noch keine Antwort wegen {senior}: jetzt wird auch {what} verständigt.",

@@ -18,6 +18,7 @@ from protocol import (
     CheckinAnswer,
     CommandDone,
     EmergencyAlert,
+    FamilyMessage,
     HealthReading,
     MemberAck,
     Message,
@@ -273,6 +274,30 @@ def test_a_wellness_concern_goes_to_the_family_in_a_calmer_tone(config, device, 
         assert apps.wait_until(lambda: len(inbox(apps, "anna")) == 2)
         time.sleep(0.5)
     assert not inbox(apps, "carla")  # the caregiver is for medication, the family for this
+
+
+def test_a_message_for_the_daughter_reaches_her_and_her_seen_goes_back(
+    config, device, apps
+) -> None:
+    """ "Send a message to my daughter", "call my son" (a speaker asks for a call back) and
+    "share my location" leave the device as family.message: delivered, never refused."""
+    with FamilyWorker(config):
+        message = create(FamilyMessage(to="daughter", text="I baked a cake, come over"), H, D)
+        device.send(message)
+        assert apps.wait_until(lambda: inbox(apps, "anna", alert_id=message.id))
+        (anna,) = inbox(apps, "anna", alert_id=message.id)
+        assert anna.body.category == "message" and anna.body.tone == "calm"
+        assert anna.body.text == 'Message from Mum (daughter): "I baked a cake, come over"'
+        apps.send(create(MemberAck(alert_id=message.id, action="seen"), H, "anna"))
+        assert device.wait_until(lambda: device.ids("alert.ack"))
+        (ack,) = [m.body for m in device.handled if m.type == "alert.ack"]
+        assert (ack.by, ack.action) == ("your daughter", "seen")
+        # to nobody in particular (or a name nobody here has): everyone reads it
+        everyone = create(FamilyMessage(to="nephew", text="Please call me back."), H, D)
+        device.send(everyone)
+        assert apps.wait_until(lambda: all(inbox(apps, m, alert_id=everyone.id) for m in NOTIFIED))
+        assert not device.ids("service.refused")
+    assert not inbox(apps, "ben", alert_id=message.id)  # the son was not meant
 
 
 def test_quiet_hours_hold_a_concern_but_not_an_emergency(tmp_path, broker, device, apps) -> None:
