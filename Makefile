@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Run-time: speech output, audio I/O, the broker. Test-time: flite voices, sox, human recordings.
 APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto python3-venv \
-	flite sox pocketsphinx-testdata
+	flite sox pocketsphinx-testdata chromium chromium-driver
 
 .PHONY: install system-deps run test lint bench clean
 

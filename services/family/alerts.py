@@ -152,19 +152,7 @@ class Alerts:
         )
 
     def _wording(self, body: Any, category: str, household: Household, language: str) -> str:
-        senior = household.senior
-        if category == "emergency":
-            said = f': "{body.said}"' if body.said else ""
-            return text(language, f"emergency.{body.trigger}", senior=senior, said=said)
-        if category == "missed_medication":
-            due = local_clock(body.due, household.timezone)
-            return text(language, "missed_medication", senior=senior,
-                        medication=body.medication, due=due)  # fmt: skip
-        if category == "inactivity":
-            return text(language, "inactivity", senior=senior, hours=body.quiet_for_s // 3600)
-        detail = body.detail or ""
-        return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
-                    detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
+        return wording(body, category, household, language)
 
     def _notice(
         self,
@@ -232,7 +220,7 @@ class Alerts:
             and policy.emergency_channel in self.outbox.channels
         )
         ladder = levels + (1 if call else 0)
-        message = _alert_message(row)
+        message = alert_message(row)
         minutes = max(1, round((now - row["received"]) / 60))
         planned: list[Planned] = []
         if step <= levels:
@@ -417,7 +405,24 @@ class Alerts:
                     audit(db, d.alert_id, now, "delivered", d.member)
 
 
-def _alert_message(row: sqlite3.Row) -> Message:
+def wording(body: Any, category: str, household: Household, language: str) -> str:
+    """What an alert says to a member, in their language."""
+    senior = household.senior
+    if category == "emergency":
+        said = f': "{body.said}"' if body.said else ""
+        return text(language, f"emergency.{body.trigger}", senior=senior, said=said)
+    if category == "missed_medication":
+        due = local_clock(body.due, household.timezone)
+        return text(language, "missed_medication", senior=senior,
+                    medication=body.medication, due=due)  # fmt: skip
+    if category == "inactivity":
+        return text(language, "inactivity", senior=senior, hours=body.quiet_for_s // 3600)
+    detail = body.detail or ""
+    return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
+                detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
+
+
+def alert_message(row: sqlite3.Row) -> Message:
     """The device's alert back from its row (for the wording of later steps)."""
     body = from_dict(message_types()[row["type"]], json.loads(row["body"]))
     return Message(
