@@ -95,23 +95,26 @@ class Day:
 def adherence(
     db: sqlite3.Connection, household: Household, now: float, days: int = ADHERENCE_DAYS
 ) -> list[Day]:
-    """Reminders taken and missed per local day, the last `days` days, oldest first."""
+    """Reminders taken and missed per local day they were due, the last `days` days, oldest
+    first (a dose reported late counts on the day it was due)."""
+    zone = ZoneInfo(household.timezone)
     today = dt.date.fromisoformat(local_day(now, household.timezone))
-    first = (today - dt.timedelta(days=days - 1)).isoformat()
-    counts: dict[str, dict[str, int]] = {}
+    first = today - dt.timedelta(days=days - 1)
+    start, _ = day_bounds(first.isoformat(), household.timezone)
+    counts: dict[str, list[int]] = {}
     for row in db.execute(
-        "SELECT day, type, COUNT(*) AS n FROM events WHERE household = ? AND day >= ?"
-        " AND type IN ('event.reminder.taken', 'event.reminder.missed') GROUP BY day, type",
-        (household.id, first),
+        "SELECT type, json_extract(body, '$.due') AS due FROM events WHERE household = ?"
+        " AND type IN ('event.reminder.taken', 'event.reminder.missed') AND received >= ?",
+        (household.id, start),
     ):
-        counts.setdefault(row["day"], {})[row["type"]] = row["n"]
+        due = dt.datetime.fromisoformat(row["due"].replace("Z", "+00:00")).astimezone(zone)
+        pair = counts.setdefault(due.date().isoformat(), [0, 0])
+        pair[0 if row["type"] == "event.reminder.taken" else 1] += 1
     out = []
     for offset in range(days - 1, -1, -1):
         day = (today - dt.timedelta(days=offset)).isoformat()
-        got = counts.get(day, {})
-        out.append(
-            Day(day, got.get("event.reminder.taken", 0), got.get("event.reminder.missed", 0))
-        )
+        taken, missed = counts.get(day, (0, 0))
+        out.append(Day(day, taken, missed))
     return out
 
 
