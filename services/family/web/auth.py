@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -131,20 +132,25 @@ class Throttle:
         self.limit = limit
         self.window_s = window_s
         self._failures: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()  # one request thread each
 
     def blocked(self, key: tuple[str, str], now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        self._failures[key] = recent
-        if not recent:
-            self._failures.pop(key, None)
-        return len(recent) >= self.limit
+        with self._lock:
+            recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+            if recent:
+                self._failures[key] = recent
+            else:
+                self._failures.pop(key, None)
+            return len(recent) >= self.limit
 
     def failed(self, key: tuple[str, str], now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        if len(self._failures) > 10_000:  # bounded: forget the oldest guesses
-            self._failures.pop(next(iter(self._failures)))
-        self._failures.setdefault(key, []).append(now)
+        with self._lock:
+            if len(self._failures) > 10_000:  # bounded: forget the oldest guesses
+                self._failures.pop(next(iter(self._failures)))
+            self._failures.setdefault(key, []).append(now)
 
     def succeeded(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
+        with self._lock:
+            self._failures.pop(key, None)

@@ -6,6 +6,7 @@ so nothing being typed is lost)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterable
 from html import escape
@@ -231,12 +232,12 @@ def reminders_page(
     return (
         f'<section id="reminder-list" data-live aria-labelledby="rem-h"><h2 id="rem-h">'
         f"Reminders ({len(items)})</h2>{rows}</section>"
+        f'<section id="adherence" data-live aria-labelledby="adh-h"><h2 id="adh-h">Taken, '
+        f"last {len(days)} days</h2>{adherence_chart(days)}</section>"
         '<section aria-labelledby="add-h" class="card"><h2 id="add-h">Add a reminder</h2>'
         f'<form method="post" action="/reminders" class="reminder-form">{csrf_field(csrf)}'
         f"{_reminder_fields(form or {}, 'new', kind=True)}"
         '<button type="submit" class="primary">Add the reminder</button></form></section>'
-        f'<section id="adherence" data-live aria-labelledby="adh-h"><h2 id="adh-h">Taken on '
-        f"time, last {len(days)} days</h2>{adherence_chart(days)}</section>"
     )
 
 
@@ -328,8 +329,8 @@ def adherence_chart(days: list[Day]) -> str:
     labels = ""
     if days:
         labels = (
-            f'<text x="{PAD}" y="{H - 10}">{e(days[0].day[5:])}</text>'
-            f'<text x="{W - PAD}" y="{H - 10}" text-anchor="end">{e(days[-1].day[5:])}</text>'
+            f'<text x="{PAD}" y="{H - 10}">{_short(days[0].day)}</text>'
+            f'<text x="{W - PAD}" y="{H - 10}" text-anchor="end">{_short(days[-1].day)}</text>'
             f'<text x="{PAD - 6}" y="{PAD + 4}" text-anchor="end">{top}</text>'
             f'<text x="{PAD - 6}" y="{H - PAD}" text-anchor="end">0</text>'
         )
@@ -341,6 +342,10 @@ def adherence_chart(days: list[Day]) -> str:
         '<p class="legend"><span class="key taken"></span> taken '
         '<span class="key missed"></span> missed</p>'
     )
+
+
+def _short(day: str) -> str:
+    return e(dt.date.fromisoformat(day).strftime("%d %b"))
 
 
 def line_chart(measure: str, series: list[Reading], household: Household) -> str:

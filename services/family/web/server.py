@@ -47,6 +47,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _ALERT = re.compile(r"/alerts/([0-9a-fA-F-]{36})(/ack)?")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 _REMINDER = re.compile(r"/reminders/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(/remove)?")
 
 
@@ -201,7 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
         if who is None:
             if path == "/events":
                 return self._send(HTTPStatus.UNAUTHORIZED, b"", "text/plain")
-            return self._redirect("/login")
+            if path in ("/", "/reminders", "/health") or _ALERT.fullmatch(path):
+                return self._redirect("/login")
+            return self._send(HTTPStatus.NOT_FOUND, render.not_found())
         if path == "/events":
             return self._events(who)
         db = self.console.store.db
@@ -242,7 +245,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _sign_in_form(self, status: int = HTTPStatus.OK, **values: Any) -> None:
         if self.command == "GET" and self._who() is not None:
             return self._redirect("/")
-        token = secrets.token_urlsafe(24)
+        # The same token while the cookie lives: a second tab (or a stray request that
+        # lands here) must not invalidate the form already shown.
+        token = self._cookies().get("pre", "")
+        if not _TOKEN.fullmatch(token):
+            token = secrets.token_urlsafe(24)
         self._send(
             status,
             render.sign_in(token, **values),
