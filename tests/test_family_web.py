@@ -320,3 +320,8 @@ def test_live_events_say_when_an_alert_arrives(worker, device) -> None:
     change = read_event(stream, 20)
     assert change["new_alert"] is True and "alerts" in change["changed"]
     connection.close()
+
+
+def test_serve_refuses_a_bad_web_address(config) -> None:
+    result = family_cli(config, "serve", "--web", "8080")
+    assert result.returncode == 2 and "is not HOST:PORT" in result.stderr

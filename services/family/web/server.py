@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("services.family.web")
 
 MAX_BODY = 64 * 1024
-POLL_S = 0.5  # how often a live page's household is looked at for changes
+WATCH_S = 0.05  # how often the SQLite file is asked whether anyone committed to it
 PING_S = 15.0  # an SSE comment this often finds closed connections
 ACTIONS = tuple(value for value, _ in render.ACK_BUTTONS)
 STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
@@ -58,6 +58,8 @@ class WebConsole:
         self.settings = settings
         self.throttle = auth.Throttle()
         self.stopping = threading.Event()
+        self.version = 0  # counts the commits seen (by anyone: this worker, others, the CLI)
+        self._changed = threading.Condition()
         host, port = parse_listen(listen)
         self.server = ThreadingHTTPServer((host, port), _Handler)
         self.server.daemon_threads = True
@@ -75,11 +77,36 @@ class WebConsole:
         )
         self._thread.daemon = True
         self._thread.start()
+        threading.Thread(target=self._watch, name="web-watch", daemon=True).start()
         log.info("web console at %s", self.url)
         return self
 
+    def _watch(self) -> None:
+        """One thread for all open pages: SQLite's `data_version` changes when another
+        connection commits, which costs next to nothing to ask; the pages then look at
+        their own household."""
+        try:
+            last = None
+            while not self.stopping.wait(WATCH_S):
+                current = self.store.db.execute("PRAGMA data_version").fetchone()[0]
+                if current != last:
+                    last = current
+                    with self._changed:
+                        self.version += 1
+                        self._changed.notify_all()
+        finally:
+            self.store.release()
+
+    def wait_change(self, seen: int, timeout: float) -> int:
+        """The commit count, once it differs from `seen` (or after `timeout`)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version != seen or self.stopping.is_set(), timeout)
+            return self.version
+
     def stop(self) -> None:
         self.stopping.set()  # live pages end their streams
+        with self._changed:
+            self._changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
         if self._thread is not None:
@@ -278,14 +305,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         console = self.console
+        seen = console.version
         last = data.fingerprint(console.store.db, household.id)
         pinged = checked = time.monotonic()
         try:
             self.wfile.write(b"retry: 2000\n\n")
             self.wfile.flush()
-            while not console.stopping.wait(POLL_S):
+            while not console.stopping.is_set():
+                version = console.wait_change(seen, PING_S)
                 now = time.monotonic()
-                current = data.fingerprint(console.store.db, household.id)
+                current = last
+                if version != seen:
+                    seen = version
+                    current = data.fingerprint(console.store.db, household.id)
                 if current != last:
                     changed = sorted(k for k in current if current[k] != last.get(k))
                     new_alert = current["alerts"][1] != last["alerts"][1]
@@ -293,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(f"event: change\ndata: {payload}\n\n".encode())
                     self.wfile.flush()
                     last, pinged = current, now
-                elif now - pinged > PING_S:
+                elif now - pinged >= PING_S - 1:
                     self.wfile.write(b": ping\n\n")
                     self.wfile.flush()
                     pinged = now
