@@ -258,7 +258,7 @@ def test_readings_device_status_large_text_keyboard_and_a_phone_screen(
             normal = browser.execute_script(size)
             browser.find_element(By.ID, "large-text").click()
             assert browser.execute_script(size) >= normal * 1.3
-            browser.get(url)
+            browser.get(url + "health")
             assert browser.execute_script(size) >= normal * 1.3
             assert browser.find_element(By.ID, "large-text").get_attribute("aria-pressed") == "true"
             shoot(browser, tmp_path, "large-text")

@@ -87,6 +87,9 @@ def page(
             f'<form method="post" action="/logout">{csrf_field(csrf)}'
             '<button type="submit">Sign out</button></form></div></header>'
         )
+    else:
+        header = '<header class="top"><div class="who"><span class="brand">Care console</span>'
+        header += "</div></header>"
     messages = ""
     if notice:
         messages += f'<p class="notice" role="status">{e(notice)}</p>'
@@ -130,14 +133,11 @@ def sign_in(csrf: str, household: str = "", member: str = "", error: str | None 
 # --- alerts -------------------------------------------------------------------------------
 
 
-def _when(ts: float | None, household: Household) -> str:
+def _when(ts: float | None, household: Household, fmt: str = "%a %d %b, %H:%M") -> str:
     if ts is None:
         return ""
-    return (
-        f'<time datetime="{e(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)))}">'
-        + e(local_time(ts, household))
-        + "</time>"
-    )
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return f'<time datetime="{stamp}">{e(local_time(ts, household, fmt))}</time>'
 
 
 def alerts_page(
@@ -206,11 +206,30 @@ EVENTS = {
 }
 
 
+PURPOSES = {
+    "alert": "the alert",
+    "escalation": "an escalation",
+    "update": "an update",
+    "ack": "the answer, to the device",
+    "answered": "word that someone answered",
+}
+CHANNELS = {"mqtt": "to the app", "sms": "by SMS", "phone": "by phone call"}
+
+
+def _detail(event: str, detail: str | None) -> str:
+    """A trail entry's detail in words ("alert by mqtt" is "the alert to the app")."""
+    if event == "sent" and detail and " by " in detail:
+        purpose, _, channel = detail.partition(" by ")
+        return f"{PURPOSES.get(purpose, purpose)} {CHANNELS.get(channel, 'by ' + channel)}"
+    return detail or ""
+
+
 def trail_page(alert: dict, household: Household) -> str:
     items = "".join(
-        f"<li>{_when(ev['at'], household)} — {e(EVENTS.get(ev['event'], ev['event']))}"
+        f"<li>{_when(ev['at'], household, '%a %d %b, %H:%M:%S')} — "
+        f"{e(EVENTS.get(ev['event'], ev['event']))}"
         + (f" · {e(ev['actor_name'])}" if ev["actor_name"] else "")
-        + (f" · {e(ev['detail'])}" if ev["detail"] else "")
+        + (f" · {e(_detail(ev['event'], ev['detail']))}" if ev["detail"] else "")
         + "</li>"
         for ev in alert["trail"]
     )
@@ -301,7 +320,7 @@ def _reminder_fields(values: dict[str, Any], prefix: str, kind: bool = False) ->
 
 # --- charts -------------------------------------------------------------------------------
 
-W, H, PAD = 640, 220, 36
+W, H, PAD = 640, 220, 48
 
 
 def adherence_chart(days: list[Day]) -> str:
