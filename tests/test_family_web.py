@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -325,3 +326,30 @@ def test_live_events_say_when_an_alert_arrives(worker, device) -> None:
 def test_serve_refuses_a_bad_web_address(config) -> None:
     result = family_cli(config, "serve", "--web", "8080")
     assert result.returncode == 2 and "is not HOST:PORT" in result.stderr
+
+
+def state_of(page: str) -> str:
+    match = re.search(r'<body data-state="([0-9a-f]+)"', page)
+    assert match, page[:300]
+    return match[1]
+
+
+def open_events(worker: FamilyWorker, client: WebClient, since: str) -> http.client.HTTPResponse:
+    parts = urlsplit(worker.web_url or "")
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    cookie = f"sid={client.cookies['sid']}"
+    connection.request("GET", f"/events?since={since}", headers={"Cookie": cookie})
+    return connection.getresponse()
+
+
+def test_a_change_before_the_stream_opened_is_told_at_once(worker, device) -> None:
+    """A page rendered, then the alert, then the page's stream: it must not miss it."""
+    client = signed_in(worker)
+    before = state_of(client.get("/").body)
+    alert_id = raise_alert(device)
+    assert wait_for(lambda: alert_id in client.get("/").body, 20)
+    assert read_event(open_events(worker, client, before), 5)["changed"] == []
+    current = state_of(client.get("/").body)
+    quiet = open_events(worker, client, current)
+    with pytest.raises((AssertionError, TimeoutError)):
+        read_event(quiet, 2)  # nothing new since that page

@@ -4,6 +4,7 @@ the signed-in member's household and reads nothing outside it."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -151,6 +152,13 @@ def readings(
 
 def local_time(timestamp: float, household: Household, fmt: str = "%a %d %b, %H:%M") -> str:
     return dt.datetime.fromtimestamp(timestamp, ZoneInfo(household.timezone)).strftime(fmt)
+
+
+def state_token(fingerprint: dict[str, Any]) -> str:
+    """A short token of a fingerprint: a page carries the one it was rendered from, so its
+    event stream can tell it of a change that came before the stream was open."""
+    text = json.dumps(fingerprint, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def fingerprint(db: sqlite3.Connection, household: str) -> dict[str, Any]:

@@ -70,6 +70,7 @@ def page(
     large: bool = False,
     notice: str | None = None,
     error: str | None = None,
+    state: str = "",
 ) -> str:
     header = ""
     if member is not None and household is not None:
@@ -100,7 +101,7 @@ def page(
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width, '
         'initial-scale=1"><title>' + e(title) + " · Care console</title>"
         '<link rel="stylesheet" href="/static/app.css">'
-        '<script src="/static/app.js" defer></script></head><body>'
+        f'<script src="/static/app.js" defer></script></head><body data-state="{e(state)}">'
         '<a class="skip" href="#main">Skip to the content</a>'
         f'{header}<div id="live" class="live" role="status" aria-live="assertive"></div>'
         f'<main id="main" tabindex="-1"><h1>{e(title)}</h1>{messages}{body}</main>'

@@ -115,6 +115,7 @@ class WebConsole:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "family-notify"
+    _state = ""  # the household's state token when the page being answered was read
     sys_version = ""
     protocol_version = "HTTP/1.1"
 
@@ -197,6 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _page(self, status: int, title: str, body: str, who: Any, **extra: Any) -> None:
         session, household, member = who
         path = urlsplit(self.path).path
+        extra.setdefault("state", self._state)
         current = next((href for href, _ in render.NAV if href == path), "")
         html = render.page(
             title,
@@ -232,9 +234,11 @@ class _Handler(BaseHTTPRequestHandler):
             if path in ("/", "/reminders", "/health") or _ALERT.fullmatch(path):
                 return self._redirect("/login")
             return self._send(HTTPStatus.NOT_FOUND, render.not_found())
+        db = self.console.store.db
+        # Taken before the page is read: a change after it is one the page has not shown.
+        self._state = data.state_token(data.fingerprint(db, who[1].id))
         if path == "/events":
             return self._events(who)
-        db = self.console.store.db
         _, household, member = who
         now = time.time()
         if path == "/":
@@ -308,8 +312,11 @@ class _Handler(BaseHTTPRequestHandler):
         seen = console.version
         last = data.fingerprint(console.store.db, household.id)
         pinged = checked = time.monotonic()
+        since = parse_qs(urlsplit(self.path).query).get("since", [""])[0]
         try:
             self.wfile.write(b"retry: 2000\n\n")
+            if since and since != data.state_token(last):  # changed since the page was made
+                self.wfile.write(b'event: change\ndata: {"changed": [], "new_alert": false}\n\n')
             self.wfile.flush()
             while not console.stopping.is_set():
                 version = console.wait_change(seen, PING_S)

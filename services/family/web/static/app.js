@@ -50,7 +50,8 @@
     }
   }
 
-  const events = new EventSource("/events");
+  // The page's state token: a change between rendering it and opening the stream is told.
+  const events = new EventSource("/events?since=" + encodeURIComponent(document.body.dataset.state || ""));
   events.addEventListener("change", function (event) {
     const what = JSON.parse(event.data);
     if (what.new_alert && live) {
