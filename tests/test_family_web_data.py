@@ -128,3 +128,10 @@ def test_web_config_keys_are_checked() -> None:
                 {"secure_cookies": "yes"}, {"port": 1}):  # fmt: skip
         with pytest.raises(ConfigError, match="web"):
             config_from_dict({"web": bad})
+
+
+def test_trail_entries_are_in_words() -> None:
+    assert render._detail("sent", "alert by mqtt") == "the alert to the app"
+    assert render._detail("sent", "escalation by sms") == "an escalation by SMS"
+    assert render._detail("sent", "ack by mqtt") == "the answer, to the device"
+    assert render._detail("escalated", "step 1: contacts") == "step 1: contacts"

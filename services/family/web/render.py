@@ -221,6 +221,8 @@ def _detail(event: str, detail: str | None) -> str:
     """A trail entry's detail in words ("alert by mqtt" is "the alert to the app")."""
     if event == "sent" and detail and " by " in detail:
         purpose, _, channel = detail.partition(" by ")
+        if purpose == "ack":  # to the device, whatever carried it
+            return PURPOSES[purpose]
         return f"{PURPOSES.get(purpose, purpose)} {CHANNELS.get(channel, 'by ' + channel)}"
     return detail or ""
 
