@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Run-time: speech output, audio I/O, the broker, a phone's GPS daemon. Test-time: flite
-# voices, sox, human recordings.
+# voices, sox, human recordings, a browser for the web console's tests.
 APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto python3-venv gpsd \
-	flite sox pocketsphinx-testdata
+	flite sox pocketsphinx-testdata chromium chromium-driver
 
 .PHONY: install system-deps run test lint bench clean
 

@@ -156,6 +156,7 @@ class DeviceStatus(Body):
 
     state: Literal["online", "offline"]
     reason: Literal["connected", "connection_lost", "shutdown"]
+    battery: int | None = rule(None, low=0, high=100)  # percent, on a phone; None: mains
 
 
 # --- alerts (device → family-notification) and their acknowledgements --------------------

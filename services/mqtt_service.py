@@ -196,15 +196,19 @@ class MqttService:
         handler_attempts: int = 3,
         retry_delay_s: float = 0.2,
         rejection_listener: Callable[[str], None] | None = None,
+        plain_filters: Iterable[str] = (),
     ) -> None:
         """`filters`: topic filters (`topics.subscription(...)`), subscribed as shared
         subscriptions of `group` (None: plain subscriptions, every worker gets everything).
+        `plain_filters`: subscribed plainly even in a group, for retained messages (presence),
+        which a broker does not give to shared subscriptions.
         `rejection_listener(reason)` is told of every refusal (e.g. to persist the counts).
         """
         self.settings = settings
         self.client_id = client_id
         self.group = group
         self.filters = tuple(filters)
+        self.plain_filters = tuple(plain_filters)
         self.handler = handler
         self.handler_attempts = max(1, handler_attempts)
         self.retry_delay_s = retry_delay_s
@@ -378,8 +382,8 @@ class MqttService:
 
     def _subscriptions(self) -> list[str]:
         if self.group is None:
-            return list(self.filters)
-        return [topics.shared(self.group, f) for f in self.filters]
+            return [*self.filters, *self.plain_filters]
+        return [*(topics.shared(self.group, f) for f in self.filters), *self.plain_filters]
 
     def _on_connect(
         self,

@@ -104,14 +104,16 @@ class Backend:
 
     # --- sending to devices ---------------------------------------------------------------
 
-    def send_raw(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
+    def send_raw(
+        self, topic: str, payload: bytes, timeout: float = 5.0, retain: bool = False
+    ) -> None:
         """Publish at QoS 1 and wait for the broker's acknowledgement."""
-        info = self._client.publish(topic, payload, qos=1)
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(timeout)
         assert info.is_published(), "the broker did not acknowledge"
 
-    def send(self, message: Message, timeout: float = 5.0) -> None:
-        self.send_raw(message.topic, encode(message), timeout)
+    def send(self, message: Message, timeout: float = 5.0, retain: bool = False) -> None:
+        self.send_raw(message.topic, encode(message), timeout, retain)
 
     def send_many(self, messages: list[Message], timeout: float = 30.0) -> None:
         """Publish all at once (QoS 1), then wait for every acknowledgement."""

@@ -145,9 +145,12 @@ def setup_household(config: FamilyConfigFiles, household: Household | None = Non
 class FamilyWorker:
     """`family-notify serve --worker NAME` as a child process; its log goes to a file."""
 
-    def __init__(self, config: FamilyConfigFiles, name: str = "1") -> None:
+    def __init__(self, config: FamilyConfigFiles, name: str = "1", web: str | None = None) -> None:
+        """`web`: HOST:PORT for the web console (port 0: a free one; `web_url` says which)."""
         self.config = config
         self.name = name
+        self.web = web
+        self.web_url: str | None = None
         self.log_path = config.path.parent / f"worker-{name}.log"
         self.process: subprocess.Popen[str] | None = None
 
@@ -155,7 +158,7 @@ class FamilyWorker:
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.family.cli", "--config", str(self.config.path),
-             "serve", "--worker", self.name],
+             "serve", "--worker", self.name, *(["--web", self.web] if self.web else [])],
             cwd=ROOT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)),
             stdout=subprocess.PIPE,
@@ -169,6 +172,8 @@ class FamilyWorker:
 
         def read() -> None:
             for line in stdout:
+                if "web console at " in line:
+                    self.web_url = line.split("web console at ", 1)[1].strip()
                 if "serving as" in line:
                     ready.set()
 

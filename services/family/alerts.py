@@ -160,24 +160,7 @@ class Alerts:
         )
 
     def _wording(self, body: Any, category: str, household: Household, language: str) -> str:
-        senior = household.senior
-        if category == "emergency":
-            said = f': "{body.said}"' if body.said else ""
-            words = text(language, f"emergency.{body.trigger}", senior=senior, said=said)
-            return words + where(body.location, language)
-        if category == "missed_medication":
-            due = local_clock(body.due, household.timezone)
-            return text(language, "missed_medication", senior=senior,
-                        medication=body.medication, due=due)  # fmt: skip
-        if category == "inactivity":
-            return text(language, "inactivity", senior=senior, hours=body.quiet_for_s // 3600)
-        if category == "message":
-            for_whom = "" if body.to == "all" else f" ({body.to})"
-            words = text(language, "message", senior=senior, message=body.text, for_whom=for_whom)
-            return words + where(body.location, language)
-        detail = body.detail or ""
-        return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
-                    detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
+        return wording(body, category, household, language)
 
     def _notice(
         self,
@@ -245,7 +228,7 @@ class Alerts:
             and policy.emergency_channel in self.outbox.channels
         )
         ladder = levels + (1 if call else 0)
-        message = _alert_message(row)
+        message = alert_message(row)
         minutes = max(1, round((now - row["received"]) / 60))
         planned: list[Planned] = []
         if step <= levels:
@@ -430,7 +413,29 @@ class Alerts:
                     audit(db, d.alert_id, now, "delivered", d.member)
 
 
-def _alert_message(row: sqlite3.Row) -> Message:
+def wording(body: Any, category: str, household: Household, language: str) -> str:
+    """What an alert says to a member, in their language."""
+    senior = household.senior
+    if category == "emergency":
+        said = f': "{body.said}"' if body.said else ""
+        words = text(language, f"emergency.{body.trigger}", senior=senior, said=said)
+        return words + where(body.location, language)
+    if category == "missed_medication":
+        due = local_clock(body.due, household.timezone)
+        return text(language, "missed_medication", senior=senior,
+                    medication=body.medication, due=due)  # fmt: skip
+    if category == "inactivity":
+        return text(language, "inactivity", senior=senior, hours=body.quiet_for_s // 3600)
+    if category == "message":
+        for_whom = "" if body.to == "all" else f" ({body.to})"
+        words = text(language, "message", senior=senior, message=body.text, for_whom=for_whom)
+        return words + where(body.location, language)
+    detail = body.detail or ""
+    return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
+                detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
+
+
+def alert_message(row: sqlite3.Row) -> Message:
     """The device's alert back from its row (for the wording of later steps)."""
     body = from_dict(message_types()[row["type"]], json.loads(row["body"]))
     return Message(

@@ -1,8 +1,9 @@
 """`family-notify`: run the family-notification service and manage what it knows.
 
-    family-notify serve [--worker N]                      one worker; run several side by side
+    family-notify serve [--worker N] [--web HOST:PORT]    one worker (and the web console)
     family-notify household add|change|remove|list|show   households and their devices
     family-notify household member add|change|remove      up to eight members each
+    family-notify household member set-password H M       a member's web console password
     family-notify reminder add|change|remove|list         a senior's reminders, from afar
     family-notify alert list|show|close                   alerts, their state and audit trail
     family-notify digest HOUSEHOLD [--day D] [--send]     the daily digest
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import getpass
 import json
 import logging
 import signal
@@ -27,7 +29,7 @@ from typing import Any
 from protocol import ReminderAdd, ReminderChange, ReminderRemove
 from protocol.schema import SchemaError, from_dict
 from services.family import alerts, households, reminders
-from services.family.config import ConfigError, FamilyConfig, load_config
+from services.family.config import ConfigError, FamilyConfig, load_config, parse_listen
 from services.family.digest import build, local_day
 from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox
@@ -78,18 +80,36 @@ def cmd_serve(args: argparse.Namespace, config: FamilyConfig) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack
+    listen = args.web or config.web.listen
+    if listen:
+        parse_listen(listen)  # a ValueError before anything starts
     service = FamilyService(config, worker=args.worker)
     try:
         service.start()
     except TimeoutError as exc:
         print(f"family-notify: cannot serve: {exc}", file=sys.stderr)
         return 1
+    web = None
+    if listen:
+        from services.family.web.server import WebConsole
+
+        try:
+            web = WebConsole(service, listen, config.web).start()
+        except OSError as exc:
+            service.stop()
+            print(
+                f"family-notify: cannot serve the web console on {listen}: {exc}", file=sys.stderr
+            )
+            return 1
+        print(f"family-notify: web console at {web.url}", flush=True)
     print(f"family-notify: serving as {service.client_id}", flush=True)
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
+    if web is not None:
+        web.stop()
     service.stop()
     return 0
 
@@ -169,6 +189,20 @@ def cmd_member_change(args: argparse.Namespace, config: FamilyConfig) -> int:
         fields["quiet"] = None
     member = households.change_member(_store(config), args.household, args.member, **fields)
     _print(member.__dict__)
+    return 0
+
+
+def cmd_member_password(args: argparse.Namespace, config: FamilyConfig) -> int:
+    from services.family.web.auth import set_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("new password: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    set_password(_store(config), args.household, args.member, password)
+    print(f"password of {args.member} in {args.household} set; their web sessions ended")
     return 0
 
 
@@ -283,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run one worker of the service")
     serve.add_argument("--worker", default="1", help="this worker's name (in its client id)")
+    serve.add_argument(
+        "--web", metavar="HOST:PORT", help="serve the web console here (default: web.listen)"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     household = sub.add_parser("household", help="households, their devices and members")
@@ -323,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "change":
             p.add_argument("--no-quiet", action="store_true", help="no quiet hours")
         p.set_defaults(handler=handler)
+    p = msub.add_parser(
+        "set-password", help="a member's password for the web console (read from stdin)"
+    )
+    p.add_argument("household")
+    p.add_argument("member")
+    p.set_defaults(handler=cmd_member_password)
     p = msub.add_parser("remove", help="remove a member")
     p.add_argument("household")
     p.add_argument("member")

@@ -61,6 +61,13 @@ class ChannelsSection:
 
 
 @dataclass(frozen=True)
+class WebSection:
+    listen: str = ""  # HOST:PORT of the web console for members; empty: no web console
+    session_hours: float = 12.0  # a sign-in lasts this long
+    secure_cookies: bool = False  # true behind a TLS proxy: cookies only over HTTPS
+
+
+@dataclass(frozen=True)
 class FamilyConfig:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     service: ServiceSection = field(default_factory=ServiceSection)
@@ -68,6 +75,7 @@ class FamilyConfig:
     medication: MedicationSection = field(default_factory=MedicationSection)
     digest: DigestSection = field(default_factory=DigestSection)
     channels: ChannelsSection = field(default_factory=ChannelsSection)
+    web: WebSection = field(default_factory=WebSection)
 
     def database(self) -> Path:
         if self.service.database:
@@ -148,5 +156,20 @@ def _check(config: FamilyConfig, source: str) -> None:
         value = getattr(config.channels, name)
         if value and not value.startswith("file:"):
             raise ConfigError(f"{source}: channels.{name}: only file:PATH gateways exist here")
+    if config.web.listen:
+        try:
+            parse_listen(config.web.listen)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: web.listen: {exc}") from None
+    if config.web.session_hours <= 0:
+        raise ConfigError(f"{source}: web.session_hours must be above 0")
     if config.escalation.emergency_channel not in ("sms", "phone"):
         raise ConfigError(f"{source}: escalation.emergency_channel must be sms or phone")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` (port 0: any free one) as (host, port); ValueError when it is not."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)

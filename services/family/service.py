@@ -6,6 +6,8 @@ work (escalation steps, deliveries that waited, digests) is claimed in SQLite tr
 so each alert, step and delivery is handled by one worker.
 
 Incoming, by type:
+- `device.status` (retained, on a plain subscription): the device's presence, kept for the
+  web console (`services.family.presence`);
 - `alert.*` from a household's device: a new alert (`services.family.alerts`);
 - `event.*` from the device: kept for the digest; `event.reminder.taken` closes a pending
   missed-medication alert, `event.checkin.answer` with a sad or lonely feeling raises a
@@ -25,6 +27,7 @@ import time
 from protocol import (
     Call,
     CommandDone,
+    DeviceStatus,
     MemberAck,
     Message,
     ReminderAdd,
@@ -36,7 +39,7 @@ from protocol import (
     WellnessAlert,
     topics,
 )
-from services.family import digest, households
+from services.family import digest, households, presence
 from services.family.alerts import CATEGORIES, Alerts
 from services.family.channels import Channel, MqttChannel, gateways
 from services.family.config import FamilyConfig
@@ -56,6 +59,8 @@ FILTERS = (
     topics.member_subscription("member_ack"),
     topics.member_subscription("member_command"),
 )
+# Presence is retained, and brokers give retained messages to plain subscriptions only.
+PLAIN_FILTERS = (topics.subscription("status"),)
 WORRYING_FEELINGS = ("lonely", "sad", "anxious")
 
 
@@ -69,6 +74,7 @@ class FamilyService:
             client_id=self.client_id,
             group=config.service.group,
             filters=FILTERS,
+            plain_filters=PLAIN_FILTERS,
             handler=self.handle,
             state_path=config.database(),
             rejection_listener=lambda reason: self.store.count_rejection(reason, time.time()),
@@ -136,6 +142,10 @@ class FamilyService:
         if info_party == "device":
             if message.device not in household.devices:
                 raise HouseholdError(ServiceReason.UNKNOWN_DEVICE, "not a device of this household")
+            if isinstance(message.body, DeviceStatus):
+                presence.record_status(self.store, message)
+                return []
+            presence.heard(self.store, household.id, message.device)
             return self._from_device(message, household)
         member = households.require_member(household, message.device)
         body = message.body

@@ -121,11 +121,39 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_day ON events (household, day);
+CREATE INDEX IF NOT EXISTS events_type ON events (household, type, received);
 CREATE TABLE IF NOT EXISTS digests (
     household TEXT NOT NULL,
     day TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (household, day)
+);
+CREATE TABLE IF NOT EXISTS device_status (
+    household TEXT NOT NULL,
+    device TEXT NOT NULL,
+    state TEXT NOT NULL,               -- online, offline (the device's retained presence)
+    reason TEXT NOT NULL,
+    battery INTEGER,                   -- percent, a phone's; NULL: on mains
+    ts TEXT NOT NULL,                  -- the device's time stamp of that status
+    heard REAL NOT NULL,               -- when the service last heard from the device
+    PRIMARY KEY (household, device)
+);
+CREATE TABLE IF NOT EXISTS member_passwords (
+    household TEXT NOT NULL,
+    member TEXT NOT NULL,
+    hash TEXT NOT NULL,                -- scrypt$n$r$p$salt$key (hex), for the web console
+    updated REAL NOT NULL,
+    PRIMARY KEY (household, member),
+    FOREIGN KEY (household, member) REFERENCES members(household, id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash TEXT PRIMARY KEY,       -- sha256 of the cookie's token (the token is not kept)
+    household TEXT NOT NULL,
+    member TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    FOREIGN KEY (household, member) REFERENCES members(household, id) ON DELETE CASCADE
 );
 CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT PRIMARY KEY,
@@ -186,6 +214,15 @@ class Store:
             " ON CONFLICT (reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
             (reason, at),
         )
+
+    def release(self) -> None:
+        """Close this thread's connection (a thread that ends, e.g. one per web request)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            with self._lock:
+                self._all.remove(db)
+            db.close()
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,1 @@
+"""The web console for family members and caregivers, served by family-notify itself."""

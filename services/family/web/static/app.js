@@ -1,0 +1,69 @@
+// The care console's only script: larger text, and live updates without reloading.
+"use strict";
+(function () {
+  const html = document.documentElement;
+  const large = document.getElementById("large-text");
+  if (large) {
+    large.addEventListener("click", function () {
+      const on = !html.classList.contains("large");
+      html.classList.toggle("large", on);
+      large.setAttribute("aria-pressed", on ? "true" : "false");
+      document.cookie = "large=" + (on ? "1" : "0") + "; path=/; max-age=31536000; samesite=strict";
+    });
+  }
+  if (!document.querySelector("[data-live]") || !window.EventSource) {
+    return;
+  }
+  const live = document.getElementById("live");
+  let refreshing = false;
+  let again = false;
+
+  // Fetch this page again and swap its live sections; forms outside them are untouched.
+  async function refresh() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
+      if (response.redirected || !response.ok) { location.reload(); return; }
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      document.querySelectorAll("[data-live]").forEach(function (old) {
+        const replacement = fresh.getElementById(old.id);
+        if (!replacement) { return; }
+        const focused = old.contains(document.activeElement) ? document.activeElement : null;
+        const open = Array.from(old.querySelectorAll("details[open]")).map(function (d) {
+          return d.closest("[data-reminder]") && d.closest("[data-reminder]").dataset.reminder;
+        });
+        old.replaceWith(replacement);
+        open.forEach(function (id) {
+          const again = replacement.querySelector('[data-reminder="' + id + '"] details');
+          if (again) { again.open = true; }
+        });
+        if (focused && focused.id) {
+          const same = document.getElementById(focused.id);
+          if (same) { same.focus(); }
+        }
+      });
+      document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+    } finally {
+      refreshing = false;
+      if (again) { again = false; refresh(); }
+    }
+  }
+
+  // The page's state token: a change between rendering it and opening the stream is told.
+  const events = new EventSource("/events?since=" + encodeURIComponent(document.body.dataset.state || ""));
+  events.addEventListener("change", function (event) {
+    const what = JSON.parse(event.data);
+    if (what.new_alert && live) {
+      live.textContent = "A new alert has arrived.";
+      if (!document.getElementById("open-alerts")) {
+        const link = document.createElement("a");
+        link.href = "/";
+        link.textContent = " Open the alerts";
+        live.appendChild(link);
+      }
+    }
+    refresh();
+  });
+  events.addEventListener("signed_out", function () { location.href = "/login"; });
+})();
