@@ -30,7 +30,6 @@ from pathlib import Path
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
-ANSWERED_KINDS = ("medication", "check_in")  # the others are said once and done
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
 KINDS = ("medication", "appointment", "check_in", "other")
 
@@ -61,7 +60,8 @@ class Reminder:
 
     @property
     def answered(self) -> bool:
-        return self.kind in ANSWERED_KINDS
+        """Asked about until answered: a medicine with its name, or a check-in."""
+        return self.kind == "check_in" or (self.kind == "medication" and bool(self.medication))
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,6 @@ class ReminderStore:
             raise ScheduleError(f"unknown reminder kind {reminder.kind!r}")
         if not reminder.text.strip():
             raise ScheduleError("a reminder needs a text")
-        if reminder.kind == "medication" and not (reminder.medication or "").strip():
-            raise ScheduleError("a medication reminder needs the medicine's name")
         since = utc(now or dt.datetime.now(dt.UTC))
         stored = Reminder(**{**reminder.__dict__, "since": since})
         with self._lock:

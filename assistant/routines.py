@@ -103,7 +103,7 @@ class CareRoutines:
             if self.on_reminder is not None:
                 self.on_reminder(text)
             expects = "check_in" if due.reminder.kind == "check_in" else None
-            if due.reminder.kind == "medication":
+            if due.reminder.kind == "medication" and due.reminder.answered:
                 expects = "reminder"
             prompts.append(Prompt(text, expects, replies.REMINDER_SILENCE if expects else ""))
         prompts += self._inactivity(now)

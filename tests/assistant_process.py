@@ -17,6 +17,7 @@ class AssistantProcess:
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.lines: list[str] = []
+        self.errors: list[str] = []  # its log, read as it comes: a full pipe would stop it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "assistant.cli", "--config", str(config), "run", "--no-wake"],
             env=env,
@@ -24,12 +25,21 @@ class AssistantProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._readers = [
+            threading.Thread(
+                target=self._read, args=(self.process.stdout, self.lines), daemon=True
+            ),
+            threading.Thread(
+                target=self._read, args=(self.process.stderr, self.errors), daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
 
     def said(self) -> list[str]:
         return [line.removeprefix("said: ") for line in self.lines if line.startswith("said: ")]
@@ -37,11 +47,13 @@ class AssistantProcess:
     def stop(self) -> str:
         self.process.terminate()
         try:
-            _, err = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, err = self.process.communicate()
-        return err
+            self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return "\n".join(self.errors)
 
 
 def wait_for(condition, timeout: float) -> bool:

@@ -64,8 +64,11 @@ class Reminders:
             if requested_by != CLI:
                 member = households.require_member(household, requested_by)
                 if member.role not in ALLOWED_ROLES:
+                    what = (
+                        "change reminders here" if "reminder" in body.TYPE else f"send {body.TYPE}"
+                    )
                     raise HouseholdError(
-                        ServiceReason.NOT_ALLOWED, f"a {member.role} cannot send {body.TYPE}"
+                        ServiceReason.NOT_ALLOWED, f"a {member.role} cannot {what}"
                     )
             if request_id is not None:
                 known = db.execute(

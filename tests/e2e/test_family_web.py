@@ -167,7 +167,7 @@ def test_the_family_answers_an_alert_and_sets_a_reminder_in_the_browser(
                 lambda: any(s.startswith("A new reminder was set up for you: Time for your walk")
                             for s in device.said()),
                 30,
-            ), device.lines  # fmt: skip
+            ), "\n".join(device.lines + device.errors[-60:])  # fmt: skip
             # The device's confirmation reaches the open page, live.
             until(browser, lambda: "on the device" in text(browser, "[data-reminder]"))
             assert not_reloaded(browser)
