@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto python3-venv \
 	flite sox pocketsphinx-testdata
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps run broker test lint bench clean
 
 install: system-deps $(VENV)/.installed
 
@@ -28,6 +28,10 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(BIN)/senior-assistant run $(ARGS)
+
+# The project's Mosquitto: TLS with a local CA, an account per party, least-privilege ACL.
+broker: install
+	$(BIN)/care-broker run
 
 lint: install
 	$(BIN)/ruff check .

@@ -240,6 +240,11 @@ def shared(group: str, topic_filter: str) -> str:
     return f"$share/{group}/{topic_filter}"
 
 
+def shared_any(topic_filter: str) -> str:
+    """The broker ACL pattern of `topic_filter` shared by any group (`$share/+/...`)."""
+    return f"$share/{ANY}/{topic_filter}"
+
+
 @dataclass(frozen=True)
 class TopicInfo:
     household: str
