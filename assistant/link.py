@@ -221,7 +221,7 @@ class Link:
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"care-device/{self.household}/{self.device}",
+            client_id=topics.device_client_id(self.household, self.device),
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         s = self.settings

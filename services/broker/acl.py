@@ -71,6 +71,18 @@ class Account:
         return f"{self.owner}/{self.party}/{self.endpoint}"
 
     @property
+    def client_id(self) -> str | None:
+        """The only client id the account may connect with (None: any, for a service's
+        several workers). Bound, so that no account can take over another's session (and
+        with it the messages waiting there) by using its client id."""
+        if self.party == "service":
+            return None
+        if self.party == "device":
+            assert self.endpoint is not None
+            return topics.device_client_id(self.owner, self.endpoint)
+        return self.username
+
+    @property
     def household(self) -> str | None:
         return self.owner if self.party in ("device", "member") else None
 

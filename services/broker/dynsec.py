@@ -64,7 +64,10 @@ def render(accounts: Iterable[tuple[Account, dict[str, Any]]], admin_password: s
     roles = [{"rolename": ADMIN, "acls": ADMIN_ACLS}]
     for account, hashed in sorted(accounts, key=lambda pair: pair[0].username):
         name = account.username
-        clients.append({"username": name, **hashed, "roles": [{"rolename": name}]})
+        client = {"username": name, **hashed, "roles": [{"rolename": name}]}
+        if account.client_id is not None:
+            client["clientid"] = account.client_id
+        clients.append(client)
         roles.append({"rolename": name, "acls": acl.dynsec_acls(account)})
     data = {"clients": clients, "groups": [], "roles": roles, "defaultACLAccess": DEFAULT_ACCESS}
     return json.dumps(data, indent=1) + "\n"
@@ -73,16 +76,19 @@ def render(accounts: Iterable[tuple[Account, dict[str, Any]]], admin_password: s
 def create_commands(account: Account, password: str) -> list[dict[str, Any]]:
     """Control commands that (re)create `account` on a running broker."""
     name = account.username
+    client: dict[str, Any] = {
+        "command": "createClient",
+        "username": name,
+        "password": password,
+        "roles": [{"rolename": name}],
+    }
+    if account.client_id is not None:
+        client["clientid"] = account.client_id
     return [
         {"command": "deleteClient", "username": name},
         {"command": "deleteRole", "rolename": name},
         {"command": "createRole", "rolename": name, "acls": acl.dynsec_acls(account)},
-        {
-            "command": "createClient",
-            "username": name,
-            "password": password,
-            "roles": [{"rolename": name}],
-        },
+        client,
     ]
 
 

@@ -283,6 +283,8 @@ class BrokerDir:
             f"password = {_toml_str(password)}",
             f"tls_ca = {_toml_str(str(self.ca))}",
         ]
+        if account.party in ("member", "doctor"):
+            lines.append(f"client_id = {_toml_str(account.client_id or '')}  # the only one")
         if account.party == "device":
             lines += [
                 "",
