@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from protocol.sqlite import open_db
 
 CATCH_UP = dt.timedelta(hours=2)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -69,10 +70,8 @@ class Due:
 class ReminderStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # the link's thread adds, the loop's thread reads
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(self.path)  # owner-only: what the senior takes is health data
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
