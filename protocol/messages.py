@@ -58,6 +58,7 @@ class Reason:
     WRONG_DEVICE = "wrong_device"
     WRONG_TOPIC = "wrong_topic"
     DUPLICATE = "duplicate"
+    RATE_LIMITED = "rate_limited"  # the sender is over its limit (protocol.ratelimit)
     # Not the sender's fault, but counted with the rest so nothing fails silently:
     NO_HANDLER = "no_handler"
     HANDLER_ERROR = "handler_error"
