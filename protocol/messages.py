@@ -675,7 +675,7 @@ def decode(
     except UnicodeDecodeError:
         raise RejectedMessage(Reason.NOT_UTF8) from None
     try:
-        data = json.loads(text, parse_constant=_no_constants)
+        data = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise RejectedMessage(Reason.NOT_JSON, "nested too deeply") from None
     except ValueError as exc:
@@ -686,6 +686,15 @@ def decode(
 
 def _no_constants(name: str) -> Any:
     raise ValueError("NaN and Infinity are not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object with a key twice is refused: parsers disagree on which value counts, so a
+    service and an app could each act on a different one."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a key appears twice in an object")
+    return data
 
 
 def _check(
