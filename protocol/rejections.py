@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from protocol import topics
 from protocol.messages import Reason, RejectedMessage
 
 log = logging.getLogger("protocol.rejections")
@@ -62,10 +63,13 @@ class RejectionCounter:
             self._counts[reason] += 1
             loud = self._may_log(reason, level)
         if loud:
+            # A topic that is not one of ours is the sender's free text: not put in a log
+            # line as it is (a line break in it would forge log lines).
+            where = topic if topic and topics.parse(topic) else "a topic not ours"
             log.log(
                 level,
                 "rejected a message%s: %s%s",
-                f" on {topic}" if topic else "",
+                f" on {where}" if topic is not None else "",
                 reason,
                 f" ({detail})" if detail else "",
             )

@@ -92,3 +92,13 @@ def test_a_flood_of_rejections_is_counted_in_full_and_logged_in_summary(caplog) 
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 22  # 20 one by one, the summary, the first of the next minute
     assert "9980 more messages rejected (not_json)" in lines[20]
+
+
+def test_a_topic_not_ours_is_not_logged_as_it_is(caplog) -> None:
+    counter = RejectionCounter()
+    with caplog.at_level(logging.WARNING, logger="protocol.rejections"):
+        counter.count(Reason.WRONG_TOPIC, topic="x\nINFO forged line")
+        counter.count(Reason.BAD_BODY, topic=topics.event("h1", "d1"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "rejected a message on a topic not ours: wrong_topic"
+    assert topics.event("h1", "d1") in lines[1]
