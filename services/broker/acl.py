@@ -62,7 +62,8 @@ class Account:
                 raise ValueError("doctor-connect needs the practice it serves")
             return
         if not topics.valid_id(self.owner) or not topics.valid_id(self.endpoint):
-            raise ValueError(f"not a valid {self.party} id: letters, digits, _ . - (max 64)")
+            owner = "practice" if self.party == "doctor" else "household"
+            raise ValueError(f"not a valid {owner} or {self.party} id: 1-64 letters, digits, _ . -")
 
     @property
     def username(self) -> str:
