@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from typing import Any
 from services.broker import acl
 from services.broker.acl import Account
 
-PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+PLUGIN_NAME = "mosquitto_dynamic_security.so"  # Debian's mosquitto package ships it
 ADMIN = "care-broker-admin"
 CONTROL = "$CONTROL/dynamic-security/v1"
 # The plugin's own hash: PBKDF2-HMAC-SHA512, a 12-byte salt. Passwords are 192-bit random
@@ -44,6 +45,16 @@ ADMIN_ACLS = [
 
 class ControlError(RuntimeError):
     """The running broker refused or did not answer a control command."""
+
+
+def plugin_path() -> str:
+    """Where the plugin is installed (Debian puts it in the multiarch library folder)."""
+    candidates = sorted(glob.glob(f"/usr/lib/*/{PLUGIN_NAME}"))
+    candidates += [f"/usr/lib/{PLUGIN_NAME}", f"/usr/local/lib/{PLUGIN_NAME}"]
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"{PLUGIN_NAME} not found: install the Debian package mosquitto")
 
 
 def password_entry(password: str, salt: bytes | None = None) -> dict[str, Any]:

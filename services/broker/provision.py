@@ -100,6 +100,10 @@ class BrokerDir:
         Running it again keeps the CA, the accounts and their passwords."""
         if not 0 < port < 65536:
             raise ProvisionError(f"port {port} is out of range")
+        try:
+            dynsec.plugin_path()
+        except FileNotFoundError as exc:
+            raise ProvisionError(str(exc)) from None
         hosts = list(dict.fromkeys([*(hosts or []), *DEFAULT_HOSTS]))
         if bind not in ("", "0.0.0.0", "::") and bind not in hosts:
             hosts.append(bind)
@@ -136,7 +140,7 @@ class BrokerDir:
             "# Written by `care-broker init`; edits are overwritten.",
             "per_listener_settings false",
             "allow_anonymous false",
-            f"plugin {dynsec.PLUGIN}",
+            f"plugin {dynsec.plugin_path()}",
             f"plugin_opt_config_file {self.dynsec_file}",
             "persistence true",
             f"persistence_location {self.data}/",
