@@ -236,7 +236,7 @@ def raw_payloads(draw: st.DrawFn) -> tuple[str, bytes]:
     elif choice == 2:
         payload = draw(hostile_text).encode("utf-8", "surrogatepass")
     else:
-        payload = draw(st.sampled_from(HOSTILE_PAYLOADS))[1]
+        payload = draw(st.sampled_from(_HOSTILE_SAMPLES))[1]
     return topic, payload
 
 
@@ -296,69 +296,121 @@ def _spans(data: bytes, strings: bool) -> list[tuple[int, int]]:
 
 # --- known-nasty payloads ---------------------------------------------------------------------
 
-
-def _valid(body: dict[str, Any], type_: str = "command.say") -> dict[str, Any]:
-    return {"v": 1, "id": str(uuid.uuid4()), "ts": "2026-11-23T10:00:00.000Z", "type": type_,
-            "household": H, "device": D, "body": body}  # fmt: skip
+# Per topic kind: a type that belongs there, a valid body of it, and its free-text field.
+_BASE: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "command": ("command.say", {"text": "hello"}, "text"),
+    "consultation_update": (
+        "consultation.cancelled", {"request_id": str(uuid.UUID(int=9)), "by": "doctor",
+                                   "reason": "sorry"}, "reason"),
+    "alert": ("alert.emergency", {"trigger": "voice", "said": "help"}, "said"),
+    "member_command": ("command.reminder.add", {"reminder_id": "r1", "kind": "medication",
+                                                "text": "pills", "at": "08:00"}, "text"),
+    "consultation": ("consultation.request", {"mode": "video", "reason": "a rash"}, "reason"),
+    "doctor_action": ("doctor.accept", {"request_id": str(uuid.UUID(int=9))}, None),
+}  # fmt: skip
 
 
 def _dumps(data: Any) -> bytes:
     return json.dumps(data).encode()
 
 
-HOSTILE_PAYLOADS: list[tuple[str, bytes]] = [
-    ("empty payload", b""),
-    ("one NUL byte", b"\x00"),
-    ("invalid UTF-8", b"\xff\xfe\xfd"),
-    ("UTF-8 byte order mark before JSON", b"\xef\xbb\xbf" + _dumps(_valid({"text": "hi"}))),
-    ("UTF-16 JSON", json.dumps(_valid({"text": "hi"})).encode("utf-16")),
-    ("JSON null", b"null"),
-    ("JSON array", b"[1, 2, 3]"),
-    ("JSON string", b'"hello"'),
-    ("nested 30,000 deep", b"[" * 30_000 + b"]" * 30_000),  # under 64 KiB
-    ("nested object 10,000 deep", b'{"a":' * 10_000 + b"1" + b"}" * 10_000),
-    ("nested 100,000 deep (200 KB)", b"[" * 100_000 + b"]" * 100_000),
-    ("NaN", _dumps(_valid({"text": "hi"})).replace(b'"v": 1', b'"v": NaN')),
-    ("Infinity in a number field", b'{"v": Infinity}'),
-    ("1e999 as a float",
-     _dumps(_valid({"level": 0.5}, "command.volume")).replace(b"0.5", b"1e999")),
-    ("a 5,000-digit integer", b'{"v": ' + b"9" * 5000 + b"}"),
-    ("v as true", _dumps({**_valid({"text": "hi"}), "v": True})),
-    ("v2 message", _dumps({**_valid({"text": "hi"}), "v": 2})),
-    ("unknown type", _dumps(_valid({}, "command.self_destruct"))),
-    ("type of another topic", _dumps(_valid({"trigger": "voice"}, "alert.emergency"))),
-    ("household wildcard", _dumps({**_valid({"text": "hi"}), "household": "+"})),
-    ("household with a slash", _dumps({**_valid({"text": "hi"}), "household": "h1/x"})),
-    ("device 65 characters", _dumps({**_valid({"text": "hi"}), "device": "d" * 65})),
-    ("id not a UUID", _dumps({**_valid({"text": "hi"}), "id": "1; DROP TABLE alerts"})),
-    ("ts not UTC", _dumps({**_valid({"text": "hi"}), "ts": "2026-11-23T10:00:00+02:00"})),
-    ("ts 30 February", _dumps({**_valid({"text": "hi"}), "ts": "2026-02-30T10:00:00Z"})),
-    ("extra envelope key", _dumps({**_valid({"text": "hi"}), "admin": True})),
-    ("duplicate keys", b'{"v":1,"v":1,' + _dumps(_valid({"text": "hi"}))[1:]),
-    ("body a list", _dumps({**_valid({}), "body": [1]})),
-    ("text 2,001 characters", _dumps(_valid({"text": "x" * 2001}))),
-    ("text of blanks", _dumps(_valid({"text": " \t\n "}))),
-    ("lone surrogate in text", _dumps(_valid({"text": "\ud800 hi"}))),
-    ("NUL in text", _dumps(_valid({"text": "a\x00b"}))),
-    ("right-to-left override in text", _dumps(_valid({"text": "\u202eevil"}))),
-    ("SQL in a reminder id", _dumps(_valid(
-        {"reminder_id": "x'; DROP TABLE reminders;--", "kind": "medication", "text": "a",
-         "at": "08:00"}, "command.reminder.add"))),
-    ("reminder at 25:00", _dumps(_valid(
-        {"reminder_id": "r1", "kind": "medication", "text": "a", "at": "25:00"},
-        "command.reminder.add"))),
-    ("volume -1", _dumps(_valid({"level": -1}, "command.volume"))),
-    ("list of 10,000 items", _dumps(_valid({"days": ["mon"] * 10_000, "reminder_id": "r",
-                                             "kind": "medication", "text": "a", "at": "08:00"},
-                                            "command.reminder.add"))),
-    ("just over 64 KiB", _dumps(_valid({"text": "x" * MAX_PAYLOAD_BYTES}))),
-    ("1 MiB of zeros", b"0" * (1 << 20)),
-    ("http URL for a video room", _dumps(_valid(
-        {"request_id": str(uuid.uuid4()), "mode": "video", "join_url": "http://evil.example"},
-        "consultation.session"))),
-    ("location out of range", _dumps(_valid(
-        {"trigger": "voice", "location": {"lat": 91, "lon": 0}}, "alert.emergency"))),
-]  # fmt: skip
+def hostile_payloads(topic: str) -> list[tuple[str, bytes]]:
+    """Known-nasty payloads for a receiver's `topic` (one of `_BASE`'s kinds): envelopes
+    that fit the topic, so that each case is refused for what it is about, not for being
+    on the wrong topic."""
+    info = topics.parse(topic)
+    assert info is not None and info.kind in _BASE, topic
+    type_, body, text = _BASE[info.kind]
+
+    def message(body: dict[str, Any] = body, type_: str = type_, **envelope: Any) -> dict:
+        data = {"v": 1, "id": str(uuid.uuid4()), "ts": "2026-11-23T10:00:00.000Z",
+                "type": type_, "household": info.household, "device": info.device,
+                "body": body}  # fmt: skip
+        return {**data, **envelope}
+
+    other_type = "command.say" if type_ != "command.say" else "alert.emergency"
+    cases: list[tuple[str, bytes]] = [
+        ("empty payload", b""),
+        ("one NUL byte", b"\x00"),
+        ("invalid UTF-8", b"\xff\xfe\xfd"),
+        ("UTF-8 byte order mark before JSON", b"\xef\xbb\xbf" + _dumps(message())),
+        ("UTF-16 JSON", json.dumps(message()).encode("utf-16")),
+        ("JSON null", b"null"),
+        ("JSON array", b"[1, 2, 3]"),
+        ("JSON string", b'"hello"'),
+        ("nested 30,000 deep", b"[" * 30_000 + b"]" * 30_000),  # under 64 KiB
+        ("nested object 10,000 deep", b'{"a":' * 10_000 + b"1" + b"}" * 10_000),
+        ("nested 100,000 deep (200 KB)", b"[" * 100_000 + b"]" * 100_000),
+        ("NaN as the version", _dumps(message(v=0)).replace(b'"v": 0', b'"v": NaN')),
+        ("Infinity", b'{"v": Infinity}'),
+        ("a 5,000-digit integer", b'{"v": ' + b"9" * 5000 + b"}"),
+        ("1 MiB of zeros", b"0" * (1 << 20)),
+        ("v as true", _dumps(message(v=True))),
+        ("v2 message", _dumps(message(v=2))),
+        ("unknown type", _dumps(message(type_="command.self_destruct"))),
+        ("a type of another topic", _dumps(message(type_=other_type))),
+        ("envelope names another household", _dumps(message(household="h-other"))),
+        ("envelope names another sender", _dumps(message(device="someone-else"))),
+        ("household wildcard", _dumps(message(household="+"))),
+        ("household with a slash", _dumps(message(household=f"{info.household}/x"))),
+        ("device 65 characters", _dumps(message(device="d" * 65))),
+        ("id not a UUID", _dumps(message(id="1; DROP TABLE alerts"))),
+        ("ts not UTC", _dumps(message(ts="2026-11-23T10:00:00+02:00"))),
+        ("ts 30 February", _dumps(message(ts="2026-02-30T10:00:00Z"))),
+        ("extra envelope key", _dumps(message(admin=True))),
+        ("a key twice", b'{"v":1,"v":1,' + _dumps(message())[1:]),
+        ("body a list", _dumps(message(body=[1]))),
+        ("body missing a required field", _dumps(message(body={}))),
+    ]
+    if text is not None:
+        for name, value in [
+            ("text 2,001 characters", "x" * 2001),
+            ("text of blanks", " \t\n "),
+            ("lone surrogate in text", "\ud800 hi"),
+            ("NUL in text", "a\x00b"),
+            ("escape sequence in text", "\x1b[2Jcleared"),
+            ("right-to-left override in text", "\u202eevil"),
+            ("text a number", 42),
+            ("text of 64 KiB", "x" * MAX_PAYLOAD_BYTES),
+        ]:
+            cases.append((name, _dumps(message(body={**body, text: value}))))
+    if type_ == "command.reminder.add" or info.kind == "command":
+        reminder = dict(_BASE["member_command"][1])
+        add = "command.reminder.add"
+        cases += [
+            ("SQL in a reminder id", _dumps(message(
+                type_=add, body={**reminder, "reminder_id": "x'; DROP TABLE reminders;--"}))),
+            ("reminder at 25:00", _dumps(message(type_=add, body={**reminder, "at": "25:00"}))),
+            ("10,000 weekdays", _dumps(message(type_=add, body={**reminder,
+                                                               "days": ["mon"] * 10_000}))),
+            ("weekday 'someday'", _dumps(message(type_=add, body={**reminder,
+                                                                 "days": ["someday"]}))),
+        ]  # fmt: skip
+    if info.kind == "command":
+        cases += [
+            ("volume -1", _dumps(message(type_="command.volume", body={"level": -1}))),
+            ("volume 1e999", _dumps(message(type_="command.volume", body={"level": 0.5}))
+             .replace(b"0.5", b"1e999")),
+        ]  # fmt: skip
+    if info.kind == "consultation_update":
+        session = {"request_id": str(uuid.UUID(int=9)), "mode": "video"}
+        cases += [
+            ("http URL for a video room", _dumps(message(type_="consultation.session",
+                body={**session, "join_url": "http://evil.example/room"}))),
+            ("video session without a room", _dumps(message(type_="consultation.session",
+                body=session))),
+        ]  # fmt: skip
+    if info.kind == "alert":
+        cases += [
+            ("latitude 91", _dumps(message(body={**body, "location": {"lat": 91, "lon": 0}}))),
+            ("trigger 'prank'", _dumps(message(body={**body, "trigger": "prank"}))),
+        ]
+    if info.kind == "doctor_action":
+        cases.append(("request id not a UUID", _dumps(message(body={"request_id": "1 OR 1"}))))
+    return cases
+
+
+_HOSTILE_SAMPLES = hostile_payloads(topics.command(H, D)) + hostile_payloads(topics.alert(H, D))
 
 # --- targets --------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from services.family.config import load_config as load_family_config
 from services.family.households import Household, Member
 from services.family.service import FamilyService
 from services.family.store import Store
-from tests.fuzz import HOSTILE_PAYLOADS, TYPES, cases, mutants
+from tests.fuzz import TYPES, cases, hostile_payloads, mutants
 from tests.secure_broker import Probe, secure_broker
 
 pytestmark = pytest.mark.e2e
@@ -120,10 +120,11 @@ def test_fuzzed_payloads_from_an_authenticated_device_are_all_accounted_for(syst
                 sent[own[topic]] += 1
 
         one()
-        for _, payload in HOSTILE_PAYLOADS:
-            if len(payload) <= MAX_PAYLOAD_BYTES:
-                assert device.publish(topics.alert(A, DA), payload) == "Success"
-                sent["family"] += 1
+        for topic in (topics.alert(A, DA), topics.consultation(A, DA)):
+            for _, payload in hostile_payloads(topic):
+                if len(payload) <= MAX_PAYLOAD_BYTES:
+                    assert device.publish(topic, payload) == "Success"
+                    sent[own[topic]] += 1
     assert wait_until(
         lambda: (
             family.receiver.received - family_before == sent["family"]
