@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Run-time: speech output, audio I/O, the broker. Test-time: flite voices, sox, human recordings.
-APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto python3-venv \
+# Run-time: speech output, audio I/O, the broker (and openssl for its CA). Test-time: flite voices, sox, human recordings.
+APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto openssl python3-venv \
 	flite sox pocketsphinx-testdata
 
 .PHONY: install system-deps run broker test lint bench clean
