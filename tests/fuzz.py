@@ -1,5 +1,6 @@
-"""Hostile input for every receiver: hypothesis strategies, a fixed list of known-nasty
-payloads, and the receivers themselves, each fed through the path its MQTT callback takes.
+"""Hostile input for every receiver: hypothesis strategies, known-nasty payloads built for
+a receiver's own topics (`hostile_payloads`), and the receivers themselves, each fed
+through the path its MQTT callback takes.
 
 Targets (each a `Target`: `deliver(topic, payload)`, then `outcome` counts):
 
