@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Run-time: speech output, audio I/O, the broker, a phone's GPS daemon. Test-time: flite
-# voices, sox, human recordings, a browser for the web console's tests.
-APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto python3-venv gpsd \
+# Run-time: speech output, audio I/O, the broker (and openssl for its CA), a phone's GPS
+# daemon. Test-time: flite voices, sox, human recordings, a browser for the web console.
+APT_PACKAGES := espeak-ng libportaudio2 alsa-utils mosquitto openssl python3-venv gpsd \
 	flite sox pocketsphinx-testdata chromium chromium-driver
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps run broker test lint bench clean
 
 install: system-deps $(VENV)/.installed
 
@@ -29,6 +29,10 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(BIN)/senior-assistant run $(ARGS)
+
+# The project's Mosquitto: TLS with a local CA, an account per party, least-privilege ACL.
+broker: install
+	$(BIN)/care-broker run
 
 lint: install
 	$(BIN)/ruff check .

@@ -70,6 +70,7 @@ from protocol import (
     encode,
     topics,
 )
+from protocol.ratelimit import DEVICE_LIMIT, RateLimit, RateLimiter, kind_of
 from protocol.tcp import no_delay
 
 log = logging.getLogger("assistant.link")
@@ -91,6 +92,7 @@ class Link:
         state_dir: str | Path,
         on_message: Callable[[Message], None] | None = None,
         window: int = DEFAULT_WINDOW,
+        rate_limit: RateLimit | None = DEVICE_LIMIT,
     ) -> None:
         self.settings = settings
         self.household = household
@@ -108,6 +110,7 @@ class Link:
             device=device,
             dedup=self._dedup,
             rejections=self.rejections,
+            limiter=RateLimiter(rate_limit, key=kind_of) if rate_limit is not None else None,
         )
         self.state = "stopped"
         self.session_present: bool | None = None
@@ -221,7 +224,7 @@ class Link:
     def _make_client(self) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"care-device/{self.household}/{self.device}",
+            client_id=topics.device_client_id(self.household, self.device),
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         s = self.settings

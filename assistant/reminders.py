@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
+from protocol.sqlite import open_db
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
@@ -128,13 +129,10 @@ class ReminderStore:
     ) -> None:
         """`tz`: the household's time zone (default: this machine's)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tz = tz or dt.datetime.now().astimezone().tzinfo
         self.policy = policy or ReminderPolicy()
         self._lock = threading.Lock()  # the link's thread adds, the loop's thread reads
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an answered reminder stays answered
+        self._db = open_db(self.path)  # owner-only: what the senior takes is health data
         _migrate(self._db)
         self._db.executescript(_SCHEMA)
 

@@ -58,6 +58,7 @@ class Reason:
     WRONG_DEVICE = "wrong_device"
     WRONG_TOPIC = "wrong_topic"
     DUPLICATE = "duplicate"
+    RATE_LIMITED = "rate_limited"  # the sender is over its limit (protocol.ratelimit)
     # Not the sender's fault, but counted with the rest so nothing fails silently:
     NO_HANDLER = "no_handler"
     HANDLER_ERROR = "handler_error"
@@ -684,7 +685,7 @@ def decode(
     except UnicodeDecodeError:
         raise RejectedMessage(Reason.NOT_UTF8) from None
     try:
-        data = json.loads(text, parse_constant=_no_constants)
+        data = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise RejectedMessage(Reason.NOT_JSON, "nested too deeply") from None
     except ValueError as exc:
@@ -695,6 +696,15 @@ def decode(
 
 def _no_constants(name: str) -> Any:
     raise ValueError("NaN and Infinity are not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object with a key twice is refused: parsers disagree on which value counts, so a
+    service and an app could each act on a different one."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise ValueError("a key appears twice in an object")
+    return data
 
 
 def _check(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from protocol.dedup import DuplicateFilter
 from protocol.messages import Message, Reason, RejectedMessage, decode
+from protocol.ratelimit import RateLimiter
 from protocol.rejections import RejectionCounter
 
 log = logging.getLogger("protocol.receiver")
@@ -32,19 +33,25 @@ class Receiver:
         device: str | None = None,
         dedup: DuplicateFilter | None = None,
         rejections: RejectionCounter | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
-        """`household`/`device`: what this receiver serves (None: any, as a service)."""
+        """`household`/`device`: what this receiver serves (None: any, as a service).
+        `limiter`: a sender over its rate limit is refused before its payload is read."""
         self.handler = handler
         self.household = household
         self.device = device
         self.dedup = dedup if dedup is not None else DuplicateFilter()
         self.rejections = rejections if rejections is not None else RejectionCounter()
+        self.limiter = limiter
         self.received = 0  # payloads offered, valid or not, duplicates included
         self.handled = 0
 
     def receive(self, topic: str, payload: bytes) -> Message | None:
         """The message handed to the handler, or None when it was refused or a duplicate."""
         self.received += 1
+        if self.limiter is not None and not self.limiter.allow(topic):
+            self.rejections.count(Reason.RATE_LIMITED, topic=topic)
+            return None
         try:
             message = decode(payload, self.household, expected_device=self.device, topic=topic)
         except RejectedMessage as exc:

@@ -25,6 +25,12 @@ _TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)")
 _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _PHONE = re.compile(r"\+?[0-9][0-9 ()-]{2,30}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Never in a text: control characters but tab and line breaks, lone surrogates (not
+# encodable: a store or a voice would fail on them later), and the bidirectional overrides
+# and isolates that make a text shown to a family member read other than it is.
+_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
+)
 
 FORMATS = ("ts", "uuid", "id", "clock", "date", "phone", "url")
 
@@ -175,6 +181,8 @@ def _string(value: str, key: str, meta: Any) -> str:
         raise SchemaError(f"{key}: must not be empty")
     if len(value) > (meta.get("max_len") or MAX_TEXT):
         raise SchemaError(f"{key}: too long")
+    if _FORBIDDEN.search(value):
+        raise SchemaError(f"{key}: control or unpaired surrogate characters")
     fmt = meta.get("fmt")
     if fmt == "ts" and not is_utc_timestamp(value):
         raise SchemaError(f"{key}: expected an ISO-8601 UTC timestamp")

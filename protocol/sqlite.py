@@ -13,6 +13,17 @@ import sqlite3
 from pathlib import Path
 
 
+def tighten(path: Path) -> None:
+    """Make an existing store, and its -wal/-shm files, the owner's only (a file made by an
+    older version, or copied in with other permissions)."""
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if each.stat().st_mode & 0o077:
+                os.chmod(each, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def open_db(path: str | Path) -> sqlite3.Connection:
     """A connection in autocommit mode that may be used from several threads, provided the
     caller serialises its use (one lock per connection)."""
@@ -25,6 +36,8 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     # under a writer's feet (its later commits are lost to every other reader).
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    else:
+        tighten(path)  # by path, not through a descriptor: see above
     db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")

@@ -240,6 +240,16 @@ def shared(group: str, topic_filter: str) -> str:
     return f"$share/{group}/{topic_filter}"
 
 
+def device_client_id(household: str, device: str) -> str:
+    """The MQTT client id of a device's link; the broker binds the device's account to it."""
+    return f"care-device/{household}/{device}"
+
+
+def shared_any(topic_filter: str) -> str:
+    """The broker ACL pattern of `topic_filter` shared by any group (`$share/+/...`)."""
+    return f"$share/{ANY}/{topic_filter}"
+
+
 @dataclass(frozen=True)
 class TopicInfo:
     household: str

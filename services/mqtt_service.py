@@ -71,6 +71,7 @@ from protocol import (
     topics,
 )
 from protocol.dedup import DEFAULT_CAPACITY
+from protocol.ratelimit import SERVICE_LIMIT, RateLimit, RateLimiter
 from protocol.schema import canonical_uuid
 from protocol.sqlite import open_db
 from protocol.tcp import no_delay
@@ -197,12 +198,16 @@ class MqttService:
         retry_delay_s: float = 0.2,
         rejection_listener: Callable[[str], None] | None = None,
         plain_filters: Iterable[str] = (),
+        rate_limit: RateLimit | None = SERVICE_LIMIT,
     ) -> None:
         """`filters`: topic filters (`topics.subscription(...)`), subscribed as shared
         subscriptions of `group` (None: plain subscriptions, every worker gets everything).
         `plain_filters`: subscribed plainly even in a group, for retained messages (presence),
         which a broker does not give to shared subscriptions.
         `rejection_listener(reason)` is told of every refusal (e.g. to persist the counts).
+        `rate_limit`: per sender (a device, member or doctor), in this worker; what is over
+        it is counted as `rate_limited`, acknowledged and dropped unanswered (an answer per
+        message would let a flood double itself).
         """
         self.settings = settings
         self.client_id = client_id
@@ -225,7 +230,11 @@ class MqttService:
             )
         self._dead_lock = threading.Lock()
         self.receiver = Receiver(
-            self._run_handler, household=None, dedup=self.dedup, rejections=self.rejections
+            self._run_handler,
+            household=None,
+            dedup=self.dedup,
+            rejections=self.rejections,
+            limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
         )
         self.refused_sent = 0  # `service.refused` answers the broker acknowledged
         self.dead_letters = 0

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.broker import tls
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HOST = "127.0.0.1"
 
@@ -32,25 +34,17 @@ class TlsFiles:
 def make_tls(directory: Path) -> TlsFiles:
     """A throw-away CA and a server certificate for 127.0.0.1, made with openssl."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca, ca_key = directory / "ca.pem", directory / "ca.key"
-    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
-    ext = directory / "san.ext"
-    ext.write_text("subjectAltName = IP:127.0.0.1\n")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
-            "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", str(key), "-out", str(csr))  # fmt: skip
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-            "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
-    return TlsFiles(ca, cert, key)
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    ca_key = directory / "ca.key"
+    tls.make_ca(files.ca, ca_key, name="test CA", days=2)
+    tls.make_server_cert(files.cert, files.key, files.ca, ca_key, ["127.0.0.1"], days=2)
+    return files
 
 
 class Mosquitto:
-    """`users` (name → password) turns anonymous access off; `tls` serves TLS only."""
+    """`users` (name → password) turns anonymous access off; `tls` serves TLS only.
+    `config`: run with that configuration file instead (listening on `port`), e.g. the one
+    `care-broker init` writes."""
 
     def __init__(
         self,
@@ -58,15 +52,17 @@ class Mosquitto:
         *,
         users: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
+        config: Path | None = None,
+        port: int | None = None,
     ) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.host = HOST
-        self.port = free_port()
+        self.port = port or free_port()
         self.users = users
         self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
-        self.config = self._write_config()
+        self.config = config or self._write_config()
 
     def _write_config(self) -> Path:
         lines = [
