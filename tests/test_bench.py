@@ -39,7 +39,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_the_json_has_the_machine_the_options_and_the_figures(quick_run) -> None:
     out, _ = quick_run
     report = json.loads(out.read_text())
-    assert report["options"] == {"seed": 5, "quick": True, "households": 1000}
+    assert report["options"] == {"seed": 5, "quick": True, "households": 1000, "speech_cases": 24}
     assert report["machine"]["cores"] >= 1 and report["machine"]["python"]
     for name in VERSIONS:
         assert report["machine"]["versions"][name], f"no version of {name}"
@@ -112,7 +112,8 @@ def test_every_row_of_the_short_table_names_a_section() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--households", "0"], "--households must be at least 1"),
+        (["--households", "0"], "--households and --speech-cases must be at least 1"),
+        (["--speech-cases", "-1"], "--households and --speech-cases must be at least 1"),
         (["--baseline", "/nonexistent/bench.json"], "cannot read the baseline"),
         (["--only", "nosuch"], "invalid choice"),
     ],
