@@ -52,13 +52,13 @@ SP, VK = "speech.pocketsphinx.", "speech.vosk_ko."
 UC = "understanding.speech_pocketsphinx."
 FW = "family.workers_1."
 TABLE = _rows(
-    "speech recognition (flite commands; vosk: the KOREAN model on Korean espeak-ng speech)",
+    "speech recognition (24 flite commands; end of speech includes the 900 ms end pause)",
     ("pocketsphinx real-time factor", SP + "real_time_factor", "", 2),
     ("  last frame fed -> intent, p50 / p95", f"{SP}last_frame_to_intent_ms_p50 "
      f"{SP}last_frame_to_intent_ms_p95", "ms"),
-    ("  end of speech -> intent (+ end pause), p50 / p95", f"{SP}end_of_speech_to_intent_ms_p50 "
+    ("  end of speech -> intent, p50 / p95", f"{SP}end_of_speech_to_intent_ms_p50 "
      f"{SP}end_of_speech_to_intent_ms_p95", "ms"),
-    ("vosk (Korean model) real-time factor", VK + "real_time_factor", "", 2),
+    ("vosk, KOREAN model & speech, real-time factor", VK + "real_time_factor", "", 2),
     ("  last frame fed -> intent, p50 / p95", f"{VK}last_frame_to_intent_ms_p50 "
      f"{VK}last_frame_to_intent_ms_p95", "ms"),
     "understanding (held-out set; spoken: a seeded sample in flite voices, white noise)",
@@ -70,7 +70,7 @@ TABLE = _rows(
      f"{UC}snr_10db.command_acceptance {UC}snr_5db.command_acceptance", "%"),
     ("spoken: emergency recall clean / 10 / 5 dB", f"{UC}clean.emergency_recall "
      f"{UC}snr_10db.emergency_recall {UC}snr_5db.emergency_recall", "%"),
-    ("spoken: recognizer time p50, clean / 10 / 5 dB", f"{UC}clean.recognizer_ms_p50 "
+    ("spoken: decode time p50, clean / 10 / 5 dB", f"{UC}clean.recognizer_ms_p50 "
      f"{UC}snr_10db.recognizer_ms_p50 {UC}snr_5db.recognizer_ms_p50", "ms"),
     "messaging (local Mosquitto)",
     ("device link burst", "mqtt.burst.messages_per_s", "msg/s"),
@@ -145,7 +145,7 @@ def short_table(figures: dict[str, float], baseline: dict[str, float]) -> list[s
         if not any(p.split(".", 1)[0] in ran for p in row.paths):
             continue
         values = " / ".join(_show(figures.get(p), row) for p in row.paths)
-        line = f"  {row.label:46s} {values} {row.unit}".rstrip()
+        line = f"  {row.label:45s} {values} {row.unit}".rstrip()
         if baseline:
             ratios = [(p, ratio(figures.get(p, math.nan), baseline.get(p))) for p in row.paths]
             shown = " / ".join("-" if r is None else f"x{r:.2f}" for _, r in ratios)

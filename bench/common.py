@@ -45,7 +45,7 @@ class Options:
     seed: int = DEFAULT_SEED
     quick: bool = False
     households: int = 1000
-    speech_cases: int = 24
+    speech_cases: int = 20
 
     def to_json(self) -> dict:
         return asdict(self)

