@@ -87,8 +87,8 @@ TABLE = _rows(
      "speech.assistant_vosk_ko.start_to_listening_s_p50", "s", 2),
     ("start -> first spoken reply, p50", "speech.assistant_pocketsphinx.start_to_first_reply_s_p50"
      " speech.assistant_vosk_ko.start_to_first_reply_s_p50", "s", 2),
-    ("peak resident memory", "speech.assistant_pocketsphinx.first_reply_peak_rss_mb "
-     "speech.assistant_vosk_ko.first_reply_peak_rss_mb", "MB"),
+    ("peak resident memory, listening", "speech.assistant_pocketsphinx.listening_peak_rss_mb "
+     "speech.assistant_vosk_ko.listening_peak_rss_mb", "MB"),
 )  # fmt: skip
 
 _HIGHER_IS_BETTER = re.compile(r"per_s|acceptance|accuracy|recall|intent_right")
@@ -224,15 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a few items a section: checks the harness, no figures")  # fmt: skip
     parser.add_argument("--all", action="store_true", help="print every figure, not the summary")
+    parser.add_argument(
+        "--show", metavar="FILE", help="print the table of a saved run, run nothing"
+    )
     args = parser.parse_args(argv)
     if args.households < 1 or args.speech_cases < 1:
         parser.error("--households and --speech-cases must be at least 1")
     baseline: dict[str, float] = {}
     if args.baseline:
+        baseline = flatten(_load(parser, args.baseline, "the baseline"))
+    if args.show:
+        saved = _load(parser, args.show, "the saved run")
         try:
-            baseline = flatten(json.loads(Path(args.baseline).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            parser.error(f"cannot read the baseline {args.baseline}: {exc}")
+            print_report(saved, {k: v for k, v in saved.items() if k in SECTIONS}, baseline, args)
+        except KeyError as exc:
+            parser.error(f"{args.show} is not a bench result: no {exc}")
+        return 0
 
     options = Options(seed=args.seed, quick=args.quick, households=args.households,
                       speech_cases=args.speech_cases)  # fmt: skip
@@ -255,6 +262,23 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
+    print_report(report, figures, baseline, args)
+    for name, error in errors.items():
+        print(f"section {name} FAILED: {error}")
+    print(f"written: {out}")
+    return 1 if errors else 0
+
+
+def _load(parser: argparse.ArgumentParser, path: str, what: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read {what} {path}: {exc}")
+
+
+def print_report(
+    report: dict, figures: dict, baseline: dict[str, float], args: argparse.Namespace
+) -> None:
     flat = flatten(figures)
     if baseline:
         print("\n".join(comparison(flat, baseline)) + "\n")
@@ -263,10 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("\n".join(short_table(flat, baseline)))
     print("\n".join(describe(report)))
-    for name, error in errors.items():
-        print(f"section {name} FAILED: {error}")
-    print(f"written: {out}")
-    return 1 if errors else 0
 
 
 if __name__ == "__main__":

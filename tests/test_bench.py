@@ -84,6 +84,15 @@ def test_a_baseline_gives_the_ratio_of_every_common_figure(quick_run, tmp_path: 
     assert any(line.startswith("  device link burst") and " x" in line for line in lines)
 
 
+def test_a_saved_run_is_shown_again_without_running(quick_run) -> None:
+    out, stdout = quick_run
+    done = bench("--show", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert " ..." not in done.stderr
+    table = [line for line in stdout.splitlines() if not line.startswith("written:")]
+    assert done.stdout.splitlines() == table
+
+
 def test_worse_means_slower_for_times_and_lower_for_rates() -> None:
     assert direction("speech.pocketsphinx.last_frame_to_intent_ms_p95") == -1
     assert direction("speech.assistant_vosk_ko.start_to_listening_s_p50") == -1
@@ -115,6 +124,7 @@ def test_every_row_of_the_short_table_names_a_section() -> None:
         (["--households", "0"], "--households and --speech-cases must be at least 1"),
         (["--speech-cases", "-1"], "--households and --speech-cases must be at least 1"),
         (["--baseline", "/nonexistent/bench.json"], "cannot read the baseline"),
+        (["--show", "/nonexistent/bench.json"], "cannot read the saved run"),
         (["--only", "nosuch"], "invalid choice"),
     ],
 )
