@@ -41,8 +41,10 @@ lint: install
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# `make bench BASELINE=bench/results/bench-<date>.json` adds the ratio to that earlier run;
+# BENCH_ARGS passes more options (`--only NAME`, `--seed N`, `--households N`, `--all`).
 bench: install
-	$(BIN)/python -m bench $(if $(BASELINE),--baseline $(BASELINE))
+	$(BIN)/python -m bench $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from bench.common import Options
 from protocol import ConsultationRequest, DoctorEnd, create, topics
 from protocol.tcp import no_delay
 from services.doctor_connect import roster
@@ -81,8 +82,8 @@ def departments(rng: random.Random, count: int) -> list[str]:
 # --- the matcher alone ------------------------------------------------------------------------
 
 
-def bench_matcher() -> dict:
-    rng = random.Random(1)
+def bench_matcher(seed: int) -> dict:
+    rng = random.Random(seed + 1)
     matcher = Matcher(consult_s=600)
     hours = WorkingHours.parse(AROUND_THE_CLOCK)
     for doctor_id, department, language in roster_plan():
@@ -135,8 +136,8 @@ def bench_matcher() -> dict:
 # --- the engine with its store --------------------------------------------------------------
 
 
-def bench_engine(directory: Path) -> dict:
-    rng = random.Random(2)
+def bench_engine(directory: Path, seed: int) -> dict:
+    rng = random.Random(seed + 2)
     config = Config()
     config.service.practice = PRACTICE
     config.video.secret = "bench"
@@ -191,11 +192,11 @@ class Doctors(Backend):
             client.subscribe([(filters, SubscribeOptions(qos=1))])
 
 
-def bench_broker(directory: Path, *, tcp_nodelay: bool) -> dict:
+def bench_broker(directory: Path, seed: int, *, tcp_nodelay: bool) -> dict:
     """With `tcp_nodelay`, Mosquitto sends small packets at once (`set_tcp_nodelay true`);
     by default Nagle's algorithm holds a PUBLISH that follows a PUBACK to the same client
     until that client's delayed TCP acknowledgement, some 40 ms."""
-    rng = random.Random(3)
+    rng = random.Random(seed + 3)
     broker = Mosquitto(directory / "broker")
     if tcp_nodelay:
         broker.config.write_text(broker.config.read_text() + "set_tcp_nodelay true\n")
@@ -310,19 +311,23 @@ def _run_broker(rng: random.Random, devices: Backend, doctors: Doctors) -> dict:
     }
 
 
-def run() -> dict:
+def run(options: Options) -> dict:
+    """Every layer; with `options.quick`, the in-memory matcher alone."""
     threading.current_thread().name = "bench-doctor"
+    seed = options.seed
+    if options.quick:
+        return {"matcher": bench_matcher(seed)}
     with tempfile.TemporaryDirectory(prefix="bench-doctor-") as tmp:
         directory = Path(tmp)
         return {
-            "matcher": bench_matcher(),
-            "engine": bench_engine(directory),
-            "broker_default": bench_broker(directory / "default", tcp_nodelay=False),
-            "broker_tcp_nodelay": bench_broker(directory / "nodelay", tcp_nodelay=True),
+            "matcher": bench_matcher(seed),
+            "engine": bench_engine(directory, seed),
+            "broker_default": bench_broker(directory / "default", seed, tcp_nodelay=False),
+            "broker_tcp_nodelay": bench_broker(directory / "nodelay", seed, tcp_nodelay=True),
         }
 
 
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(), indent=2))
+    print(json.dumps(run(Options()), indent=2))

@@ -1,7 +1,7 @@
-"""The family-notification service through a real Mosquitto on this machine, with 1,000
-simulated households (a senior and three members to tell each): alerts per second and the
-latency from a device publishing `alert.emergency` to a member's inbox having the notice,
-with one `family-notify serve` worker and with two side by side.
+"""The family-notification service through a real Mosquitto on this machine, with N
+simulated households (`--households`, 1,000 by default; a senior and three members to tell
+each): alerts per second and the latency from a device publishing `alert.emergency` to a
+member's inbox having the notice, with one `family-notify serve` worker and with two side by side.
 
 Loads, as in bench/mqtt.py: a burst (one emergency from every household at once; the rate
 is alerts handled per second, the latency includes the queue) and steady 20 and 100
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.mqtt import percentile
+from bench.common import Options, percentile
 from protocol import EmergencyAlert, Message, create
 from services.family import households
 from services.family.households import Household, Member
@@ -27,7 +27,6 @@ from tests.backend import Backend
 from tests.broker import Mosquitto
 from tests.family_process import FamilyWorker, apps_standin, device_standin, write_config
 
-HOUSEHOLDS = 1000
 NOTIFIED = 3  # members told of an emergency in each household (plus the senior)
 STEADY = 300
 RATES = (20.0, 100.0)  # alerts a second: an ordinary busy hour, and a heavy one
@@ -54,6 +53,7 @@ def populate(database: Path, count: int) -> None:
 
 
 def alert_from(n: int) -> Message:
+    """An emergency from household n's device."""
     return create(EmergencyAlert(trigger="voice", said="help"), f"house-{n:04d}", f"dev-{n:04d}")
 
 
@@ -97,32 +97,40 @@ def measure(device: Backend, apps: Backend, alerts: list[Message], rate: float |
     }
 
 
-def run_with(workers: int, directory: Path) -> dict:
+def run_with(workers: int, directory: Path, options: Options) -> dict:
+    households = min(options.households, 20) if options.quick else options.households
+    steady = 20 if options.quick else STEADY
     with Mosquitto(directory / "broker") as broker:
         files = write_config(
             directory / "family", broker, step_s=3600, repeat_s=3600, tick_s=0.5, claim_s=60
         )
-        populate(files.database, HOUSEHOLDS)
+        populate(files.database, households)
         running = [FamilyWorker(files, str(i)).start() for i in range(workers)]
         try:
             with device_standin(broker) as device, apps_standin(broker) as apps:
-                rng = random.Random(7)
-                warm_up = [alert_from(rng.randrange(HOUSEHOLDS)) for _ in range(50)]
+                rng = random.Random(options.seed)
+                warm_up = [
+                    alert_from(rng.randrange(households))
+                    for _ in range(10 if options.quick else 50)
+                ]
                 measure(device, apps, warm_up, None)
-                burst = measure(device, apps, [alert_from(n) for n in range(HOUSEHOLDS)], None)
+                burst = measure(device, apps, [alert_from(n) for n in range(households)], None)
                 results = {"burst": burst}
                 for rate in RATES:
-                    steady = [alert_from(rng.randrange(HOUSEHOLDS)) for _ in range(STEADY)]
-                    results[f"steady_{rate:.0f}_per_s"] = measure(device, apps, steady, rate)
+                    alerts = [alert_from(rng.randrange(households)) for _ in range(steady)]
+                    results[f"steady_{rate:.0f}_per_s"] = measure(device, apps, alerts, rate)
                 return results
         finally:
             for worker in running:
                 worker.stop()
 
 
-def run() -> dict:
-    results = {"households": HOUSEHOLDS, "members_told_per_alert": NOTIFIED}
+def run(options: Options) -> dict:
+    results = {
+        "households": min(options.households, 20) if options.quick else options.households,
+        "members_told_per_alert": NOTIFIED,
+    }
     for workers in (1, 2):
         with tempfile.TemporaryDirectory(prefix="bench-family-") as tmp:
-            results[f"workers_{workers}"] = run_with(workers, Path(tmp))
+            results[f"workers_{workers}"] = run_with(workers, Path(tmp), options)
     return results

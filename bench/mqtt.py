@@ -14,10 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from assistant.config import MqttConfig
 from assistant.link import Link
+from bench.common import Options, percentile
 from protocol import FamilyMessage
 from tests.backend import Backend
 from tests.broker import Mosquitto
@@ -25,10 +24,6 @@ from tests.broker import Mosquitto
 HOUSEHOLD, DEVICE = "bench-household", "bench-device"
 BURST = 2000
 STEADY, STEADY_RATE = 250, 50.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def measure(link: Link, backend: Backend, count: int, rate: float | None) -> dict:
@@ -57,7 +52,8 @@ def measure(link: Link, backend: Backend, count: int, rate: float | None) -> dic
     }
 
 
-def run() -> dict:
+def run(options: Options) -> dict:
+    burst, steady = (100, 25) if options.quick else (BURST, STEADY)
     with tempfile.TemporaryDirectory(prefix="bench-mqtt-") as tmp:
         directory = Path(tmp)
         with Mosquitto(directory / "broker") as broker, Backend(broker) as backend:
@@ -67,10 +63,10 @@ def run() -> dict:
             try:
                 if not link.wait_connected(10):
                     raise RuntimeError("the link did not connect")
-                measure(link, backend, 100, None)  # warm-up
+                measure(link, backend, 20 if options.quick else 100, None)  # warm-up
                 results = {
-                    "burst": measure(link, backend, BURST, None),
-                    "steady_50_per_s": measure(link, backend, STEADY, STEADY_RATE),
+                    "burst": measure(link, backend, burst, None),
+                    "steady_50_per_s": measure(link, backend, steady, STEADY_RATE),
                 }
                 if not link.wait_drained(30):
                     raise RuntimeError("the outbox did not drain")
@@ -82,4 +78,4 @@ def run() -> dict:
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(), indent=2))
+    print(json.dumps(run(Options()), indent=2))

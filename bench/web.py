@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.family import HOUSEHOLDS, populate
+from bench.common import Options
+from bench.family import populate
 from bench.mqtt import percentile
 from protocol import EmergencyAlert, HealthReading, ReminderMissed, ReminderTaken, create
 from protocol.schema import utc_timestamp
@@ -31,6 +32,7 @@ from tests.broker import Mosquitto
 from tests.family_process import FamilyWorker, device_standin, write_config
 from tests.family_web import WebClient, set_password
 
+HOUSEHOLDS = Options().households
 HOUSE, DEVICE = "house-0000", "dev-0000"
 PASSWORD = "bench password"
 PAGES = ("/", "/reminders", "/health")
