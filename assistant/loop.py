@@ -20,7 +20,7 @@ from assistant import replies
 from assistant.announcer import Announcer
 from assistant.config import EndpointConfig
 from assistant.dialog import Action, Dialog, DialogReply
-from assistant.endpoint import Endpointer, EndReason, Utterance
+from assistant.endpoint import CompleteRequest, Endpointer, EndReason, Utterance
 from assistant.reminders import ReminderStore
 from assistant.speech.recognizer import Recognizer
 from assistant.speech.wake import WakeWordSpotter
@@ -81,7 +81,11 @@ class Assistant:
         self.voice = voice
         self.recognizer = recognizer
         self.wake = wake
-        self.endpointer = Endpointer(endpoint or EndpointConfig(), frame_ms=frame_ms)
+        # a short pause ends a request that is already whole (assistant/endpoint.py)
+        self._complete = CompleteRequest(recognizer, engine) if recognizer else None
+        self.endpointer = Endpointer(
+            endpoint or EndpointConfig(), frame_ms=frame_ms, complete=self._complete
+        )
         self.frame_samples = 16000 * frame_ms // 1000
         self._gap_frames = max(1, WAKE_GAP_MS // frame_ms)
         self._settle_frames = max(1, WAKE_SETTLE_MS // frame_ms)
@@ -259,11 +263,15 @@ class Assistant:
         assert self.recognizer is not None
         self.endpointer.reset()
         self.recognizer.start()
+        if self._complete is not None:
+            self._complete.start()
 
     def _feed_command(self, frames: list[bytes]) -> Turn | None:
         assert self.recognizer is not None
         for frame in frames:
             self.recognizer.accept(frame)
+            if self._complete is not None:
+                self._complete.accept(frame)
             utterance = self.endpointer.feed(frame)
             if utterance is not None:
                 return self._finish_command(utterance)
@@ -272,7 +280,12 @@ class Assistant:
     def _finish_command(self, utterance: Utterance) -> Turn:
         assert self.recognizer is not None
         started = time.perf_counter()
-        transcript = self.recognizer.finish()
+        early = self._complete.transcript if self._complete is not None else None
+        if early is not None:  # decoded at the pause that ended it
+            self.recognizer.start()
+            transcript = early
+        else:
+            transcript = self.recognizer.finish()
         decode_s = time.perf_counter() - started
         if utterance.reason is EndReason.NO_SPEECH:
             log.info("nothing was said")
