@@ -127,9 +127,9 @@ class Endpointer:
         assert self._started_at is not None
         if self._silent_run >= self._end_frames:
             return self._finish(EndReason.END_OF_SPEECH, index)
-        if self._silent_run == self._quick_frames and self.complete is not None:
-            if self.complete():
-                return self._finish(EndReason.END_OF_SPEECH, index)
+        quick = self._silent_run == self._quick_frames and self.complete is not None
+        if quick and self.complete():  # type: ignore[misc]
+            return self._finish(EndReason.END_OF_SPEECH, index)
         if self._seconds(index + 1 - self._started_at) >= self.config.max_utterance_s:
             return self._finish(EndReason.MAX_LENGTH, index)
         return None

@@ -53,9 +53,8 @@ def run() -> dict:
         flite = [o for o in report.positives if "flite" in o.case.audio.name]
         results[f"snr_{snr:g}dB"] = {
             **report.summary(),
-            "flite_missed": len(report.misses()) - sum(
-                "espeak" in o.case.audio.name for o in report.misses()
-            ),
+            "flite_missed": len(report.misses())
+            - sum("espeak" in o.case.audio.name for o in report.misses()),
             "flite_positives": len(flite),
             "calibrated_threshold": calibrated,
             "calibrated_miss_rate": report.miss_rate(calibrated),

@@ -44,15 +44,15 @@ def spoken_cases(wake_set: WakeSet, voices=VOICES, stretches=STRETCHES) -> list[
     tail = np.zeros(int(RATE * TAIL_S), np.int16)
     for voice in voices:
         for stretch in stretches:
-            say = lambda text: trim(read(wake_set, text, voice, stretch))  # noqa: E731
             for text in WHOLE:
-                words = say(text)
+                words = read(wake_set, text, voice, stretch)
                 samples = np.concatenate([lead, words, tail])
                 end = (len(lead) + len(words)) / RATE
                 cases.append(Spoken(samples, end, None, f"{voice}x{stretch:g}: {text}"))
             for first, second in PAUSED:
                 pause = np.zeros(int(RATE * rng.uniform(1.0, 1.2)), np.int16)
-                a, b = say(first), say(second)
+                a = read(wake_set, first, voice, stretch)
+                b = read(wake_set, second, voice, stretch)
                 samples = np.concatenate([lead, a, pause, b, tail])
                 start_b = (len(lead) + len(a) + len(pause)) / RATE
                 end = start_b + len(b) / RATE
@@ -65,7 +65,8 @@ def spoken_cases(wake_set: WakeSet, voices=VOICES, stretches=STRETCHES) -> list[
 
 
 def read(wake_set: WakeSet, text: str, voice: str, stretch: float) -> np.ndarray:
-    return read_wav(wake_set.maker.flite(text, voice, stretch))
+    """flite's speech without its own pauses around it."""
+    return trim(read_wav(wake_set.maker.flite(text, voice, stretch)))
 
 
 def measure(wake_set: WakeSet, recognizer, engine, config: EndpointConfig | None = None) -> dict:

@@ -127,9 +127,7 @@ class WakeWordSpotter:
         begin = max(self._history_start, candidate.start_sample - int(BEFORE_S * RATE))
         end = candidate.end_sample + int(AFTER_S * RATE)
         offset = (begin - self._history_start) * 2
-        window = np.frombuffer(
-            bytes(self._history[offset : offset + (end - begin) * 2]), np.int16
-        )
+        window = np.frombuffer(bytes(self._history[offset : offset + (end - begin) * 2]), np.int16)
         score = self._verifier.score(window)
         if self.on_candidate is not None:
             self.on_candidate(score, candidate.end_sample)
