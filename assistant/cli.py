@@ -317,6 +317,10 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
 
     if args.wake or args.calibrate is not None:
         return _eval_wake(args, config)
+    from assistant.wake_eval import is_wake_dataset
+
+    if is_wake_dataset(args.dataset):
+        raise UserError(f"{args.dataset} holds wake cases: score them with --wake PHRASE")
     cases = load_cases(args.dataset)
     if args.intents:
         engine = IntentEngine.from_dir(args.intents)

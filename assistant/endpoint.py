@@ -85,6 +85,10 @@ class Endpointer:
     def in_speech(self) -> bool:
         return self._started_at is not None
 
+    def speech_audio(self) -> bytes:
+        """The utterance heard so far, pre-roll included (empty before speech starts)."""
+        return b"".join(self._speech)
+
     def is_speech(self, frame: bytes) -> bool:
         return self._vad.is_speech(frame, self.rate)
 

@@ -272,10 +272,24 @@ class Assistant:
             self.recognizer.accept(frame)
             if self._complete is not None:
                 self._complete.accept(frame)
+            speaking = self.endpointer.in_speech
             utterance = self.endpointer.feed(frame)
             if utterance is not None:
                 return self._finish_command(utterance)
+            if not speaking and self.endpointer.in_speech:
+                self._hear_from_speech_start()
         return None
+
+    def _hear_from_speech_start(self) -> None:
+        """Speech began: the recognizer hears it from the endpointer's pre-roll on, not the
+        silence before it (a long lead of silence, after a prompt answer, misled it)."""
+        assert self.recognizer is not None
+        heard = self.endpointer.speech_audio()
+        self.recognizer.start()
+        self.recognizer.accept(heard)
+        if self._complete is not None:
+            self._complete.start()
+            self._complete.accept(heard)
 
     def _finish_command(self, utterance: Utterance) -> Turn:
         assert self.recognizer is not None

@@ -20,7 +20,7 @@ from typing import Any
 
 from assistant.evaluate import DatasetError
 from assistant.pcm import RATE, read_wav
-from assistant.speech.wake import WakeWordSpotter
+from assistant.speech.wake import SPOT_THRESHOLD, WakeWordSpotter
 
 CHUNK = 480  # 30 ms, as the loop feeds it
 
@@ -81,11 +81,16 @@ def load_wake_cases(path: str | Path) -> list[WakeCase]:
     return cases
 
 
-def hear(cases: list[WakeCase], phrase: str) -> list[WakeOutcome]:
+def hear(
+    cases: list[WakeCase], phrase: str, spot_threshold: float = SPOT_THRESHOLD
+) -> list[WakeOutcome]:
     """Every clip through one spotter that keeps every candidate's score."""
     outcomes: list[WakeOutcome] = []
     spotter = WakeWordSpotter(
-        phrase, threshold=math.inf, on_candidate=lambda score, _: outcomes[-1].scores.append(score)
+        phrase,
+        threshold=math.inf,
+        spot_threshold=spot_threshold,
+        on_candidate=lambda score, _: outcomes[-1].scores.append(score),
     )
     for case in cases:
         samples = read_wav(case.audio)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.config import WakeConfig
 from assistant.speech.recognizer import RecognizerError
 from assistant.speech.sphinx import model_dir, new_decoder, out_of_vocabulary
 from intents.grammar import normalize_phrase
@@ -34,7 +35,6 @@ RATE = 16000
 FRAME_SAMPLES = 160  # pocketsphinx analyses 10 ms frames at 16 kHz
 RESTART_SAMPLES = RATE * 30  # start a fresh search now and then so state stays small
 SPOT_THRESHOLD = 1e-40  # first stage: high recall, the second stage judges
-DEFAULT_THRESHOLD = 0.0  # second stage; calibrated values go to [wake] threshold
 BEFORE_S = 0.3  # the window judged: this much before the spotted start...
 AFTER_S = 0.25  # ...and after its end (the detection waits for it)
 HISTORY_S = 4.0  # audio kept for the second stage
@@ -67,14 +67,15 @@ class WakeWordSpotter:
     def __init__(
         self,
         phrase: str,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         spot_threshold: float = SPOT_THRESHOLD,
         on_candidate: Callable[[float, int], None] | None = None,
     ) -> None:
         self.phrase = normalize_phrase(phrase)
         if not self.phrase:
             raise WakeWordError("the wake phrase is empty")
-        self.threshold = threshold
+        # None: the configuration's default ([wake] threshold, assistant/config.py)
+        self.threshold = WakeConfig().threshold if threshold is None else threshold
         self.on_candidate = on_candidate
         self._decoder = new_decoder(lm=False, kws_threshold=spot_threshold)
         missing = out_of_vocabulary(self._decoder, self.phrase)
