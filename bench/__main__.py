@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from bench import doctor, family, mqtt, speech, understanding
+from bench import doctor, family, mqtt, speech, understanding, wake
 
 # section name -> its run(); `--only` picks some.
 SECTIONS = {
@@ -20,6 +20,7 @@ SECTIONS = {
     "mqtt": mqtt.run,
     "family": family.run,
     "doctor": doctor.run,
+    "wake": wake.run,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"

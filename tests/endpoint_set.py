@@ -69,13 +69,21 @@ def read(wake_set: WakeSet, text: str, voice: str, stretch: float) -> np.ndarray
     return trim(read_wav(wake_set.maker.flite(text, voice, stretch)))
 
 
-def measure(wake_set: WakeSet, recognizer, engine, config: EndpointConfig | None = None) -> dict:
+def measure(
+    wake_set: WakeSet,
+    recognizer,
+    engine,
+    config: EndpointConfig | None = None,
+    voices: tuple[str, ...] = VOICES,
+    stretches: tuple[float, ...] = STRETCHES,
+) -> dict:
     """Delay after the last word for whole requests; requests cut at their inner pause."""
     config = config or EndpointConfig()
+    slow = []
     check = CompleteRequest(recognizer, engine)
     delays: dict[str, list[float]] = {"whole": [], "paused": []}
     cut, late = [], []
-    for case in spoken_cases(wake_set):
+    for case in spoken_cases(wake_set, voices, stretches):
         endpointer = Endpointer(config, complete=check)
         recognizer.start()
         check.start()
@@ -93,10 +101,11 @@ def measure(wake_set: WakeSet, recognizer, engine, config: EndpointConfig | None
         if case.second_part_s is not None and utterance.decided_s < case.speech_end_s:
             cut.append(case.label)
             continue
-        delays["paused" if case.second_part_s else "whole"].append(
-            utterance.decided_s - case.speech_end_s
-        )
-    figures: dict = {"utterances": len(VOICES) * len(STRETCHES) * (len(WHOLE) + len(PAUSED))}
+        delay = utterance.decided_s - case.speech_end_s
+        delays["paused" if case.second_part_s else "whole"].append(delay)
+        if delay > 0.5:
+            slow.append(f"{case.label}: {delay:.2f} s")
+    figures: dict = {"utterances": len(voices) * len(stretches) * (len(WHOLE) + len(PAUSED))}
     for kind, values in delays.items():
         figures[kind] = {
             "ended": len(values),
@@ -105,5 +114,5 @@ def measure(wake_set: WakeSet, recognizer, engine, config: EndpointConfig | None
             "delay_s_max": max(values, default=-1.0),
         }
     figures["cut_at_inner_pause"] = len(cut)
-    figures["cut"], figures["not_ended"] = cut, late
+    figures["cut"], figures["not_ended"], figures["slower_than_0.5_s"] = cut, late, slow
     return figures
