@@ -5,10 +5,11 @@
    phrases as it can and many false ones.
 2. Each candidate is confirmed or rejected on the audio around it (from a little before
    the spotted start to a little after its end), normalised over that window alone: the
-   score of a decode constrained to the phrase against a free phone-loop decode of the
-   same frames, per frame (a log-likelihood ratio; near or above zero when the phrase
-   explains the audio as well as any phone sequence). The threshold on it (`[wake]
-   threshold`) is calibrated from data: `senior-assistant eval --wake PHRASE --calibrate`.
+   acoustic score of a decode constrained to the phrase against a free phone-loop decode
+   of the same frames, per frame of the phrase (a log-likelihood ratio; near zero when the
+   phrase explains the audio as well as any phone sequence). The threshold on it (`[wake]
+   threshold`) is calibrated from data: `senior-assistant eval --wake PHRASE --calibrate`
+   (README, "Wake word": the figures, and why the default favours waking).
 
 Candidates are rare, so the second stage costs little; idle listening is the first stage
 (bench: `python -m bench --only wake`).
