@@ -138,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--snr", type=float, default=10.0, help="noise level in dB (10)")
     evaluate.add_argument("--json", metavar="OUT", help="write every outcome as JSON here")
     evaluate.add_argument("--misses", type=int, default=20, help="misses to list (20)")
+    evaluate.add_argument(
+        "--wake", metavar="PHRASE", help='score wake cases ({"audio": ..., "wake": true})'
+    )
+    evaluate.add_argument(
+        "--calibrate",
+        type=float,
+        nargs="?",
+        const=1.0,
+        metavar="FA_PER_10H",
+        help="with --wake: pick the threshold for this false-alarm rate (1 per 10 h) "
+        "and write it to the config",
+    )
     evaluate.set_defaults(handler=cmd_eval)
     _add_status_command(sub)
     add_reminders_command(sub)
@@ -323,6 +335,12 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     from assistant.pcm import read_wav
     from intents import IntentEngine
 
+    if args.wake or args.calibrate is not None:
+        return _eval_wake(args, config)
+    from assistant.wake_eval import is_wake_dataset
+
+    if is_wake_dataset(args.dataset):
+        raise UserError(f"{args.dataset} holds wake cases: score them with --wake PHRASE")
     cases = load_cases(args.dataset)
     if args.intents:
         engine = IntentEngine.from_dir(args.intents)
@@ -346,6 +364,28 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     )
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
+    print("\n".join(report.lines(args.misses)))
+    return 0
+
+
+def _eval_wake(args: argparse.Namespace, config: Config) -> int:
+    """Prints the scores; the last line is `wake: miss P% at F false alarms per 10 h`."""
+    from assistant.config import default_config_path
+    from assistant.wake_eval import WakeReport, hear, load_wake_cases, write_threshold
+
+    if not args.wake:
+        raise UserError("--calibrate needs --wake PHRASE")
+    cases = load_wake_cases(args.dataset)
+    report = WakeReport(hear(cases, args.wake), args.wake, config.wake.threshold)
+    if args.calibrate is not None:
+        report.threshold = report.calibrate(args.calibrate)
+        target = Path(args.config) if args.config else default_config_path()
+        write_threshold(target, report.threshold)
+        print(f"calibrated: [wake] threshold = {report.threshold:g} written to {target}")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(report.summary(), indent=1), encoding="utf-8")
     print("\n".join(report.lines(args.misses)))
     return 0
 

@@ -33,8 +33,10 @@ class AudioConfig:
 @dataclass
 class WakeConfig:
     phrase: str = "hey helper"
-    # pocketsphinx keyphrase threshold: lower catches more, and wakes by itself more.
-    threshold: float = 1e-20
+    # the second stage's score a spotted phrase needs (assistant/speech/wake.py): lower
+    # catches more, and wakes by itself more. `senior-assistant eval --calibrate` sets it
+    # for a false-alarm rate; this default favours waking (README: wake word figures).
+    threshold: float = -1.7
     push_to_talk: bool = True  # the action button (Enter on a terminal) also wakes
 
 
@@ -42,7 +44,12 @@ class WakeConfig:
 class EndpointConfig:
     vad_aggressiveness: int = 2  # webrtcvad 0 (lenient) .. 3 (strict)
     speech_start_ms: int = 150  # voiced audio needed before an utterance counts as begun
-    end_silence_ms: int = 900  # pause after the last word that ends the utterance
+    # A pause this long after a whole request ("call my daughter") ends it: the answer
+    # comes promptly. What was heard so far is checked with the recognizer and the intents.
+    quick_end_ms: int = 300
+    # A pause this long ends any utterance: long enough for a senior's pause mid-sentence
+    # ("I need ... a doctor", 1.2 s) not to cut it.
+    end_silence_ms: int = 1500
     max_utterance_s: float = 12.0
     no_speech_timeout_s: float = 6.0  # after waking, give up if nothing is said
     pre_roll_ms: int = 300  # audio kept from before the start, so first syllables are not lost
@@ -185,6 +192,8 @@ def _check_ranges(config: Config, source: str) -> None:
         problems.append("endpoint.vad_aggressiveness must be 0..3")
     if config.endpoint.end_silence_ms < config.audio.frame_ms:
         problems.append("endpoint.end_silence_ms must be at least one frame")
+    if not config.audio.frame_ms <= config.endpoint.quick_end_ms <= config.endpoint.end_silence_ms:
+        problems.append("endpoint.quick_end_ms must be one frame .. endpoint.end_silence_ms")
     if config.endpoint.max_utterance_s <= 0 or config.endpoint.no_speech_timeout_s <= 0:
         problems.append("endpoint timeouts must be positive")
     if config.recognizer.engine not in RECOGNIZER_ENGINES:

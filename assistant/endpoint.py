@@ -3,18 +3,32 @@
 webrtcvad labels each 10/20/30 ms frame as speech or not. An utterance starts once most
 frames of a short window are speech, and ends after a run of non-speech frames as long as
 the configured pause, at the maximum length, or, when nothing was said, at a timeout.
+
+Older speakers pause mid-sentence ("I need ... a doctor"), so the pause that always ends an
+utterance (`end_silence_ms`) is long. To answer promptly all the same, a short pause
+(`quick_end_ms`) asks `complete()` whether what was heard so far is already a whole
+request (`CompleteRequest`: the recognizer and the intent engine); if so, it ends there.
 """
 
 from __future__ import annotations
 
 import collections
 import enum
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import webrtcvad
 
 from assistant.config import EndpointConfig
+
+if TYPE_CHECKING:
+    from assistant.speech.recognizer import Recognizer, Transcript
+    from intents import IntentEngine
+
+log = logging.getLogger(__name__)
 
 
 class EndReason(enum.Enum):
@@ -33,16 +47,27 @@ class Utterance:
 
 
 class Endpointer:
-    """Feed fixed-size frames; `feed` returns an Utterance once the end is decided."""
+    """Feed fixed-size frames; `feed` returns an Utterance once the end is decided.
 
-    def __init__(self, config: EndpointConfig, rate: int = 16000, frame_ms: int = 30) -> None:
+    `complete()`, when given, is asked once per pause of `quick_end_ms` whether the
+    utterance is already whole."""
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        rate: int = 16000,
+        frame_ms: int = 30,
+        complete: Callable[[], bool] | None = None,
+    ) -> None:
         self.config = config
+        self.complete = complete
         self.rate = rate
         self.frame_ms = frame_ms
         self.frame_bytes = rate * frame_ms // 1000 * 2
         self._vad = webrtcvad.Vad(config.vad_aggressiveness)
         self._start_window = max(1, config.speech_start_ms // frame_ms)
         self._end_frames = max(1, config.end_silence_ms // frame_ms)
+        self._quick_frames = max(1, config.quick_end_ms // frame_ms)
         self._tail_frames = max(1, 150 // frame_ms)  # keep a little pause for the recognizer
         self.reset()
 
@@ -59,6 +84,10 @@ class Endpointer:
     @property
     def in_speech(self) -> bool:
         return self._started_at is not None
+
+    def speech_audio(self) -> bytes:
+        """The utterance heard so far, pre-roll included (empty before speech starts)."""
+        return b"".join(self._speech)
 
     def is_speech(self, frame: bytes) -> bool:
         return self._vad.is_speech(frame, self.rate)
@@ -102,6 +131,9 @@ class Endpointer:
         assert self._started_at is not None
         if self._silent_run >= self._end_frames:
             return self._finish(EndReason.END_OF_SPEECH, index)
+        quick = self._silent_run == self._quick_frames and self.complete is not None
+        if quick and self.complete():  # type: ignore[misc]
+            return self._finish(EndReason.END_OF_SPEECH, index)
         if self._seconds(index + 1 - self._started_at) >= self.config.max_utterance_s:
             return self._finish(EndReason.MAX_LENGTH, index)
         return None
@@ -130,6 +162,36 @@ class Endpointer:
 
     def _seconds(self, frames: int) -> float:
         return frames * self.frame_ms / 1000.0
+
+
+class CompleteRequest:
+    """Is what was heard so far a whole request? The recognizer decodes it and the intent
+    engine must understand it. Fed the same audio as the recognizer (`accept`); when the
+    answer is yes, `transcript` is what was heard, so it need not be decoded again."""
+
+    def __init__(self, recognizer: Recognizer, engine: IntentEngine) -> None:
+        self.recognizer = recognizer
+        self.engine = engine
+        self._audio = bytearray()
+        self.transcript: Transcript | None = None
+
+    def start(self) -> None:
+        self._audio.clear()
+        self.transcript = None
+
+    def accept(self, pcm: bytes) -> None:
+        self._audio += pcm
+        self.transcript = None  # it no longer covers all the audio
+
+    def __call__(self) -> bool:
+        audio = bytes(self._audio)
+        transcript = self.recognizer.transcribe(audio)
+        self.recognizer.start()  # the utterance goes on: the recognizer hears it all again
+        self.recognizer.accept(audio)
+        whole = bool(transcript.text) and self.engine.recognize(transcript.text) is not None
+        log.debug("pause: a whole request so far? %s", whole)
+        self.transcript = transcript if whole else None
+        return whole
 
 
 def frames_of(samples: np.ndarray, rate: int = 16000, frame_ms: int = 30) -> list[bytes]:

@@ -20,7 +20,7 @@ from assistant import replies
 from assistant.announcer import Announcer
 from assistant.config import EndpointConfig
 from assistant.dialog import Action, Dialog, DialogReply
-from assistant.endpoint import Endpointer, EndReason, Utterance
+from assistant.endpoint import CompleteRequest, Endpointer, EndReason, Utterance
 from assistant.routines import CareRoutines
 from assistant.speech.recognizer import Recognizer
 from assistant.speech.wake import WakeWordSpotter
@@ -85,7 +85,11 @@ class Assistant:
         self.voice = voice
         self.recognizer = recognizer
         self.wake = wake
-        self.endpointer = Endpointer(endpoint or EndpointConfig(), frame_ms=frame_ms)
+        # a short pause ends a request that is already whole (assistant/endpoint.py)
+        self._complete = CompleteRequest(recognizer, engine) if recognizer else None
+        self.endpointer = Endpointer(
+            endpoint or EndpointConfig(), frame_ms=frame_ms, complete=self._complete
+        )
         self.frame_samples = 16000 * frame_ms // 1000
         self._gap_frames = max(1, WAKE_GAP_MS // frame_ms)
         self._settle_frames = max(1, WAKE_SETTLE_MS // frame_ms)
@@ -294,21 +298,44 @@ class Assistant:
         self._show("listening")
         self.endpointer.reset()
         self.recognizer.start()
+        if self._complete is not None:
+            self._complete.start()
 
     def _feed_command(self, frames: list[bytes]) -> Turn | None:
         assert self.recognizer is not None
         for frame in frames:
             self.recognizer.accept(frame)
+            if self._complete is not None:
+                self._complete.accept(frame)
+            speaking = self.endpointer.in_speech
             utterance = self.endpointer.feed(frame)
             if utterance is not None:
                 return self._finish_command(utterance)
+            if not speaking and self.endpointer.in_speech:
+                self._hear_from_speech_start()
         return None
+
+    def _hear_from_speech_start(self) -> None:
+        """Speech began: the recognizer hears it from the endpointer's pre-roll on, not the
+        silence before it (a long lead of silence, after a prompt answer, misled it)."""
+        assert self.recognizer is not None
+        heard = self.endpointer.speech_audio()
+        self.recognizer.start()
+        self.recognizer.accept(heard)
+        if self._complete is not None:
+            self._complete.start()
+            self._complete.accept(heard)
 
     def _finish_command(self, utterance: Utterance) -> Turn:
         assert self.recognizer is not None
         self._show("thinking")
         started = time.perf_counter()
-        transcript = self.recognizer.finish()
+        early = self._complete.transcript if self._complete is not None else None
+        if early is not None:  # decoded at the pause that ended it
+            self.recognizer.start()
+            transcript = early
+        else:
+            transcript = self.recognizer.finish()
         decode_s = time.perf_counter() - started
         if utterance.reason is EndReason.NO_SPEECH:
             log.info("nothing was said")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import doctor, family, mqtt, speech, understanding, web
+from bench import doctor, family, mqtt, speech, understanding, wake, web
 from bench.common import DEFAULT_SEED, Options, machine
 
 # section name -> its run(); a run() may take the Options (seed, quick, households) or
@@ -29,6 +29,7 @@ SECTIONS: dict[str, Callable[..., dict]] = {
     "family": family.run,
     "doctor": doctor.run,
     "web": web.run,
+    "wake": wake.run,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -30,10 +30,23 @@ class SpeechMaker:
         digest = hashlib.sha1(f"{kind}|{voice}|{text}".encode()).hexdigest()[:12]
         return self.directory / f"{kind}-{voice}-{digest}.wav"
 
-    def flite(self, text: str, voice: str = "slt") -> Path:
-        path = self._path("flite", voice, text)
+    def flite(self, text: str, voice: str = "slt", stretch: float = 1.0) -> Path:
+        """`stretch` above 1 speaks slower (flite's duration_stretch)."""
+        tag = voice if stretch == 1.0 else f"{voice}x{stretch:g}"
+        path = self._path("flite", tag, text)
         if not path.exists():
-            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
+            command = ["flite", "-voice", voice, "-t", text, "-o", str(path)]
+            if stretch != 1.0:
+                command += ["--setf", f"duration_stretch={stretch:g}"]
+            subprocess.run(command, check=True)
+        return path
+
+    def espeak_ng(self, text: str, voice: str = "en-us", rate_wpm: int = 150) -> Path:
+        """espeak-ng's command line, for its voice variants (`en-us+f3`, `en+grandpa`)."""
+        path = self._path("espeakng", f"{voice.replace('+', '_')}{rate_wpm}", text)
+        if not path.exists():
+            command = ["espeak-ng", "-v", voice, "-s", str(rate_wpm), "-w", str(path), text]
+            subprocess.run(command, check=True)
         return path
 
     def espeak(self, text: str, rate_wpm: int = 150, voice: str = "") -> Path:

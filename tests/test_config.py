@@ -34,7 +34,8 @@ def test_without_a_file_the_defaults_apply(xdg: Path) -> None:
     config = load_config()
     assert config == Config()
     assert config.wake.phrase == "hey helper"
-    assert config.endpoint.end_silence_ms == 900
+    assert config.endpoint.end_silence_ms == 1500
+    assert config.endpoint.quick_end_ms == 300
     assert config.speech.rate_wpm == 140
 
 
@@ -149,6 +150,8 @@ def test_a_value_where_a_table_belongs_is_an_error(xdg: Path) -> None:
         ('[wake]\nphrase = ""\n', "wake.phrase"),
         ('[wake]\nphrase = "   "\n', "wake.phrase"),
         ("[endpoint]\nend_silence_ms = 10\n", "endpoint.end_silence_ms"),
+        ("[endpoint]\nquick_end_ms = 2000\n", "endpoint.quick_end_ms"),  # above end_silence
+        ("[endpoint]\nquick_end_ms = 0\n", "endpoint.quick_end_ms"),
         ("[endpoint]\nmax_utterance_s = 0\n", "endpoint timeouts"),
         ("[endpoint]\nno_speech_timeout_s = -3\n", "endpoint timeouts"),
     ],

@@ -1,0 +1,201 @@
+"""Scores the wake-word spotter on labelled audio, and calibrates its threshold.
+
+A case a line: `{"audio": "clip.wav", "wake": true}` (the clip holds the wake phrase) or
+`false` (it does not; long recordings of other speech and household noise). Each clip is
+heard as the device hears it, from the start, by one spotter (reset between clips). Every
+first-stage candidate's second-stage score is kept, so any threshold can be judged
+afterwards: a positive is missed when none of its candidates reaches the threshold, and
+each negative candidate that does is a false alarm. `calibrate` picks the lowest threshold
+whose false alarms stay within a target rate; it is written to `[wake] threshold`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.evaluate import DatasetError
+from assistant.pcm import RATE, read_wav
+from assistant.speech.wake import SPOT_THRESHOLD, WakeWordSpotter
+
+CHUNK = 480  # 30 ms, as the loop feeds it
+
+
+@dataclass(frozen=True)
+class WakeCase:
+    audio: Path
+    wake: bool
+    line: int = 0
+
+
+@dataclass
+class WakeOutcome:
+    case: WakeCase
+    seconds: float
+    scores: list[float] = field(default_factory=list)  # of every first-stage candidate
+
+    def best(self) -> float:
+        return max(self.scores, default=-math.inf)
+
+
+def is_wake_dataset(path: str | Path) -> bool:
+    """True when the dataset's first case is a wake case."""
+    try:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                raw = json.loads(line)
+                return isinstance(raw, dict) and "wake" in raw
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # load_cases says what is wrong
+    return False
+
+
+def load_wake_cases(path: str | Path) -> list[WakeCase]:
+    """Read a wake dataset; a bad line stops with its number, before anything is heard."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read dataset {path}: {exc}") from None
+    cases = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number}: {exc}") from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("audio"), str):
+            raise DatasetError(f'{path}:{number}: a wake case needs "audio": a WAV file')
+        if not isinstance(raw.get("wake"), bool):
+            raise DatasetError(f'{path}:{number}: a wake case needs "wake": true or false')
+        cases.append(WakeCase(path.parent / raw["audio"], raw["wake"], number))
+    if not cases:
+        raise DatasetError(f"{path}: no cases")
+    if not any(c.wake for c in cases) or all(c.wake for c in cases):
+        raise DatasetError(f"{path}: needs both positive and negative wake cases")
+    return cases
+
+
+def hear(
+    cases: list[WakeCase], phrase: str, spot_threshold: float = SPOT_THRESHOLD
+) -> list[WakeOutcome]:
+    """Every clip through one spotter that keeps every candidate's score."""
+    outcomes: list[WakeOutcome] = []
+    spotter = WakeWordSpotter(
+        phrase,
+        threshold=math.inf,
+        spot_threshold=spot_threshold,
+        on_candidate=lambda score, _: outcomes[-1].scores.append(score),
+    )
+    for case in cases:
+        samples = read_wav(case.audio)
+        outcomes.append(WakeOutcome(case, len(samples) / RATE))
+        spotter.reset()
+        data = samples.tobytes()
+        for i in range(0, len(data), CHUNK * 2):
+            spotter.feed(data[i : i + CHUNK * 2])
+        spotter.feed(bytes(RATE))  # half a second of silence: a candidate at the end is judged
+    return outcomes
+
+
+@dataclass
+class WakeReport:
+    outcomes: list[WakeOutcome]
+    phrase: str
+    threshold: float
+
+    @property
+    def positives(self) -> list[WakeOutcome]:
+        return [o for o in self.outcomes if o.case.wake]
+
+    @property
+    def negatives(self) -> list[WakeOutcome]:
+        return [o for o in self.outcomes if not o.case.wake]
+
+    def negative_hours(self) -> float:
+        return sum(o.seconds for o in self.negatives) / 3600
+
+    def misses(self, threshold: float | None = None) -> list[WakeOutcome]:
+        limit = self.threshold if threshold is None else threshold
+        return [o for o in self.positives if o.best() < limit]
+
+    def false_alarms(self, threshold: float | None = None) -> int:
+        limit = self.threshold if threshold is None else threshold
+        return sum(score >= limit for o in self.negatives for score in o.scores)
+
+    def false_alarms_per_10h(self, threshold: float | None = None) -> float:
+        hours = self.negative_hours()
+        return self.false_alarms(threshold) * 10 / hours if hours else 0.0
+
+    def miss_rate(self, threshold: float | None = None) -> float:
+        return len(self.misses(threshold)) / len(self.positives)
+
+    def calibrate(self, target_per_10h: float) -> float:
+        """The lowest threshold whose false alarms stay within `target_per_10h`."""
+        allowed = int(target_per_10h * self.negative_hours() / 10 + 1e-9)
+        scores = sorted((s for o in self.negatives for s in o.scores), reverse=True)
+        if len(scores) <= allowed:
+            lowest = min((s for o in self.positives for s in o.scores), default=0.0)
+            return round(min(lowest, 0.0), 3)
+        return math.floor(scores[allowed] * 1000 + 1) / 1000  # just above that score
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "phrase": self.phrase,
+            "threshold": self.threshold,
+            "positives": len(self.positives),
+            "missed": len(self.misses()),
+            "miss_rate": self.miss_rate(),
+            "negative_hours": self.negative_hours(),
+            "false_alarms": self.false_alarms(),
+            "false_alarms_per_10h": self.false_alarms_per_10h(),
+            "candidates_per_hour": sum(len(o.scores) for o in self.negatives)
+            / max(self.negative_hours(), 1e-9),
+        }
+
+    def lines(self, misses: int = 0) -> list[str]:
+        """The printed report; the last line is `wake: miss P% at F false alarms per 10 h`."""
+        s = self.summary()
+        out = [
+            f"wake phrase: {self.phrase!r}  threshold: {self.threshold:g}",
+            f"positives: {s['positives']}  missed: {s['missed']}",
+            f"negative audio: {s['negative_hours']:.2f} h  false alarms: {s['false_alarms']}"
+            f"  (first-stage candidates: {s['candidates_per_hour']:.0f} per hour)",
+        ]
+        for o in self.misses()[:misses]:
+            out.append(f"  miss line {o.case.line}: {o.case.audio.name} (best {o.best():.2f})")
+        out.append(
+            f"wake: miss {s['miss_rate']:.1%} at {s['false_alarms_per_10h']:.1f} "
+            "false alarms per 10 h"
+        )
+        return out
+
+
+_WAKE_TABLE = re.compile(r"^\[wake\]\s*$", re.MULTILINE)
+_TABLE = re.compile(r"^\[", re.MULTILINE)
+_THRESHOLD = re.compile(r"^threshold\s*=.*$", re.MULTILINE)
+
+
+def write_threshold(path: Path, threshold: float) -> None:
+    """Set `[wake] threshold` in the TOML file at `path`, keeping everything else."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    line = f"threshold = {threshold!r}"
+    table = _WAKE_TABLE.search(text)
+    if table is None:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + f"[wake]\n{line}\n"
+    else:
+        following = _TABLE.search(text, table.end())
+        end = following.start() if following else len(text)
+        body = text[table.end() : end]
+        if _THRESHOLD.search(body):
+            body = _THRESHOLD.sub(line, body, count=1)
+        else:
+            body = "\n" + line + body
+        text = text[: table.end()] + body + text[end:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,118 @@
+"""Endpointing as a senior speaks: requests said at once, and requests with a pause of 1.0
+to 1.2 s in the middle (the first part not a request by itself), by flite's four voices
+at two speeds, over a faint noise floor. Where the speech really ends is known (the
+synthesised words are placed in the audio), so the delay after the last word is measured
+against it, not against the detector's own idea of the end."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.config import EndpointConfig
+from assistant.endpoint import CompleteRequest, Endpointer, EndReason, frames_of
+from assistant.pcm import RATE, mix_at_snr, read_wav
+from tests.wake_set import WakeSet, trim
+
+WHOLE = ["I need a doctor", "call my daughter", "what time is it", "help, I fell"]
+PAUSED = [
+    ("I need", "a doctor"),
+    ("call my", "daughter"),
+    ("I want to talk to", "my son"),
+    ("I need a", "video consultation"),
+]
+VOICES = ("slt", "rms", "awb", "kal16")
+STRETCHES = (1.0, 1.35)
+LEAD_S, TAIL_S = 0.6, 2.5
+NOISE_FLOOR_SNR_DB = 30.0
+
+
+@dataclass
+class Spoken:
+    samples: np.ndarray
+    speech_end_s: float  # end of the last word
+    second_part_s: float | None  # where the words after the pause begin
+    label: str
+
+
+def spoken_cases(wake_set: WakeSet, voices=VOICES, stretches=STRETCHES) -> list[Spoken]:
+    rng = random.Random(wake_set.seed)
+    cases = []
+    lead = np.zeros(int(RATE * LEAD_S), np.int16)
+    tail = np.zeros(int(RATE * TAIL_S), np.int16)
+    for voice in voices:
+        for stretch in stretches:
+            for text in WHOLE:
+                words = read(wake_set, text, voice, stretch)
+                samples = np.concatenate([lead, words, tail])
+                end = (len(lead) + len(words)) / RATE
+                cases.append(Spoken(samples, end, None, f"{voice}x{stretch:g}: {text}"))
+            for first, second in PAUSED:
+                pause = np.zeros(int(RATE * rng.uniform(1.0, 1.2)), np.int16)
+                a = read(wake_set, first, voice, stretch)
+                b = read(wake_set, second, voice, stretch)
+                samples = np.concatenate([lead, a, pause, b, tail])
+                start_b = (len(lead) + len(a) + len(pause)) / RATE
+                end = start_b + len(b) / RATE
+                label = f"{voice}x{stretch:g}: {first} ... {second} ({len(pause) / RATE:.2f} s)"
+                cases.append(Spoken(samples, end, start_b, label))
+    noise = wake_set.noise("pink")
+    for case in cases:
+        case.samples = mix_at_snr(case.samples, noise, NOISE_FLOOR_SNR_DB)
+    return cases
+
+
+def read(wake_set: WakeSet, text: str, voice: str, stretch: float) -> np.ndarray:
+    """flite's speech without its own pauses around it."""
+    return trim(read_wav(wake_set.maker.flite(text, voice, stretch)))
+
+
+def measure(
+    wake_set: WakeSet,
+    recognizer,
+    engine,
+    config: EndpointConfig | None = None,
+    voices: tuple[str, ...] = VOICES,
+    stretches: tuple[float, ...] = STRETCHES,
+) -> dict:
+    """Delay after the last word for whole requests; requests cut at their inner pause."""
+    config = config or EndpointConfig()
+    slow = []
+    check = CompleteRequest(recognizer, engine)
+    delays: dict[str, list[float]] = {"whole": [], "paused": []}
+    cut, late = [], []
+    for case in spoken_cases(wake_set, voices, stretches):
+        endpointer = Endpointer(config, complete=check)
+        recognizer.start()
+        check.start()
+        utterance = None
+        for frame in frames_of(case.samples):
+            recognizer.accept(frame)
+            check.accept(frame)
+            utterance = endpointer.feed(frame)
+            if utterance is not None:
+                break
+        recognizer.start()  # drop what it collected
+        if utterance is None or utterance.reason is not EndReason.END_OF_SPEECH:
+            late.append(case.label)
+            continue
+        if case.second_part_s is not None and utterance.decided_s < case.speech_end_s:
+            cut.append(case.label)
+            continue
+        delay = utterance.decided_s - case.speech_end_s
+        delays["paused" if case.second_part_s else "whole"].append(delay)
+        if delay > 0.5:
+            slow.append(f"{case.label}: {delay:.2f} s")
+    figures: dict = {"utterances": len(voices) * len(stretches) * (len(WHOLE) + len(PAUSED))}
+    for kind, values in delays.items():
+        figures[kind] = {
+            "ended": len(values),
+            "delay_s_p50": float(np.percentile(values, 50)) if values else -1.0,
+            "delay_s_p95": float(np.percentile(values, 95)) if values else -1.0,
+            "delay_s_max": max(values, default=-1.0),
+        }
+    figures["cut_at_inner_pause"] = len(cut)
+    figures["cut"], figures["not_ended"], figures["slower_than_0.5_s"] = cut, late, slow
+    return figures

@@ -1,0 +1,211 @@
+"""The wake word: the two-stage spotter on real synthesised speech and generated noise,
+`senior-assistant eval --wake` and its calibration, and figures on a fixed subset of the
+generated set (tests/wake_set.py; the whole set is measured by `python -m bench --only
+wake`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.config import WakeConfig
+from assistant.pcm import RATE, read_wav, write_wav
+from assistant.speech.wake import WakeWordError, WakeWordSpotter
+from assistant.wake_eval import DatasetError, WakeReport, hear, load_wake_cases, write_threshold
+from tests.cli import run_cli
+from tests.speech import FLITE_VOICES
+from tests.wake_set import WakeSet, pad
+
+LAST_LINE = re.compile(r"^wake: miss ([\d.]+)% at ([\d.]+) false alarms per 10 h$")
+
+
+@pytest.fixture(scope="module")
+def wake_set() -> WakeSet:
+    return WakeSet()
+
+
+def spot(spotter: WakeWordSpotter, samples: np.ndarray) -> list[int]:
+    """Where the spotter fired (end samples), feeding 30 ms frames, waking again after each."""
+    spotter.reset()
+    ends, offset = [], 0
+    data = np.concatenate([samples, np.zeros(RATE, np.int16)]).tobytes()
+    for i in range(0, len(data), 960):
+        detection = spotter.feed(data[i : i + 960])
+        if detection is not None:
+            ends.append(offset + detection.end_sample)
+            offset += spotter._samples
+            spotter.reset()
+    return ends
+
+
+def test_a_word_the_dictionary_cannot_spell_is_named() -> None:
+    with pytest.raises(WakeWordError, match="zorblax"):
+        WakeWordSpotter("hey zorblax")
+    with pytest.raises(WakeWordError, match="empty"):
+        WakeWordSpotter("  ")
+
+
+@pytest.mark.parametrize("voice", FLITE_VOICES)
+def test_the_phrase_wakes_in_a_quiet_room_where_it_is_said(wake_set, voice) -> None:
+    from tests.wake_set import Voice
+
+    phrase = wake_set.say("hey helper", Voice("flite", voice))
+    command = wake_set.say("what time is it", Voice("flite", voice))
+    samples = pad(np.concatenate([phrase, np.zeros(RATE // 3, np.int16), command]), 1.0, 1.0)
+    ends = spot(WakeWordSpotter("hey helper", WakeConfig().threshold), samples)
+    assert len(ends) == 1
+    phrase_end = RATE + len(phrase)
+    assert abs(ends[0] - phrase_end) < 0.4 * RATE  # at the phrase, not in the command
+
+
+def test_household_noise_does_not_wake(wake_set) -> None:
+    """A minute of each steady household noise (white, pink, a running tap) and of a TV.
+    (Babble, five talkers at once, does wake it: the bench counts how often.)"""
+    spotter = WakeWordSpotter("hey helper", WakeConfig().threshold)
+    for path in wake_set.noise_only():
+        if "babble" not in path.name:
+            assert spot(spotter, read_wav(path)[: 60 * RATE]) == [], path.name
+
+
+def test_the_second_stage_turns_away_what_the_first_proposes(wake_set) -> None:
+    """Sound-alikes said clearly reach the second stage, which scores them below the
+    phrase itself (by the same voice): the confirmation is what rejects them."""
+    from tests.wake_set import Voice
+
+    scores: dict[str, list[float]] = {}
+    found: list[float] = []
+    spotter = WakeWordSpotter(
+        "hey helper", threshold=np.inf, on_candidate=lambda score, _: found.append(score)
+    )
+    for voice in ("slt", "rms"):
+        for text in ("hey helper", "hey helen", "help her", "healthier", "hey hello"):
+            found.clear()
+            spot(spotter, pad(wake_set.say(text, Voice("flite", voice)), 1.0, 1.0))
+            scores.setdefault(text, []).append(max(found, default=-np.inf))
+    threshold = WakeConfig().threshold
+    assert all(score >= threshold for score in scores["hey helper"]), scores
+    for text in ("hey helen", "help her", "healthier", "hey hello"):
+        for by_voice, phrase in enumerate(scores["hey helper"]):
+            assert scores[text][by_voice] < phrase, (text, scores)
+    for text in ("help her", "healthier"):  # "hey helen" by rms does wake it (-1.1)
+        assert all(score < threshold for score in scores[text]), (text, scores)
+
+
+# --- eval and calibration ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_set(wake_set, tmp_path_factory) -> Path:
+    """Two clean positives and a negative of sentences and noise: a dataset of wake cases."""
+    from tests.wake_set import Voice
+
+    folder = tmp_path_factory.mktemp("wake-eval")
+    for voice in ("slt", "rms"):
+        write_wav(
+            folder / f"{voice}.wav", pad(wake_set.say("hey helper", Voice("flite", voice)), 1, 1)
+        )
+    other = [wake_set.say(t, Voice("flite", "awb")) for t in ("I need a doctor", "help her")]
+    noise = read_wav(wake_set.noise_only()[2])[: 20 * RATE]
+    write_wav(folder / "other.wav", np.concatenate([pad(np.concatenate(other), 1, 1), noise]))
+    dataset = folder / "wake.jsonl"
+    lines = [{"audio": "slt.wav", "wake": True}, {"audio": "rms.wav", "wake": True}]
+    lines.append({"audio": "other.wav", "wake": False})
+    dataset.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return dataset
+
+
+def test_eval_reports_misses_and_false_alarms_last(small_set, tmp_path) -> None:
+    result = run_cli("eval", str(small_set), "--wake", "hey helper", timeout=300)
+    assert result.returncode == 0, result.stderr
+    match = LAST_LINE.match(result.stdout.strip().splitlines()[-1])
+    assert match, result.stdout
+    assert float(match[1]) == 0.0  # both clean positives heard
+    assert "positives: 2" in result.stdout
+
+
+def test_calibrate_writes_the_threshold_and_keeps_the_rest(small_set, tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[wake]\nphrase = "hey helper"\n\n[speech]\nrate_wpm = 120\n')
+    result = run_cli(
+        "--config", str(config), "eval", str(small_set), "--wake", "hey helper", "--calibrate",
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = tomllib.loads(config.read_text())
+    assert written["speech"]["rate_wpm"] == 120 and written["wake"]["phrase"] == "hey helper"
+    threshold = written["wake"]["threshold"]
+    assert f"threshold = {threshold:g}" in result.stdout
+    # at the calibrated threshold the negative (20 s: any false alarm is too many) is silent
+    assert LAST_LINE.match(result.stdout.strip().splitlines()[-1])[2] == "0.0"
+
+
+def test_write_threshold_replaces_or_adds_the_key(tmp_path) -> None:
+    path = tmp_path / "c.toml"
+    write_threshold(path, -1.5)  # no file yet
+    assert tomllib.loads(path.read_text()) == {"wake": {"threshold": -1.5}}
+    path.write_text(
+        '[wake]\nthreshold = -3.0\nphrase = "hey helper"\n[endpoint]\nthreshold_x = 1\n'
+    )
+    write_threshold(path, -0.75)
+    loaded = tomllib.loads(path.read_text())
+    assert loaded["wake"] == {"threshold": -0.75, "phrase": "hey helper"}
+    assert loaded["endpoint"] == {"threshold_x": 1}
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"audio": "a.wav"}', '"wake": true or false'),
+        ('{"audio": "a.wav", "wake": "yes"}', '"wake": true or false'),
+        ('{"wake": true}', '"audio"'),
+        ("[1, 2]", '"audio"'),
+        ("{oops", "wake.jsonl:1"),
+    ],
+)
+def test_a_bad_wake_case_is_named_with_its_line(tmp_path, line, problem) -> None:
+    path = tmp_path / "wake.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(DatasetError, match=re.escape(problem)):
+        load_wake_cases(path)
+
+
+def test_wake_cases_without_wake_or_calibrate_without_phrase_say_so(small_set, tmp_path) -> None:
+    result = run_cli("eval", str(small_set))
+    assert result.returncode == 2 and "--wake PHRASE" in result.stderr
+    config = tmp_path / "c.toml"
+    config.write_text("[speech]\nrate_wpm = 120\n")
+    result = run_cli("--config", str(config), "eval", str(small_set), "--calibrate")
+    assert result.returncode == 2 and "--calibrate needs --wake" in result.stderr
+    assert config.read_text() == "[speech]\nrate_wpm = 120\n"
+    result = run_cli("eval", str(small_set), "--wake", "hey zorblax")
+    assert result.returncode == 2 and "zorblax" in result.stderr
+
+
+# --- the fixed subset -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("snr", [20, 10])
+def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
+    """What the spotter achieves on the subset (every second positive: 12 by flite, 12 by
+    espeak-ng; ~10 min of other speech, one stream holding all the sound-alikes) at the
+    default threshold. A guard against getting worse, not the issue's target (miss <= 5%
+    at <= 1 false alarm per 10 h at 10 dB), which this acoustic model does not reach:
+    README, "Wake word". Measured: 20 dB 2/12 flite missed, 29 false alarms (26 on the
+    sound-alikes); 10 dB 8/12, 9 (7)."""
+    report = WakeReport(
+        hear(load_wake_cases(wake_set.dataset(snr, subset=True)), "hey helper"),
+        "hey helper",
+        WakeConfig().threshold,
+    )
+    flite = [o for o in report.positives if "flite" in o.case.audio.name]
+    assert len(flite) == 12 and len(report.negatives) == 2
+    flite_missed = sum(o.best() < report.threshold for o in flite)
+    assert flite_missed <= {20: 3, 10: 9}[snr], report.lines(30)
+    assert report.false_alarms() <= {20: 35, 10: 12}[snr], report.lines()
+    ordinary = report.negatives[1]  # five minutes of other speech, no sound-alikes
+    assert sum(s >= report.threshold for s in ordinary.scores) <= {20: 4, 10: 3}[snr]
