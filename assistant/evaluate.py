@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,20 +63,29 @@ class Outcome:
         return self.intent_right and self.slot_hits() == len(self.case.slots)
 
 
-def load_cases(path: str | Path) -> list[Case]:
-    """Read a dataset; a bad line stops with its number, before anything is scored."""
-    path = Path(path)
+def dataset_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) of each non-blank line of a JSON Lines dataset."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read dataset {path}: {exc}") from None
-    cases = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            cases.append(_case(json.loads(line), path.parent, number))
-        except (json.JSONDecodeError, DatasetError, TypeError) as exc:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number}: {exc}") from None
+
+
+def load_cases(path: str | Path) -> list[Case]:
+    """Read a dataset; a bad line stops with its number, before anything is scored."""
+    path = Path(path)
+    cases = []
+    for number, raw in dataset_lines(path):
+        try:
+            cases.append(_case(raw, path.parent, number))
+        except (DatasetError, TypeError) as exc:
             raise DatasetError(f"{path}:{number}: {exc}") from None
     if not cases:
         raise DatasetError(f"{path}: no cases")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.evaluate import DatasetError
+from assistant.evaluate import DatasetError, dataset_lines
 from assistant.pcm import RATE, read_wav
 from assistant.speech.wake import SPOT_THRESHOLD, WakeWordSpotter
 
@@ -57,18 +57,8 @@ def is_wake_dataset(path: str | Path) -> bool:
 def load_wake_cases(path: str | Path) -> list[WakeCase]:
     """Read a wake dataset; a bad line stops with its number, before anything is heard."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read dataset {path}: {exc}") from None
     cases = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{number}: {exc}") from None
+    for number, raw in dataset_lines(path):
         if not isinstance(raw, dict) or not isinstance(raw.get("audio"), str):
             raise DatasetError(f'{path}:{number}: a wake case needs "audio": a WAV file')
         if not isinstance(raw.get("wake"), bool):

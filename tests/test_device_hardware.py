@@ -10,6 +10,7 @@ indicator passes through its states in order."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 
@@ -103,25 +104,34 @@ def check_location(alert, kind: str) -> None:
         assert alert.body.location is None
 
 
+@contextlib.contextmanager
+def sos_pressed(kind: str, held_s: float, listen_s: float, broker, tmp_path: Path, speech):
+    """The SOS key held `held_s`, then `listen_s` of quiet through the loop: (the turns,
+    the backend that heard the device, the hardware), the device still running."""
+    engine, synthesizer, recognizer = speech
+    device, hardware = make_device(device_config(broker, tmp_path), kind)
+    with Backend(broker, household=H) as backend, device:
+        assert device.link is not None and device.link.wait_connected(10)
+        assistant = make_assistant(device, engine, synthesizer, tmp_path / "said.wav", [],
+                                   recognizer)  # fmt: skip
+        controls = hardware.controls
+        assert controls is not None
+        hardware.buttons.press(PROFILES[kind].sos_button, held_s=held_s)  # type: ignore[union-attr]
+        frames = frames_of(silence(listen_s))
+        yield (
+            list(assistant.listen(frames, button=controls.wake_pressed, sos=controls.sos_pressed)),
+            backend,
+            hardware,
+        )
+
+
 @pytest.mark.parametrize("kind", ["speaker", "phone"])
 def test_a_long_press_of_the_sos_key_sends_one_alert_and_keeps_listening(
     kind: str, broker: Mosquitto, engine, command_recognizer, synthesizer, tmp_path: Path
 ) -> None:
-    said: list[str] = []
-    device, hardware = make_device(device_config(broker, tmp_path), kind)
-    with Backend(broker, household=H) as backend, device:
-        assert device.link is not None and device.link.wait_connected(10)
-        assistant = make_assistant(
-            device, engine, synthesizer, tmp_path / "said.wav", said, command_recognizer
-        )
-        controls = hardware.controls
-        assert controls is not None
-        sos_key = PROFILES[kind].sos_button
-        hardware.buttons.press(sos_key, held_s=LONG_PRESS_S + 0.5)  # type: ignore[union-attr]
-        frames = frames_of(silence(8.0))
-        turns = list(
-            assistant.listen(frames, button=controls.wake_pressed, sos=controls.sos_pressed)
-        )
+    speech = (engine, synthesizer, command_recognizer)
+    with sos_pressed(kind, LONG_PRESS_S + 0.5, 8.0, broker, tmp_path, speech) as pressed:
+        turns, backend, hardware = pressed
         alert = the_alert(backend)
         assert (alert.body.trigger, alert.body.said) == ("sos_button", None)
         check_location(alert, kind)
@@ -139,20 +149,8 @@ def test_a_long_press_of_the_sos_key_sends_one_alert_and_keeps_listening(
 def test_a_short_press_of_the_sos_key_sends_nothing(
     kind: str, broker: Mosquitto, engine, command_recognizer, synthesizer, tmp_path: Path
 ) -> None:
-    said: list[str] = []
-    device, hardware = make_device(device_config(broker, tmp_path), kind)
-    with Backend(broker, household=H) as backend, device:
-        assert device.link is not None and device.link.wait_connected(10)
-        assistant = make_assistant(
-            device, engine, synthesizer, tmp_path / "said.wav", said, command_recognizer
-        )
-        controls = hardware.controls
-        assert controls is not None
-        hardware.buttons.press(PROFILES[kind].sos_button, held_s=0.2)  # type: ignore[union-attr]
-        frames = frames_of(silence(3.0))
-        turns = list(
-            assistant.listen(frames, button=controls.wake_pressed, sos=controls.sos_pressed)
-        )
+    speech = (engine, synthesizer, command_recognizer)
+    with sos_pressed(kind, 0.2, 3.0, broker, tmp_path, speech) as (turns, backend, _):
         assert all(not t.actions for t in turns)
         assert not backend.wait_until(lambda: backend.ids("alert."), timeout=1.5)
 

@@ -54,7 +54,7 @@ def test_senders_are_keyed_by_household_party_and_endpoint() -> None:
 def test_memory_stays_bounded_whatever_the_topics() -> None:
     limiter = RateLimiter(RateLimit(1.0, 1), max_senders=100, clock=Clock())
     for n in range(10_000):
-        limiter.allow(topics.alert(f"h{n}", "d"))
+        limiter.allow(topics.event(f"h{n}", "d"))
     assert len(limiter) == 100
 
 
