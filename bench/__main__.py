@@ -54,7 +54,7 @@ SP, VK = "speech.pocketsphinx.", "speech.vosk_ko."
 UC = "understanding.speech_pocketsphinx."
 FW = "family.workers_1."
 TABLE = _rows(
-    "speech recognition (24 flite commands; end of speech includes the 900 ms end pause)",
+    "speech recognition (24 flite commands; end of speech includes the full end pause)",
     ("pocketsphinx real-time factor", SP + "real_time_factor", "", 2),
     ("  last frame fed -> intent, p50 / p95", f"{SP}last_frame_to_intent_ms_p50 "
      f"{SP}last_frame_to_intent_ms_p95", "ms"),
