@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulated households in the family section")  # fmt: skip
     parser.add_argument("--speech-cases", type=int, default=Options.speech_cases,
                         help="held-out cases spoken in the understanding section")  # fmt: skip
+    parser.add_argument("--wake-full", action="store_true",
+                        help="the wake section on the whole generated set (long)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="a few items a section: checks the harness, no figures")  # fmt: skip
     parser.add_argument("--all", action="store_true", help="print every figure, not the summary")
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     options = Options(seed=args.seed, quick=args.quick, households=args.households,
-                      speech_cases=args.speech_cases)  # fmt: skip
+                      speech_cases=args.speech_cases, wake_full=args.wake_full)  # fmt: skip
     now = dt.datetime.now(dt.UTC)
     report: dict = {
         "date": now.isoformat(timespec="seconds"),

@@ -40,12 +40,15 @@ class Options:
     """How a section runs. `seed` drives every random choice and every noise signal;
     `quick` shrinks each section to a few items (for the harness test, not for figures);
     `households` is the family section's load, `speech_cases` the size of the spoken sample
-    of the understanding section (each case is decoded clean, at 10 dB and at 5 dB)."""
+    of the understanding section (each case is decoded clean, at 10 dB and at 5 dB);
+    `wake_full`: the wake section on the whole generated set (1.67 h of negatives per SNR,
+    a long run) instead of the fixed subset the tests use."""
 
     seed: int = DEFAULT_SEED
     quick: bool = False
     households: int = 1000
     speech_cases: int = 20
+    wake_full: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
