@@ -21,7 +21,7 @@ from typing import Any
 
 from assistant.dialog import Action
 from assistant.reminders import ReminderStore
-from assistant.schedule import DAILY, Schedule
+from assistant.schedule import DAILY, Schedule, ScheduleError
 from protocol import (
     AppointmentRequest,
     ConsultationRequest,
@@ -171,6 +171,9 @@ class ActionHandler:
             now = self.clock()
             slots = action.slots
             schedule = Schedule.from_repeat(slots.get("repeat", DAILY), slots["time"], now.date())
-            self.reminders.add_medication(slots["medication"], schedule, now)
+            try:
+                self.reminders.add_medication(slots["medication"], schedule, now)
+            except ScheduleError as exc:  # the time passed while the senior confirmed it
+                log.warning("reminder not stored: %s", exc)
         elif action.kind == "cancel_reminder":
             self.reminders.remove_medication(action.slots["medication"])

@@ -149,6 +149,12 @@ class Announcer:
         return self.sent_type(message_id)
 
     def _reminder_command(self, body: ReminderAdd | ReminderChange | ReminderRemove) -> str:
+        try:
+            return self._apply_reminder_command(body)
+        except ScheduleError as exc:  # e.g. no weekdays at all: the caregiver hears why
+            raise CommandFailed(str(exc)) from None
+
+    def _apply_reminder_command(self, body: ReminderAdd | ReminderChange | ReminderRemove) -> str:
         if self.reminders is None:
             raise CommandFailed("this device keeps no reminders")
         if isinstance(body, ReminderRemove):
@@ -186,7 +192,4 @@ class Announcer:
 
     def _store(self, reminder: Reminder) -> None:
         assert self.reminders is not None
-        try:
-            self.reminders.put(reminder, self.clock())
-        except ScheduleError as exc:  # the caregiver hears why, nothing is stored
-            raise CommandFailed(str(exc)) from None
+        self.reminders.put(reminder, self.clock())

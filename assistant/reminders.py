@@ -149,7 +149,11 @@ class ReminderStore:
             raise ScheduleError(f"unknown reminder kind {reminder.kind!r}")
         if not reminder.text.strip():
             raise ScheduleError("a reminder needs a text")
-        since = utc(now or dt.datetime.now(dt.UTC))
+        now = now or dt.datetime.now(dt.UTC)
+        schedule = reminder.schedule
+        if schedule.date is not None and self.next_time_of(schedule, now) is None:
+            raise ScheduleError(f"{schedule.date} at {schedule.at} has already passed")
+        since = utc(now)
         stored = Reminder(**{**reminder.__dict__, "since": since})
         with self._lock:
             self._db.execute(

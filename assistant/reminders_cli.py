@@ -65,8 +65,6 @@ def _add(store: ReminderStore, args: argparse.Namespace, now: dt.datetime) -> Re
         schedule = schedule_of(at, days, args.every_hours, args.date)
     except ScheduleError as exc:
         raise ReminderCommandError(str(exc)) from None
-    if store.next_time_of(schedule, now) is None:
-        raise ReminderCommandError(f"{args.date} at {at} has already passed")
     medication = name if args.kind == "medication" else None
     text = f"take your {name}" if medication else name
     reminder = Reminder(

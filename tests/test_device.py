@@ -331,3 +331,25 @@ def test_a_reminder_fires_offline_and_its_miss_reaches_the_family_later(
         assert isinstance(missed, ReminderMissed) and missed.reminder_id == "bp"
         assert missed.due == utc_timestamp(dt.datetime(2026, 11, 23, 8, 0).astimezone())
         assert len(backend.ids("alert.missed_medication")) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"days": []}, {"date": "2020-01-01"}],
+)
+def test_a_reminder_command_that_cannot_be_kept_is_refused_not_crashed(
+    tmp_path: Path, fields: dict
+) -> None:
+    """Found by fuzzing: a schedule the protocol lets through but no clock can keep."""
+    from protocol.schema import from_dict
+
+    config = Config()
+    config.paths.state_dir = str(tmp_path)
+    answers: list[tuple[bool, str | None]] = []
+    with Device(config, link=False) as dev:
+        dev.announcer.on_done = lambda _m, ok, why: answers.append((ok, why))
+        body = {"reminder_id": "r1", "kind": "other", "text": "walk", "at": "08:00", **fields}
+        add = from_dict(ReminderAdd, body)  # the schema lets both through
+        dev.announcer.handle(create(add, H, D))
+        assert answers and answers[0][0] is False and answers[0][1]
+        assert dev.reminders.get("r1") is None
