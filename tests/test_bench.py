@@ -39,7 +39,9 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_the_json_has_the_machine_the_options_and_the_figures(quick_run) -> None:
     out, _ = quick_run
     report = json.loads(out.read_text())
-    assert report["options"] == {"seed": 5, "quick": True, "households": 1000, "speech_cases": 20}
+    assert report["options"] == {
+        "seed": 5, "quick": True, "households": 1000, "speech_cases": 20, "wake_full": False,
+    }  # fmt: skip
     assert report["machine"]["cores"] >= 1 and report["machine"]["python"]
     for name in VERSIONS:
         assert report["machine"]["versions"][name], f"no version of {name}"
