@@ -236,6 +236,8 @@ def test_location_is_not_sent_without_the_seniors_consent(
     said: list[str] = []
     device, _hardware = make_device(config, "phone")
     with Backend(broker, household=H) as backend, device:
+        # connected first: an alert raised before would rightly add "could not reach yet"
+        assert device.link is not None and device.link.wait_connected(10)
         assistant = make_assistant(device, engine, synthesizer, tmp_path / "said.wav", said)
         assistant.respond("help I fell")
         assert the_alert(backend).body.location is None
