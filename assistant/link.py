@@ -16,7 +16,9 @@ How the rest of the device uses it::
 now or whenever the broker is reachable again, after a reboot if need be. It never blocks
 on the network and works before `start()` and while the broker is away. The message is
 deleted from the outbox only when the broker acknowledged it (PUBACK); alerts leave before
-anything else that is waiting.
+anything else that is waiting. What is not an alert leaves at a pace the services accept
+(`protocol.ratelimit.DEVICE_PACE`), so a long backlog arrives whole instead of being
+dropped by their rate limits.
 
 Incoming messages (commands, acknowledgements of alerts, consultation updates) are
 validated (`protocol.Receiver`), duplicates dropped by id (the ids handled are kept in the
@@ -70,7 +72,7 @@ from protocol import (
     encode,
     topics,
 )
-from protocol.ratelimit import DEVICE_LIMIT, RateLimit, RateLimiter, kind_of
+from protocol.ratelimit import DEVICE_LIMIT, DEVICE_PACE, RateLimit, RateLimiter, kind_of
 from protocol.tcp import no_delay
 
 log = logging.getLogger("assistant.link")
@@ -93,7 +95,11 @@ class Link:
         on_message: Callable[[Message], None] | None = None,
         window: int = DEFAULT_WINDOW,
         rate_limit: RateLimit | None = DEVICE_LIMIT,
+        pace: RateLimit | None = DEVICE_PACE,
     ) -> None:
+        """`rate_limit`: what the device accepts from each service (per topic kind).
+        `pace`: how fast it sends what is not an alert, so that a backlog stays within the
+        services' own limits instead of being dropped there (None: as fast as it can)."""
         self.settings = settings
         self.household = household
         self.device = device
@@ -112,6 +118,7 @@ class Link:
             rejections=self.rejections,
             limiter=RateLimiter(rate_limit, key=kind_of) if rate_limit is not None else None,
         )
+        self._pacer = RateLimiter(pace) if pace is not None else None
         self.state = "stopped"
         self.session_present: bool | None = None
         self._connected = threading.Event()  # CONNACK: sending may go on
@@ -366,6 +373,8 @@ class Link:
             held = {seq for seq in self._inflight.values() if seq is not None}
             held.update(self._acked)
         for row in self.outbox.pending(self.window - with_paho, exclude=held):
+            if self._pacer is not None and not self._pacer.allow(row.topic):
+                return  # alerts come first and are never paced: the rest waits its turn
             info = self._client.publish(row.topic, row.payload, qos=_QOS)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 log.warning("paho did not take message %d: %s", row.seq, info.rc)

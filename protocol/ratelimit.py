@@ -41,6 +41,22 @@ SERVICE_LIMIT = RateLimit(rate_per_s=2.0, burst=600)
 DEVICE_LIMIT = RateLimit(rate_per_s=5.0, burst=200)
 
 
+def pace_within(limit: RateLimit, share: float = 0.8) -> RateLimit:
+    """The pace a sender keeps so that a receiver's `limit` never drops its messages: the
+    same token bucket with `share` of its burst and rate. The margin is for what the
+    sender cannot know: a receiver that remembers an earlier burst across the sender's
+    restart, and clocks that disagree a little."""
+    if not 0 < share <= 1:
+        raise ValueError("a pace is a share of the limit, between 0 and 1")
+    return RateLimit(rate_per_s=limit.rate_per_s * share, burst=max(1, int(limit.burst * share)))
+
+
+# How fast a device's outbox drains a backlog (a week offline): within what the services
+# accept, so nothing it stored is dropped as `rate_limited` on arrival. Alerts are exempt
+# on both sides and leave first.
+DEVICE_PACE = pace_within(SERVICE_LIMIT)
+
+
 def sender_of(topic: str) -> Hashable:
     """The sender a topic stands for: (household, party, endpoint)."""
     info = topics.parse(topic)

@@ -20,6 +20,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from protocol import Message, Reason, Receiver, Say, create, encode, topics
+from protocol.ratelimit import RateLimiter
 from tests.broker import Mosquitto
 
 
@@ -31,13 +32,14 @@ class Backend:
         household: str | None = None,
         kinds: Iterable[str] = topics.DEVICE_OUTBOUND,
         client_id: str = "test-backend",
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.household = household
         self.kinds = tuple(kinds)
         self.handled: list[Message] = []
         self.arrivals: dict[str, float] = {}  # message id -> perf_counter at first handling
         self.raw: list[tuple[str, bytes]] = []  # every delivery, duplicates included
-        self.receiver = Receiver(self._handle, household=household)
+        self.receiver = Receiver(self._handle, household=household, limiter=limiter)
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
         self._client = mqtt.Client(

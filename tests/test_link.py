@@ -22,6 +22,13 @@ from protocol import (
     create,
     topics,
 )
+from protocol.ratelimit import (
+    DEVICE_PACE,
+    SERVICE_LIMIT,
+    RateLimit,
+    RateLimiter,
+    pace_within,
+)
 from tests.backend import Backend, bad_inputs
 from tests.broker import Mosquitto, make_tls
 
@@ -145,6 +152,54 @@ def test_alerts_overtake_messages_waiting_in_the_outbox(
         assert received == expected
     finally:
         device.close()
+
+
+def backlog_after_an_outage(broker: Mosquitto, state_dir: Path, pace, limit) -> Backend:
+    """31 messages stored while offline (an alert last), then sent to a service that keeps
+    `limit` per sender; returns the service's view once the link is connected."""
+    device = Link(settings(broker), household=H, device=D, state_dir=state_dir, pace=pace)
+    for i in range(30):
+        device.publish(family(f"message {i}"))
+    device.publish(EmergencyAlert(trigger="voice"))
+    service = Backend(
+        broker, household=H, client_id=f"service-{state_dir.name}", limiter=RateLimiter(limit)
+    ).start()
+    device.start()
+    service.device = device  # type: ignore[attr-defined]  # closed by the caller
+    return service
+
+
+def test_a_backlog_arrives_whole_within_the_services_rate_limit(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """A device back from days offline: everything it stored reaches the service, none of
+    it dropped as over the limit, and the alert leads. Without pacing, the same backlog
+    loses messages to the same limit (the control below)."""
+    limit = RateLimit(rate_per_s=4.0, burst=10)
+    service = backlog_after_an_outage(broker, tmp_path / "paced", pace_within(limit), limit)
+    try:
+        assert service.wait_until(lambda: len(service.ids("family")) == 30, 30)
+        assert service.receiver.rejections[Reason.RATE_LIMITED] == 0
+        sent = [m.type for m in service.handled if m.type != DeviceStatus.TYPE]
+        assert sent[0] == EmergencyAlert.TYPE
+    finally:
+        service.device.close()
+        service.stop()
+
+    control = backlog_after_an_outage(broker, tmp_path / "unpaced", None, limit)
+    try:
+        assert control.wait_until(lambda: control.receiver.rejections[Reason.RATE_LIMITED], 10)
+        assert control.ids("alert")  # alerts are exempt either way
+    finally:
+        control.device.close()
+        control.stop()
+
+
+def test_a_device_paces_within_what_the_services_accept() -> None:
+    assert DEVICE_PACE.burst < SERVICE_LIMIT.burst
+    assert DEVICE_PACE.rate_per_s < SERVICE_LIMIT.rate_per_s
+    with pytest.raises(ValueError):
+        pace_within(SERVICE_LIMIT, share=1.5)
 
 
 def test_presence_is_retained_online_and_then_offline_after_a_shutdown(
