@@ -75,6 +75,19 @@ class _Pending:
 
 
 ANSWERS_TAKEN = ("confirm_medication_taken", "yes")
+# What a garbled answer to a yes/no question may still be read by: a "no" that leads it.
+# The recognizer often hears the "no" and not what follows ("no thank you" by flite's rms
+# as "no sam que", "no I haven't" as "no i hate meant"; 7 of 80 short answers by four
+# voices). Only "no", and only where a wrong "no" costs nothing lasting: the question is
+# asked again or nothing is done; never to the emergency check, where "no" stands down.
+LEADING_NO = frozenset({"no", "nope", "nah"})
+READS_LEADING_NO = ("confirm", "reminder")
+
+
+def leading_no(text: str) -> bool:
+    """Does the sentence begin with a plain no ("no, ...", "nope ...")?"""
+    words = text.lower().replace(",", " ").replace(".", " ").split()
+    return bool(words) and words[0] in LEADING_NO
 
 
 class Dialog:
@@ -137,6 +150,8 @@ class Dialog:
             return DialogReply(replies.CANCELLED if had else "All right.")
         pending = self.pending
         if pending is not None:
+            if intent is None and pending.kind in READS_LEADING_NO and leading_no(text):
+                intent = "no"
             if pending.kind == "emergency_check":
                 return self._emergency_answer(pending, intent)
             if pending.kind == "reminder":

@@ -138,3 +138,29 @@ def test_answers_without_questions(dialog) -> None:
 )
 def test_times_are_said_the_way_people_say_them(hhmm, spoken) -> None:
     assert replies.spoken_clock(hhmm) == spoken
+
+
+@pytest.mark.parametrize("heard", ["no sam que", "no i hate meant", "nope you're at"])
+def test_a_garbled_answer_that_begins_with_no_is_a_no(dialog, heard) -> None:
+    """What the recognizer made of "no thank you" and "no I haven't" (flite voices)."""
+    dialog.hear("call my daughter")
+    answer = dialog.hear(heard)
+    assert answer.actions == [] and answer.text == "All right, I will not."
+    assert dialog.pending is None
+
+
+def test_a_garbled_yes_is_asked_again_not_taken_as_yes(dialog) -> None:
+    dialog.hear("call my daughter")
+    again = dialog.hear("yes sam que")
+    assert again.actions == [] and again.expects_answer
+    assert dialog.hear("yes").actions == [Action("call_family", {"contact": "daughter"})]
+
+
+def test_a_garbled_no_never_stands_an_emergency_down(dialog) -> None:
+    dialog.hear("help")
+    assert dialog.hear("no life event").actions == [Action("emergency", {"kind": "help"})]
+
+
+def test_a_garbled_no_to_a_reminder_is_not_yet(dialog) -> None:
+    dialog.expect("reminder", on_silence="I will ask again.")
+    assert dialog.hear("no i have a vent").text == replies.REMINDER_NOT_YET
