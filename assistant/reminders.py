@@ -143,17 +143,30 @@ class ReminderStore:
     # --- setting up -------------------------------------------------------------------
 
     def put(self, reminder: Reminder, now: dt.datetime | None = None) -> Reminder:
-        """Add, or replace the reminder with the same id; times before `now` (the moment
-        it is set or changed) are not due."""
+        """Add, or replace the reminder with the same id.
+
+        A new reminder is first due after `now`: no "missed" for a time already past.
+        A change keeps what was due: a new dose or text leaves a dose that is due (or
+        overdue while the device was off) due; a new time that has passed today, with
+        today's dose not yet asked about, is said now (up to `catch_up` late). A day whose
+        dose was already asked about is not asked about again at the new time (`tick`):
+        a second reminder could mean a second dose."""
         if reminder.kind not in KINDS:
             raise ScheduleError(f"unknown reminder kind {reminder.kind!r}")
         if not reminder.text.strip():
             raise ScheduleError("a reminder needs a text")
         now = now or dt.datetime.now(dt.UTC)
         schedule = reminder.schedule
-        if schedule.date is not None and self.next_time_of(schedule, now) is None:
+        current = self.get(reminder.id)
+        moved = current is None or current.schedule != schedule
+        if moved and schedule.date is not None and self.next_time_of(schedule, now) is None:
             raise ScheduleError(f"{schedule.date} at {schedule.at} has already passed")
-        since = utc(now)
+        if current is None:
+            since = utc(now)
+        elif moved:
+            since = max(current.since, utc(aware(now) - self.policy.catch_up))
+        else:
+            since = current.since
         stored = Reminder(**{**reminder.__dict__, "since": since})
         with self._lock:
             self._db.execute(
@@ -250,6 +263,8 @@ class ReminderStore:
         start = max(from_utc(reminder.since), now - LOOKBACK)
         found = []
         for occurrence in reminder.schedule.between(start, now, self.tz):
+            if self._covered(reminder, occurrence):
+                continue
             late_by = now - occurrence.at
             if late_by <= policy.catch_up:
                 state = "open" if reminder.answered else "done"
@@ -292,6 +307,30 @@ class ReminderStore:
             if cursor.rowcount:
                 found.append(due)
         return found
+
+    def _covered(self, reminder: Reminder, occurrence: Occurrence) -> bool:
+        """Was this dose already asked about at another time, before the schedule was
+        changed? Once a day (daily, weekdays, a one-off): another time the same local day.
+        Every N hours: another time less than N hours before."""
+        every = reminder.schedule.every_hours
+        if every:
+            row = self._db.execute(
+                "SELECT 1 FROM occurrences WHERE reminder_id = ? AND key != ?"
+                " AND due > ? AND due <= ? LIMIT 1",
+                (
+                    reminder.id,
+                    occurrence.key,
+                    utc(occurrence.at - dt.timedelta(hours=every)),
+                    utc(occurrence.at),
+                ),
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT 1 FROM occurrences WHERE reminder_id = ? AND key != ?"
+                " AND substr(key, 1, 10) = ? LIMIT 1",
+                (reminder.id, occurrence.key, occurrence.key[:10]),
+            ).fetchone()
+        return row is not None
 
     def _repeats(self, now: dt.datetime) -> list[Due]:
         policy = self.policy
@@ -378,7 +417,8 @@ class ReminderStore:
         with self._lock:
             cursor = self._db.execute(
                 "UPDATE occurrences SET state = 'open', next_at = ?, snoozes = snoozes + 1,"
-                " asked = 0 WHERE reminder_id = ? AND key = ? AND snoozes < ?",
+                " asked = 0 WHERE reminder_id = ? AND key = ? AND snoozes < ?"
+                " AND state = 'open'",  # a miss already reported stays one miss
                 (
                     utc(now + dt.timedelta(minutes=minutes)),
                     due.reminder.id,

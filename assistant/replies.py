@@ -337,6 +337,10 @@ REMINDER_NOT_YET = "Please take it when you can. I will ask you again in a few m
 REMINDER_ASK_AGAIN = "Have you taken it? Please say yes, or: remind me later."
 CHECK_IN_ASK_AGAIN = "Sorry. How are you feeling today? Good, or not so well?"
 SNOOZE_REFUSED = "I cannot put it off any longer. Please take it now if you can."
+SNOOZE_AFTER_MISSED = (
+    "Your family has already been told this one was missed. "
+    "Please take it now if you can, and tell me when you have."
+)
 NOTHING_OPEN = "There is no reminder waiting for an answer just now."
 
 

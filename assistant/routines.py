@@ -153,6 +153,8 @@ class CareRoutines:
         due = self.store.latest_asked(now, "medication")
         if due is None:
             return replies.NOTHING_OPEN
+        if due.event == "missed":  # reported already: putting it off would report it twice
+            return replies.SNOOZE_AFTER_MISSED
         if not self.store.snooze(due, minutes, now):
             return replies.SNOOZE_REFUSED
         return replies.snoozed(minutes)
