@@ -31,7 +31,7 @@ from protocol import (
     Message,
     WellnessAlert,
 )
-from protocol.schema import utc_timestamp
+from protocol.schema import MAX_TEXT, utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,9 @@ def message_body(
 ) -> Any | None:
     """The protocol body that carries `action` off the device, or None when it stays here.
 
-    `said`: the senior's words, kept with an emergency so the family hears what happened."""
+    `said`: the senior's words, kept with an emergency so the family hears what happened
+    (nothing when nothing was made out: a groan after "do you need help?" still alerts)."""
+    said = (said or "").strip()[:MAX_TEXT] or None
     slots = action.slots
     kind = action.kind
     if kind == "emergency":  # the SOS key sets trigger "sos_button"; nothing was said
@@ -159,7 +161,11 @@ class ActionHandler:
         if self.publish is None:
             log.warning("%s not sent: this device has no link to the services", body.TYPE)
             return None
-        message = self.publish(body)
+        try:
+            message = self.publish(body)
+        except Exception:  # a full disk, a body the contract refuses: say so, keep running
+            log.exception("%s could not be stored for sending", body.TYPE)
+            return None
         log.info("%s stored for sending (%s)", message.type, message.id)
         self.sent[message.id] = message.type
         return message

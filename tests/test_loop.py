@@ -168,3 +168,39 @@ def test_a_confirmed_emergency_alerts_at_once(engine, synthesizer, tmp_path) -> 
     assistant = make_assistant(engine, None, synthesizer, None, tmp_path / "r.wav")
     turn = assistant.respond("help i fell")
     assert [a.kind for a in turn.actions] == ["emergency"]
+
+
+def test_a_groan_after_the_emergency_check_still_alerts(engine, synthesizer, tmp_path) -> None:
+    """Speech was heard but no word made out (the transcript is empty): the unclear
+    answer to "do you need help?" alerts, and the alert is stored, not a crash."""
+    from assistant.actions import ActionHandler
+    from assistant.config import MqttConfig
+    from assistant.link import Link
+
+    link = Link(MqttConfig(port=1), household="h1", device="d1", state_dir=tmp_path / "state")
+    try:
+        handler = ActionHandler(link.publish)
+        voice = Voice(synthesizer, WavRecorder(tmp_path / "r.wav"))
+        assistant = Assistant(engine, voice, on_action=handler)
+        assert assistant.respond("help").expects_answer
+        turn = assistant.respond("")
+        assert [a.kind for a in turn.actions] == ["emergency"]
+        assert len(link.outbox) == 1 and list(handler.sent.values()) == ["alert.emergency"]
+    finally:
+        link.close()
+
+
+def test_an_action_that_cannot_be_stored_does_not_stop_the_assistant(
+    engine, synthesizer, tmp_path, caplog
+) -> None:
+    from assistant.actions import ActionHandler
+
+    def full_disk(body):
+        raise OSError(28, "No space left on device")
+
+    voice = Voice(synthesizer, WavRecorder(tmp_path / "r.wav"))
+    assistant = Assistant(engine, voice, on_action=ActionHandler(full_disk))
+    turn = assistant.respond("help i fell")
+    assert [a.kind for a in turn.actions] == ["emergency"]
+    assert "could not be stored" in caplog.text
+    assert assistant.respond("what time is it").reply  # still serving
