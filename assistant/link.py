@@ -79,6 +79,8 @@ log = logging.getLogger("assistant.link")
 
 DEFAULT_WINDOW = 20  # messages with paho at once; mosquitto's default receive maximum
 _QOS = 1
+NO_MATCHING_SUBSCRIBERS = 0x10  # a PUBACK reason code that is a success to MQTT, not to us
+NO_LISTENER_RETRY_MAX_S = 15.0  # a service restarts in seconds; an alert must not wait long
 _POLL_S = 0.5  # the sender also wakes this often, for messages whose retry time came
 # What goes through the outbox: all a device publishes but its presence (see above).
 _SENDABLE = frozenset(topics.DEVICE_OUTBOUND) - {"status"}
@@ -409,7 +411,13 @@ class Link:
     def _acknowledged(self, seq: int | None, reason_code: ReasonCode) -> None:
         if seq is None:
             return  # presence: nothing stored
-        if reason_code.is_failure:
+        if reason_code.value == NO_MATCHING_SUBSCRIBERS:
+            # Accepted, but no service was there to take it (restarting, or all its workers
+            # gone): the broker has dropped it, so it is not delivered. Kept and offered
+            # again soon; a service that got an earlier copy drops the repeat by its id.
+            wait = self.outbox.defer(seq, "no service listening", NO_LISTENER_RETRY_MAX_S)
+            log.warning("no service took message %d; again in %.0f s", seq, wait)
+        elif reason_code.is_failure:
             wait = self.outbox.defer(seq, str(reason_code))
             log.warning(
                 "the broker refused message %d (%s); again in %.0f s", seq, reason_code, wait

@@ -158,14 +158,14 @@ class Outbox:
             ).fetchone()
         return when
 
-    def defer(self, seq: int, error: str) -> float:
+    def defer(self, seq: int, error: str, longest_s: float = RETRY_MAX_S) -> float:
         """The broker refused the message: keep it and offer it again later, waiting twice as
-        long after each refusal. Returns the wait in seconds."""
+        long after each refusal, up to `longest_s`. Returns the wait in seconds."""
         with self._lock:
             row = self._db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
             if row is None:
                 return 0.0
-            wait = min(RETRY_MAX_S, 2.0 ** row[0])
+            wait = min(longest_s, 2.0 ** row[0])
             self._db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, retry_at = ?, last_error = ?"
                 " WHERE seq = ?",

@@ -202,6 +202,19 @@ def test_a_device_paces_within_what_the_services_accept() -> None:
         pace_within(SERVICE_LIMIT, share=1.5)
 
 
+def test_an_alert_no_service_was_there_to_take_is_kept_and_sent_again(
+    broker: Mosquitto, link: Link
+) -> None:
+    """The broker acknowledges a message nobody subscribes to ("no matching subscribers")
+    and drops it: while family-notify restarts, that would be an alert lost for good."""
+    message = link.publish(EmergencyAlert(trigger="voice"))
+    time.sleep(1.0)
+    assert link.outbox.contains(message.id)
+    with Backend(broker, household=H, client_id="service-back") as service:
+        assert service.wait_until(lambda: message.id in service.ids(), 30)
+    assert link.wait_drained(5)
+
+
 def test_presence_is_retained_online_and_then_offline_after_a_shutdown(
     broker: Mosquitto, link: Link
 ) -> None:
