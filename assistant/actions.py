@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assistant.dialog import Action
-from assistant.reminders import ReminderStore
+from assistant.reminders import ReminderStore, aware
 from assistant.schedule import DAILY, Schedule, ScheduleError
 from protocol import (
     AppointmentRequest,
@@ -175,11 +175,12 @@ class ActionHandler:
             return
         if action.kind == "set_medication_reminder":
             now = self.clock()
+            today = aware(now).astimezone(self.reminders.tz).date()  # the household's day
             slots = action.slots
-            schedule = Schedule.from_repeat(slots.get("repeat", DAILY), slots["time"], now.date())
+            schedule = Schedule.from_repeat(slots.get("repeat", DAILY), slots["time"], today)
             try:
                 self.reminders.add_medication(slots["medication"], schedule, now)
-            except ScheduleError as exc:  # the time passed while the senior confirmed it
-                log.warning("reminder not stored: %s", exc)
+            except ScheduleError as exc:  # the dialog asks first; this is the last guard
+                log.error("reminder not stored: %s", exc)
         elif action.kind == "cancel_reminder":
             self.reminders.remove_medication(action.slots["medication"])

@@ -128,6 +128,11 @@ class Announcer:
                 if self.on_done is not None:
                     self.on_done(message, False, str(exc))
                 return
+            except Exception:  # a full disk, a broken driver: the caregiver must not wait
+                log.exception("%s failed on this device", message.type)
+                if self.on_done is not None:
+                    self.on_done(message, False, "the device could not carry it out")
+                return
         else:
             log.info("%s has nothing to say or do on this device", message.type)
         if sentence:
@@ -181,11 +186,14 @@ class Announcer:
             if getattr(body, name) is not None
         }
         old = current.schedule
+        # A new kind of repeat (weekdays, every N hours, a date) replaces the old one:
+        # carried over, the old one would win and the change be confirmed but not made.
+        given = body.days is not None or body.every_hours is not None or body.date is not None
         changes["schedule"] = schedule_of(
             body.at or old.at,
-            body.days if body.days is not None else old.days,
-            body.every_hours if body.every_hours is not None else old.every_hours,
-            body.date or old.date,
+            body.days if given else old.days,
+            body.every_hours if given else old.every_hours,
+            body.date if given else old.date,
         )
         self._store(replace(current, **changes))
         return ""

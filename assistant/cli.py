@@ -206,6 +206,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
     engine = IntentEngine.for_language(config.language)
     voice = _voice(config, args.reply_wav)
     parts = {
+        "clock": device.clock,  # the household's time: "today", "at eight", "what time is it"
         "on_action": device.actions,
         "announcer": device.announcer,
         "routines": device.routines,

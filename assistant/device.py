@@ -18,7 +18,7 @@ from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
 from assistant.routines import CareRoutines
-from assistant.schedule import parse_clock, time_zone
+from assistant.schedule import household_clock, parse_clock, time_zone
 from devices import hardware as hw
 from devices.profiles import profile
 from protocol import AlertAck, CommandDone, Message
@@ -47,19 +47,20 @@ class Device:
         config: Config,
         *,
         link: bool = True,
-        clock: Callable[[], dt.datetime] = dt.datetime.now,
+        clock: Callable[[], dt.datetime] | None = None,
         hardware: hw.Hardware | None = None,
     ) -> None:
         """`link` False: nothing leaves the device (a typed demo without services);
-        `clock`: local time, for the reminders; `hardware`: the device's parts (default:
-        the profile of `device.kind` with no keys, the indicator on the console)."""
+        `clock`: local time (default: the household's, `timezone`); `hardware`: the
+        device's parts (default: the profile of `device.kind` with no keys, the
+        indicator on the console)."""
         self.hardware = hardware or hw.build(
             profile(config.device.kind), volume=config.speech.volume
         )
+        tz = time_zone(config.timezone)
+        self.clock = clock = clock or household_clock(tz)
         self.reminders = ReminderStore(
-            config.state_dir() / REMINDERS_FILE,
-            tz=time_zone(config.timezone),
-            policy=reminder_policy(config),
+            config.state_dir() / REMINDERS_FILE, tz=tz, policy=reminder_policy(config)
         )
         self.link: Link | None = None
         if link:

@@ -332,6 +332,9 @@ class Dialog:
         return self._alert(pending.slots)  # yes, another emergency, or anything unclear
 
     def _act(self, intent: str, slots: dict[str, str]) -> DialogReply:
+        if intent == "set_medication_reminder" and self._passed_today(slots):
+            # the minute passed while the senior was answering: ask, never say "Done"
+            return self._continue(intent, slots, [])
         if intent == "call_family" and self.phone_line:
             return self._say(f"Calling {replies.relation(slots)} now.", Action(intent, slots))
         if intent == "report_health_reading":

@@ -12,11 +12,14 @@ which is what makes it fire once:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from intents.repeat import WEEKDAYS
+
+LOCALTIME = "/etc/localtime"
 
 ONCE, DAILY, DAYS, HOURS = "once", "daily", "days", "hours"
 
@@ -28,13 +31,34 @@ class ScheduleError(ValueError):
 def time_zone(name: str) -> dt.tzinfo:
     """The household's zone by IANA name; empty: this machine's local zone."""
     if not name:
-        local = dt.datetime.now().astimezone().tzinfo
-        assert local is not None
-        return local
+        return local_zone()
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ScheduleError(f"unknown time zone {name!r}") from None
+
+
+def local_zone() -> dt.tzinfo:
+    """This machine's zone with its rules (`TZ`, else /etc/localtime), so that a clock
+    change is followed; only without either, the offset it has now."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with open(LOCALTIME, "rb") as rules:
+            return ZoneInfo.from_file(rules, key="localtime")
+    except (OSError, ValueError):
+        fixed = dt.datetime.now().astimezone().tzinfo
+        assert fixed is not None
+        return fixed
+
+
+def household_clock(tz: dt.tzinfo) -> Callable[[], dt.datetime]:
+    """The household's wall clock: what "today" and "at eight" mean to the senior."""
+    return lambda: dt.datetime.now(tz)
 
 
 def parse_clock(at: str) -> dt.time:

@@ -203,3 +203,71 @@ def test_a_changed_reminder_does_not_report_old_times_missed(store: ReminderStor
     store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 20, 12))
     store.put(medication("m", Schedule(DAILY, "07:00")), local(2026, 11, 23, 9, 0))
     assert store.tick(local(2026, 11, 23, 9, 1)) == []
+
+
+# --- changes (found in review: a change could erase a dose or give it twice) -------------
+
+
+def test_a_new_dose_leaves_a_dose_that_is_overdue_due(store: ReminderStore) -> None:
+    """The device was off at 08:00; the caregiver's new dose reaches it at 08:40, before
+    its first look at the reminders: the 08:00 dose is still said (late)."""
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    changed = Reminder("m", "medication", "take your metformin", Schedule(DAILY, "08:00"),
+                       medication="metformin", dose="two tablets")  # fmt: skip
+    store.put(changed, local(2026, 11, 23, 8, 40))
+    [late] = store.tick(local(2026, 11, 23, 8, 40))
+    assert (late.event, late.late, late.reminder.dose) == ("announce", True, "two tablets")
+
+
+def test_a_new_dose_after_the_catch_up_still_reports_the_miss(store: ReminderStore) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    store.put(medication("m", Schedule(DAILY, "08:00"), "metformin 500"), local(2026, 11, 23, 11))
+    [missed] = store.tick(local(2026, 11, 23, 11, 0))
+    assert (missed.event, missed.reason) == ("missed", "device_off")
+
+
+def test_a_time_moved_on_a_day_already_asked_is_not_asked_again(store: ReminderStore) -> None:
+    """08:00 taken at 08:02, then moved to 10:00: a second reminder today could mean a
+    second dose. From tomorrow, 10:00."""
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    store.tick(local(2026, 11, 23, 8, 0))
+    store.answer(store.latest_asked(local(2026, 11, 23, 8, 2)), local(2026, 11, 23, 8, 2))
+    store.put(medication("m", Schedule(DAILY, "10:00")), local(2026, 11, 23, 9, 0))
+    seen = fired(store, local(2026, 11, 23, 9, 0), hours=26)
+    assert [d.at.strftime("%d %H:%M") for d in seen] == ["24 10:00"]
+
+
+def test_a_time_moved_earlier_is_said_now_when_today_was_not_asked(store: ReminderStore) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    store.put(medication("m", Schedule(DAILY, "07:00")), local(2026, 11, 23, 7, 30))
+    seen = fired(store, local(2026, 11, 23, 7, 30), hours=24)
+    assert [(d.at.strftime("%d %H:%M"), d.late) for d in seen] == [
+        ("23 07:00", True), ("24 07:00", False),
+    ]  # fmt: skip
+
+
+def test_every_n_hours_changed_keeps_the_doses_already_asked(store: ReminderStore) -> None:
+    insulin = Schedule(HOURS, "06:00", every_hours=8)
+    store.put(medication("i", insulin, "insulin"), local(2026, 11, 22, 12))
+    store.tick(local(2026, 11, 23, 6, 0))
+    store.put(medication("i", Schedule(HOURS, "06:00", every_hours=6), "insulin"),
+              local(2026, 11, 23, 7, 0))  # fmt: skip
+    seen = fired(store, local(2026, 11, 23, 7, 0), hours=12)
+    assert [d.at.strftime("%H:%M") for d in seen] == ["12:00", "18:00"]
+
+
+def test_a_miss_already_reported_cannot_be_snoozed_into_a_second_one(
+    store: ReminderStore,
+) -> None:
+    store.put(medication("m", Schedule(DAILY, "08:00")), local(2026, 11, 22, 12))
+    events = [d.event for m in range(0, 40) for d in store.tick(local(2026, 11, 23, 8, m))]
+    assert events.count("missed") == 1
+    due = store.latest_asked(local(2026, 11, 23, 8, 45))
+    assert due is not None and due.event == "missed"
+    assert not store.snooze(due, 10, local(2026, 11, 23, 8, 45))
+    later = [
+        d.event
+        for m in range(45, 120)
+        for d in store.tick(local(2026, 11, 23, 8 + m // 60, m % 60))
+    ]
+    assert "missed" not in later and store.state_of("m", due.key) == "missed"

@@ -239,6 +239,37 @@ def test_a_one_off_time_already_past_is_offered_for_tomorrow(setup: Setup) -> No
     assert not [r for r in setup.store.all() if r.medication == "iron"]
 
 
+def test_a_one_off_whose_minute_passes_while_confirming_is_asked_about_not_done(
+    setup: Setup,
+) -> None:
+    setup.clock.now = dt.datetime(2026, 11, 23, 14, 59, 30, tzinfo=BERLIN)
+    assert setup.hear("remind me to take my antibiotic today at 3 pm").endswith("?")
+    setup.clock.advance(seconds=40)  # the senior answers at 15:00:10
+    assert "already passed" in setup.hear("yes")
+    assert not [r for r in setup.store.all() if r.medication == "antibiotic"]
+
+
+def test_today_and_tomorrow_are_the_households_days_not_the_machines(
+    tmp_path: Path, engine
+) -> None:
+    """The machine's clock is in UTC; the household is in New York, where it is 8 pm the
+    day before: "tomorrow at 9 am" is the next New York morning."""
+    new_york = ZoneInfo("America/New_York")
+    store = ReminderStore(tmp_path / "ny.sqlite3", tz=new_york)
+    utc_clock = Clock(dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC))  # 20:00 on the 23rd
+    sent: list = []
+    try:
+        dialog = Dialog(engine, lambda: utc_clock().astimezone(new_york))
+        actions = ActionHandler(sent.append, store, utc_clock)
+        for said in ("remind me to take my aspirin tomorrow at 9 am", "yes"):
+            for action in dialog.hear(said).actions:
+                actions(action, said)
+        [once] = store.all()
+        assert once.schedule == Schedule(ONCE, "09:00", date="2026-11-24")
+    finally:
+        store.close()
+
+
 def test_the_reminders_are_read_out(setup: Setup) -> None:
     setup.routines.set_check_ins(["09:00"], setup.clock())
     assert setup.hear("what are my reminders") == (

@@ -1,0 +1,67 @@
+"""A caregiver's commands on the device: what is changed is what was asked, and whatever
+goes wrong is reported back (the caregiver never waits on "sent" for ever)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from assistant.announcer import Announcer
+from assistant.reminders import ReminderStore
+from assistant.schedule import DAYS, HOURS, local_moment, time_zone
+from protocol import ReminderAdd, ReminderChange, Volume, create
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=BERLIN)
+
+
+@pytest.fixture
+def device(tmp_path: Path):
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
+    done: list[tuple[str, bool, str | None]] = []
+    announcer = Announcer(
+        store, on_done=lambda m, ok, why: done.append((m.type, ok, why)), clock=lambda: NOW
+    )
+    yield store, announcer, done
+    store.close()
+
+
+def command(body):
+    return create(body, "h1", "d1")
+
+
+def test_a_change_of_repeat_replaces_the_old_repeat(device) -> None:
+    store, announcer, done = device
+    add = ReminderAdd(reminder_id="ins", kind="medication", text="take your insulin",
+                      at="06:00", medication="insulin", every_hours=8)  # fmt: skip
+    announcer.handle(command(add))
+    assert store.get("ins").schedule.kind == HOURS
+    announcer.handle(command(ReminderChange(reminder_id="ins", days=["mon", "thu"])))
+    schedule = store.get("ins").schedule
+    assert (schedule.kind, schedule.days, schedule.every_hours) == (DAYS, ("mon", "thu"), None)
+    assert [ok for _, ok, _ in done] == [True, True]
+
+
+def test_a_command_that_breaks_on_the_device_is_reported_failed(device) -> None:
+    _, announcer, done = device
+
+    def broken(message):
+        raise OSError(5, "Input/output error")
+
+    announcer.on_command = broken
+    announcer.handle(command(Volume(level=0.5)))
+    assert done == [("command.volume", False, "the device could not carry it out")]
+
+
+def test_the_machines_zone_follows_its_clock_changes(monkeypatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    tz = time_zone("")
+    summer = local_moment(dt.date(2026, 7, 1), dt.time(12), tz)
+    winter = local_moment(dt.date(2026, 12, 1), dt.time(12), tz)
+    assert (summer.utcoffset(), winter.utcoffset()) == (
+        dt.timedelta(hours=2),
+        dt.timedelta(hours=1),
+    )
