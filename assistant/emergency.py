@@ -12,6 +12,7 @@ someone answers (`alert.ack`) the announcer says who; the alert light goes off.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +35,25 @@ SCREEN_TEXT = "Calling for help"
 ALERT_VIBRATION_MS = (600, 200, 600, 200, 600)
 GRACE_S = 3.0
 POLL_S = 0.2
+# An alert out of the outbox but answered by nobody is sent again (the same message: the
+# service drops a copy it has) after these waits, doubling up to the last. The broker's
+# acknowledgement only says a broker has it: a service worker that died holding its share
+# of a shared subscription, or a service restarting, can leave it undelivered.
+RESEND_FIRST_S = 30.0
+RESEND_MAX_S = 300.0
 
 
 @dataclass
 class _Watch:
     raised: float
     told_queued: bool = False
+
+
+@dataclass
+class _Unanswered:
+    message: Message
+    next_send: float
+    wait: float
 
 
 class Emergencies:
@@ -50,15 +64,18 @@ class Emergencies:
         lights: StatusLights,
         notifier: Notifier | None = None,
         grace_s: float = GRACE_S,
+        resend_s: tuple[float, float] = (RESEND_FIRST_S, RESEND_MAX_S),
     ) -> None:
         self.link = link
         self.announcer = announcer
         self.lights = lights
         self.notifier = notifier
         self.grace_s = grace_s
+        self.resend_first_s, self.resend_max_s = resend_s
         self._lock = threading.Lock()
         self._waiting: dict[str, _Watch] = {}  # alert id -> its watch, until it is out
         self._open: set[str] = set()  # alerts nobody has answered yet
+        self._unanswered: dict[str, _Unanswered] = {}  # of those: what to send again
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -71,15 +88,20 @@ class Emergencies:
         if message is None or self.link is None:
             self.announcer.queue(NO_LINK, urgent=True)
             return
+        now = time.monotonic()
         with self._lock:
             self._open.add(message.id)
-            self._waiting[message.id] = _Watch(time.monotonic())
+            self._waiting[message.id] = _Watch(now)
+            self._unanswered[message.id] = _Unanswered(
+                message, now + self.resend_first_s, self.resend_first_s
+            )
         self.check()
 
     def answered(self, ack: AlertAck) -> None:
         """Someone took charge of an alert: the light goes off once all are answered."""
         with self._lock:
             self._open.discard(ack.alert_id)
+            self._unanswered.pop(ack.alert_id, None)
             still_open = bool(self._open)
         if not still_open:
             self.lights.alert(False)
@@ -105,6 +127,24 @@ class Emergencies:
                     say.append(QUEUED)
         for sentence in dict.fromkeys(say):  # several alerts at once: each sentence once
             self.announcer.queue(sentence, urgent=True)
+        self._send_again(now)
+
+    def _send_again(self, now: float) -> None:
+        """Unanswered alerts the broker took a while ago go out once more."""
+        assert self.link is not None
+        with self._lock:
+            due = [u for u in self._unanswered.values() if u.next_send <= now]
+            for unanswered in due:
+                unanswered.wait = min(self.resend_max_s, unanswered.wait * 2)
+                # Jitter: a broker deals a shared subscription's messages in turn, so
+                # alerts re-sent together in the same order meet the same worker again.
+                unanswered.next_send = now + unanswered.wait * random.uniform(0.7, 1.3)
+        for unanswered in due:
+            message = unanswered.message
+            if self.link.outbox.contains(message.id):
+                continue  # still on its way: nothing to repeat
+            log.info("alert %s not answered yet: sending it again", message.id)
+            self.link.publish(message)
 
     @property
     def waiting(self) -> int:

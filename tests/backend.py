@@ -33,8 +33,11 @@ class Backend:
         kinds: Iterable[str] = topics.DEVICE_OUTBOUND,
         client_id: str = "test-backend",
         limiter: RateLimiter | None = None,
+        group: str | None = None,
     ) -> None:
+        """`group`: subscribe as a member of this shared subscription (a service worker)."""
         self.household = household
+        self.group = group
         self.kinds = tuple(kinds)
         self.handled: list[Message] = []
         self.arrivals: dict[str, float] = {}  # message id -> perf_counter at first handling
@@ -89,6 +92,8 @@ class Backend:
             )
             for kind in self.kinds
         ]
+        if self.group is not None:
+            filters = [(topics.shared(self.group, f), options) for f, options in filters]
         client.subscribe(filters)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, props) -> None:
