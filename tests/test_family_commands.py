@@ -1,19 +1,23 @@
 """A caregiver's commands and the service's copy of the senior's reminders, without a
-broker: what the device refuses is undone in the copy."""
+broker: what the device refuses is undone in the copy, what it never confirms fails after
+`service.command_timeout_s`, and a late confirmation still counts. (The same over a real
+Mosquitto: tests/e2e/test_family_notify.py.)"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from protocol import CommandDone, ReminderAdd, ReminderChange, ReminderRemove, decode
+from protocol import CommandDone, ReminderAdd, ReminderChange, ReminderRemove, Say, decode
 from services.family import households, reminders
 from services.family.channels import Delivery
+from services.family.config import ConfigError, config_from_dict
 from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox
-from services.family.reminders import Reminders
+from services.family.reminders import NOT_CONFIRMED, Reminders
 from services.family.store import Store
 
 H, D = "h1", "speaker"
@@ -81,6 +85,11 @@ def results(channel: Recording) -> list[tuple[str, str | None]]:
     return out
 
 
+def age(service: Reminders, seconds: float) -> None:
+    """Make every command look `seconds` older."""
+    service.store.db.execute("UPDATE commands SET created = created - ?", (seconds,))
+
+
 # --- the device refuses -----------------------------------------------------------------------
 
 
@@ -144,3 +153,81 @@ def test_a_refused_change_keeps_a_later_change_that_went_through(service) -> Non
     answer(service, second_id, second, ok=True)
     row = listed(service)["pills"]
     assert (row["at"], row["dose"]) == ("19:30", "10 mg")
+
+
+# --- the device does not answer ---------------------------------------------------------------
+
+
+def test_a_command_never_confirmed_fails_after_the_deadline(service, channel) -> None:
+    add, say = pills(), Say(text="Hello Mum")
+    ask(service, add)
+    ask(service, say)
+    assert service.outbox.send(service.expire(600.0)) == 0  # not yet
+    assert [s for s, _ in results(channel)] == ["sent", "sent"]
+    age(service, 601.0)
+    assert service.outbox.send(service.expire(600.0)) == 2
+    assert results(channel)[2:] == [("failed", NOT_CONFIRMED), ("failed", NOT_CONFIRMED)]
+    row = listed(service)["pills"]
+    assert (row["state"], row["command"]) == ("failed", "failed")
+    states = service.store.db.execute("SELECT state, detail FROM commands").fetchall()
+    assert [tuple(r) for r in states] == [("failed", NOT_CONFIRMED)] * 2
+    assert service.expire(600.0) == []  # once
+
+
+def test_a_confirmation_after_the_deadline_still_counts(service, channel) -> None:
+    add = pills()
+    command_id = ask(service, add)
+    age(service, 601.0)
+    service.outbox.send(service.expire(600.0))
+    assert listed(service)["pills"]["state"] == "failed"
+    answer(service, command_id, add, ok=True)  # the broker kept it for the device after all
+    row = listed(service)["pills"]
+    assert (row["state"], row["command"]) == ("active", "confirmed")
+    assert [s for s, _ in results(channel)] == ["sent", "failed", "confirmed"]
+
+
+def test_a_late_confirmation_comes_before_a_re_add_the_device_refused(service) -> None:
+    first = pills()
+    first_id = ask(service, first)
+    age(service, 601.0)
+    service.expire(600.0)
+    second = pills(at="08:00")  # the caregiver tries again
+    second_id = ask(service, second)
+    answer(service, first_id, first, ok=True)  # the device got the first one late
+    answer(service, second_id, second, ok=False, detail="reminder_exists")
+    row = listed(service)["pills"]
+    assert (row["state"], row["at"]) == ("active", "19:30")  # what the device has
+
+
+def test_the_command_deadline_is_configured_and_checked() -> None:
+    assert config_from_dict({}).service.command_timeout_s == 600.0
+    assert config_from_dict({"service": {"command_timeout_s": 30}}).service.command_timeout_s == 30
+    with pytest.raises(ConfigError, match="command_timeout_s"):
+        config_from_dict({"service": {"command_timeout_s": 0}})
+
+
+def test_commands_from_before_the_undo_columns_still_work(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    import sqlite3
+
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE commands (id TEXT PRIMARY KEY, household TEXT NOT NULL, device TEXT NOT"
+        " NULL, type TEXT NOT NULL, reminder_id TEXT, requested_by TEXT NOT NULL, request_id"
+        " TEXT, state TEXT NOT NULL, created REAL NOT NULL, done_at REAL, detail TEXT)"
+    )
+    old.execute(
+        "INSERT INTO commands VALUES ('c1', 'h1', 'speaker', 'command.reminder.add', 'pills',"
+        " 'cli', NULL, 'sent', ?, NULL, NULL)",
+        (time.time() - 3600,),
+    )
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        service = Reminders(store, Outbox(store, {}, "w1"))
+        assert service.expire(600.0) == []
+        (row,) = store.db.execute("SELECT state, detail FROM commands")
+        assert tuple(row) == ("failed", NOT_CONFIRMED)
+    finally:
+        store.close()

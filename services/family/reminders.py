@@ -14,6 +14,10 @@ command the device refuses is undone: the reminder is rebuilt from the one befor
 every later command not failed replayed on top. A refused add leaves the reminder `failed`
 (not active: it can be added again), a refused change the values before it, a refused
 removal the reminder active.
+
+A command the device does not confirm within `service.command_timeout_s` fails with
+"the device did not confirm" (`expire`, from the scheduler); if the device does carry it
+out later, its confirmation still counts.
 """
 
 from __future__ import annotations
@@ -197,6 +201,38 @@ class Reminders:
                 done.detail,
             )  # fmt: skip
             return self.outbox.plan(db, [planned], now)
+
+    def expire(self, timeout_s: float, now: float | None = None) -> list[str]:
+        """Commands the device has not confirmed `timeout_s` after they were asked for
+        (never connected, its broker session expired, its handler failed): `failed`, undone
+        in the service's copy, the member told; the ids to send now."""
+        now = time.time() if now is None else now
+        with self.store.write() as db:
+            rows = db.execute(
+                "SELECT rowid, * FROM commands WHERE state = 'sent' AND created <= ?"
+                " ORDER BY rowid",
+                (now - timeout_s,),
+            ).fetchall()
+            planned = []
+            for row in rows:
+                db.execute(
+                    "UPDATE commands SET state = 'failed', done_at = ?, detail = ? WHERE id = ?",
+                    (now, NOT_CONFIRMED, row["id"]),
+                )
+                self._rebuild(db, row, now)
+                member, request_id = row["requested_by"], row["request_id"]
+                if request_id is not None and member != CLI:
+                    planned.append(
+                        self._result(
+                            row["household"],
+                            member,
+                            request_id,
+                            "failed",
+                            row["reminder_id"],
+                            NOT_CONFIRMED,
+                        )
+                    )
+            return self.outbox.plan(db, planned, now)
 
 
 def _fold(before: dict | None, type_: str, body: dict) -> dict | None:

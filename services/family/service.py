@@ -112,8 +112,10 @@ class FamilyService:
         self.stop()
 
     def tick(self) -> None:
-        """One round of the scheduler: due escalations, waiting deliveries, digests."""
+        """One round of the scheduler: due escalations, waiting deliveries, digests,
+        commands the device did not confirm in time."""
         self.outbox.send(self.alerts.escalate_due())
+        self.outbox.send(self.reminders.expire(self.config.service.command_timeout_s))
         self.outbox.send(self.digests.due())
         self.outbox.flush()
 
