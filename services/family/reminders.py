@@ -17,7 +17,8 @@ removal the reminder active.
 
 A command the device does not confirm within `service.command_timeout_s` fails with
 "the device did not confirm" (`expire`, from the scheduler); if the device does carry it
-out later, its confirmation still counts.
+out later, its confirmation still counts. When the device comes online (its retained
+`device.status`), the commands it has not confirmed are sent to it again (`resend`).
 """
 
 from __future__ import annotations
@@ -233,6 +234,25 @@ class Reminders:
                         )
                     )
             return self.outbox.plan(db, planned, now)
+
+    def resend(self, household: str, device: str, now: float | None = None) -> list[str]:
+        """The device came online: send it again every command it has not confirmed (the
+        same message, so a device that has it already drops the copy by its id); one the
+        broker dropped (the device had never connected, or its session had expired) reaches
+        it now. The ids this worker claimed, to send now."""
+        now = time.time() if now is None else now
+        outbox = self.outbox
+        with self.store.write() as db:
+            return [
+                r[0]
+                for r in db.execute(
+                    "UPDATE outbox SET state = 'pending', not_before = ?, claimed_by = ?,"
+                    " claim_until = ? WHERE purpose = 'command' AND state = 'sent' AND id IN ("
+                    " SELECT id FROM commands WHERE household = ? AND device = ?"
+                    " AND state = 'sent') RETURNING id",
+                    (now, outbox.worker, now + outbox.claim_s, household, device),
+                )
+            ]
 
 
 def _fold(before: dict | None, type_: str, body: dict) -> dict | None:

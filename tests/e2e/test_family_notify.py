@@ -17,6 +17,7 @@ import pytest
 from protocol import (
     CheckinAnswer,
     CommandDone,
+    DeviceStatus,
     EmergencyAlert,
     FamilyMessage,
     HealthReading,
@@ -447,6 +448,30 @@ def test_a_command_the_device_never_confirms_fails_and_a_refused_add_can_be_redo
         assert [(r["state"], r["command"]) for r in listing] == [("failed", "failed")]
         status = json.loads(ok(family_cli(config, "status")))
         assert status["commands"] == {"failed": 2}
+
+
+def test_a_command_the_broker_dropped_reaches_the_device_when_it_comes_online(
+    config, broker, apps
+) -> None:
+    with FamilyWorker(config):
+        # The device has never connected: the broker has no session to keep the command in.
+        request = create(pills(), H, "carla", on="member_command")
+        apps.send(request)
+        assert apps.wait_until(lambda: inbox(apps, "carla", "member.command.result"))
+        with device_standin(broker, client_id="speaker-new") as device:
+            time.sleep(0.5)
+            assert not device.ids("command.")  # it was dropped, not queued
+            device.send(create(DeviceStatus(state="online", reason="connected"), H, D),
+                        retain=True)  # fmt: skip
+            assert device.wait_until(lambda: device.ids("command.reminder.add"), 20)
+            (command,) = [m for m in device.handled if m.type == "command.reminder.add"]
+            assert command.body == pills()
+            device.send(create(CommandDone(command_id=command.id, command=command.type), H, D))
+            assert apps.wait_until(
+                lambda: len(inbox(apps, "carla", "member.command.result")) == 2, 20
+            )
+        statuses = [m.body.status for m in inbox(apps, "carla", "member.command.result")]
+        assert statuses == ["sent", "confirmed"]
 
 
 # --- bad input ----------------------------------------------------------------------------
