@@ -289,14 +289,18 @@ def _write(
 
 
 def listing(db: sqlite3.Connection, household: str) -> list[dict[str, Any]]:
-    """A household's reminders with the state of the last command about each."""
+    """A household's reminders (`state` active, removed, or failed: an add the device
+    refused or did not confirm) with the state, type and detail (why it failed) of the last
+    command about each."""
     rows = db.execute(
-        "SELECT r.id, r.body, r.state, (SELECT c.state FROM commands c WHERE c.household ="
-        " r.household AND c.reminder_id = r.id ORDER BY c.created DESC LIMIT 1) AS command"
-        " FROM reminders r WHERE r.household = ? ORDER BY r.id",
+        "SELECT r.id, r.body, r.state, c.state AS command, c.type AS command_type,"
+        " c.detail AS command_detail FROM reminders r LEFT JOIN commands c ON c.rowid = ("
+        " SELECT l.rowid FROM commands l WHERE l.household = r.household AND l.reminder_id ="
+        " r.id ORDER BY l.rowid DESC LIMIT 1) WHERE r.household = ? ORDER BY r.id",
         (household,),
     ).fetchall()
     return [
-        {"id": r["id"], "state": r["state"], "command": r["command"], **json.loads(r["body"])}
+        {**{k: r[k] for k in ("id", "state", "command", "command_type", "command_detail")},
+         **json.loads(r["body"])}
         for r in rows
-    ]
+    ]  # fmt: skip
