@@ -46,6 +46,7 @@ def write_config(
     grace_s: float = 1.0,
     tick_s: float = 0.1,
     claim_s: float = 2.0,
+    command_timeout_s: float = 600.0,
     digest_at: str = "",
     name: str = "family-notify.toml",
 ) -> FamilyConfigFiles:
@@ -61,6 +62,7 @@ def write_config(
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nkeepalive_s = 5\n'
         "reconnect_min_s = 0.1\nreconnect_max_s = 0.5\n"
         f'[service]\ndatabase = "{files.database}"\ntick_s = {tick_s}\nclaim_s = {claim_s}\n'
+        f"command_timeout_s = {command_timeout_s}\n"
         f"[escalation]\nstep_s = {step_s}\nrepeat_s = {repeat_s}\nmax_repeats = {max_repeats}\n"
         f"[medication]\ngrace_s = {grace_s}\n"
         f'[digest]\nat = "{digest_at}"\n'

@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from protocol import DeviceStatus, Message, create
+from protocol import CommandDone, DeviceStatus, Message, ReminderAdd, ReminderChange, create
 from protocol.schema import utc_timestamp
-from services.family import households, presence
+from services.family import households, presence, reminders
 from services.family.config import ConfigError, config_from_dict
 from services.family.households import Household, Member
+from services.family.outbox import Outbox
 from services.family.store import Store
 from services.family.web import auth, data, render
 
@@ -119,6 +120,32 @@ def test_what_people_typed_is_escaped_in_the_pages() -> None:
                 "kind": "other"}  # fmt: skip
     html = render.reminders_page([reminder], [], "t")
     assert "<img" not in html and "&quot;&gt;&lt;img" in html
+
+
+def test_a_reminder_the_device_refused_or_did_not_confirm_says_so(store: Store) -> None:
+    service = reminders.Reminders(store, Outbox(store, {}, "w1", claims=False))
+
+    def refuse(command_id: str, body, detail: str) -> None:
+        service.done(CommandDone(command_id=command_id, command=body.TYPE, ok=False,
+                                 detail=detail), "h1")  # fmt: skip
+
+    add = ReminderAdd(reminder_id="pills", kind="medication", text="Pills", at="08:00")
+    refuse(service.request(add, "h1", "anna")[0], add, "no room for more reminders")
+    walk = ReminderAdd(reminder_id="walk", kind="other", text="A walk", at="10:00")
+    service.done(CommandDone(command_id=service.request(walk, "h1", "anna")[0],
+                             command=walk.TYPE), "h1")  # fmt: skip
+    service.request(ReminderChange(reminder_id="walk", at="11:00"), "h1", "anna")
+    store.db.execute("UPDATE commands SET created = created - 3600 WHERE state = 'sent'")
+    service.expire(600.0)
+    items = {r["id"]: r for r in data.reminder_list(store.db, HOUSEHOLD)}
+    assert items["pills"]["state"] == "failed" and items["walk"]["at"] == "10:00"
+    assert data.reminder(store.db, HOUSEHOLD, "pills") is None  # nothing there to change
+    html = render.reminders_page(list(items.values()), [], "t")
+    pills = html[html.index('data-reminder="pills"') :].split("</article>")[0]
+    assert "the device could not add it: no room for more reminders" in pills
+    assert "/reminders/pills" not in pills  # no change or remove for what is not there
+    walk_html = html[html.index('data-reminder="walk"') :].split("</article>")[0]
+    assert "the last change failed: the device did not confirm" in walk_html
 
 
 def test_web_config_keys_are_checked() -> None:

@@ -31,6 +31,7 @@ class ServiceSection:
     client_id: str = ""  # empty: family-notify-<host>-<worker>
     tick_s: float = 1.0  # how often a worker looks for due escalations and deliveries
     claim_s: float = 30.0  # a delivery a worker took and did not finish is retried after
+    command_timeout_s: float = 600.0  # a command the device did not confirm by then failed
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def _check(config: FamilyConfig, source: str) -> None:
     positive = {
         "service.tick_s": config.service.tick_s,
         "service.claim_s": config.service.claim_s,
+        "service.command_timeout_s": config.service.command_timeout_s,
         "escalation.step_s": config.escalation.step_s,
         "escalation.repeat_s": config.escalation.repeat_s,
         "mqtt.keepalive_s": config.mqtt.keepalive_s,

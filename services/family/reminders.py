@@ -7,6 +7,18 @@ reminder that exists for a change or a removal), recorded, and passed on to the 
 device as a new command message. The device answers `event.command.done` naming that
 command; the command is then `confirmed` (or `failed`) and the member who asked is told in
 their inbox (`member.command.result`): first `sent`, then `confirmed` or `failed`.
+
+The service's copy of a reminder shows a command at once (the console says "waiting for
+the device"); each command keeps its body and the reminder as it was before it, so a
+command the device refuses is undone: the reminder is rebuilt from the one before it with
+every later command not failed replayed on top. A refused add leaves the reminder `failed`
+(not active: it can be added again), a refused change the values before it, a refused
+removal the reminder active.
+
+A command the device does not confirm within `service.command_timeout_s` fails with
+"the device did not confirm" (`expire`, from the scheduler); if the device does carry it
+out later, its confirmation still counts. When the device comes online (its retained
+`device.status`), the commands it has not confirmed are sent to it again (`resend`).
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ ALLOWED_ROLES = ("caregiver", "family")  # the senior sets reminders by voice, o
 CLI = "cli"
 REMINDER_EXISTS = "reminder_exists"
 UNKNOWN_COMMAND = "unknown_command"
+NOT_CONFIRMED = "the device did not confirm"  # a command's reason when it timed out
 
 
 class Reminders:
@@ -77,16 +90,19 @@ class Reminders:
                 if known is not None:
                     return known["id"], []  # a resend of a request already passed on
             reminder_id = getattr(body, "reminder_id", None)
+            kept = previous = None
             if not isinstance(body, RemoteCommand):
-                self._apply(db, household, body, now)
+                previous = self._apply(db, household, body, now)
+                kept = json.dumps(to_dict(body))
             command = create(body, household.id, household.device)
             if request_id is not None:  # the same request always makes the same command
                 command = dataclasses.replace(command, id=stable_id(request_id, "command"))
             db.execute(
                 "INSERT INTO commands (id, household, device, type, reminder_id, requested_by,"
-                " request_id, state, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'sent', ?)",
+                " request_id, state, created, body, previous)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'sent', ?, ?, ?)",
                 (command.id, household.id, household.device, command.type, reminder_id,
-                 requested_by, request_id, now),
+                 requested_by, request_id, now, kept, previous),
             )  # fmt: skip
             planned = [Planned.message(command, "command")]
             if request_id is not None and requested_by != CLI:
@@ -97,30 +113,48 @@ class Reminders:
 
     def _apply(
         self, db: sqlite3.Connection, household: Household, body: ReminderCommand, now: float
-    ) -> None:
+    ) -> str | None:
+        """Check a reminder command against the service's copy and apply it there; the
+        reminder as it was before (JSON, kept with the command to undo it), None: none."""
         row = db.execute(
             "SELECT body, state FROM reminders WHERE household = ? AND id = ?",
             (household.id, body.reminder_id),
         ).fetchone()
-        active = row is not None and row["state"] == "active"
+        before = None if row is None else {"state": row["state"], "body": json.loads(row["body"])}
+        active = before is not None and before["state"] == "active"
         if isinstance(body, ReminderAdd):
             if active:
                 raise HouseholdError(REMINDER_EXISTS, "a reminder of that id exists already")
-            state, data = "active", to_dict(body)
         elif not active:
             raise HouseholdError(ServiceReason.UNKNOWN_REMINDER, "no such reminder here")
-        elif isinstance(body, ReminderChange):
-            data = json.loads(row["body"])
-            data.update({k: v for k, v in to_dict(body).items() if v is not None})
-            state = "active"
-        else:
-            state, data = "removed", json.loads(row["body"])
-        db.execute(
-            "INSERT INTO reminders (household, id, body, state, updated) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (household, id) DO UPDATE SET body = excluded.body,"
-            " state = excluded.state, updated = excluded.updated",
-            (household.id, body.reminder_id, json.dumps(data), state, now),
-        )
+        after = _fold(before, body.TYPE, to_dict(body))
+        _write(db, household.id, body.reminder_id, after, now)
+        return None if before is None else json.dumps(before)
+
+    def _rebuild(self, db: sqlite3.Connection, start: sqlite3.Row, now: float) -> None:
+        """The service's copy of a reminder after the fate of command `start` changed: from
+        the reminder before it, replay it and every later command about the same reminder
+        that did not fail (each later one keeping what came before it anew)."""
+        if start["reminder_id"] is None or start["body"] is None:
+            return  # not about a reminder, or from before commands kept their bodies
+        rows = db.execute(
+            "SELECT rowid, * FROM commands WHERE household = ? AND reminder_id = ?"
+            " AND rowid >= ? AND body IS NOT NULL ORDER BY rowid",
+            (start["household"], start["reminder_id"], start["rowid"]),
+        ).fetchall()
+        state = json.loads(start["previous"]) if start["previous"] else None
+        for row in rows:
+            if row["rowid"] != start["rowid"]:
+                db.execute(
+                    "UPDATE commands SET previous = ? WHERE id = ?",
+                    (None if state is None else json.dumps(state), row["id"]),
+                )
+            body = json.loads(row["body"])
+            if row["state"] != "failed":
+                state = _fold(state, row["type"], body)
+            elif row["type"] == ReminderAdd.TYPE and not _active(state):
+                state = {"state": "failed", "body": body}  # not on the device: add it again
+        _write(db, start["household"], start["reminder_id"], state, now)
 
     def _result(
         self,
@@ -139,22 +173,28 @@ class Reminders:
         return Planned.message(message, "command_result", member=member)
 
     def done(self, done: CommandDone, household: str) -> list[str]:
-        """The device's confirmation of a command; the ids to send now."""
+        """The device's confirmation of a command; the ids to send now. A command that
+        failed because the device did not confirm it in time still takes the device's word
+        when it comes (the broker may have kept it for the device all along)."""
         now = time.time()
         state = "confirmed" if done.ok else "failed"
         with self.store.write() as db:
             row = db.execute(
-                "SELECT * FROM commands WHERE id = ? AND household = ?",
+                "SELECT rowid, * FROM commands WHERE id = ? AND household = ?",
                 (done.command_id, household),
             ).fetchone()
             if row is None:
                 raise HouseholdError(UNKNOWN_COMMAND, "no command of that id was sent here")
-            if row["state"] != "sent":
+            late = row["state"] == "failed" and row["detail"] == NOT_CONFIRMED
+            if row["state"] != "sent" and not late:
                 return []
             db.execute(
                 "UPDATE commands SET state = ?, done_at = ?, detail = ? WHERE id = ?",
                 (state, now, done.detail, row["id"]),
             )
+            if state == "failed" and late:
+                return []  # undone and told already
+            self._rebuild(db, row, now)
             if row["request_id"] is None or row["requested_by"] == CLI:
                 return []
             planned = self._result(
@@ -163,16 +203,104 @@ class Reminders:
             )  # fmt: skip
             return self.outbox.plan(db, [planned], now)
 
+    def expire(self, timeout_s: float, now: float | None = None) -> list[str]:
+        """Commands the device has not confirmed `timeout_s` after they were asked for
+        (never connected, its broker session expired, its handler failed): `failed`, undone
+        in the service's copy, the member told; the ids to send now."""
+        now = time.time() if now is None else now
+        with self.store.write() as db:
+            rows = db.execute(
+                "SELECT rowid, * FROM commands WHERE state = 'sent' AND created <= ?"
+                " ORDER BY rowid",
+                (now - timeout_s,),
+            ).fetchall()
+            planned = []
+            for row in rows:
+                db.execute(
+                    "UPDATE commands SET state = 'failed', done_at = ?, detail = ? WHERE id = ?",
+                    (now, NOT_CONFIRMED, row["id"]),
+                )
+                self._rebuild(db, row, now)
+                member, request_id = row["requested_by"], row["request_id"]
+                if request_id is not None and member != CLI:
+                    planned.append(
+                        self._result(
+                            row["household"],
+                            member,
+                            request_id,
+                            "failed",
+                            row["reminder_id"],
+                            NOT_CONFIRMED,
+                        )
+                    )
+            return self.outbox.plan(db, planned, now)
+
+    def resend(self, household: str, device: str, now: float | None = None) -> list[str]:
+        """The device came online: send it again every command it has not confirmed (the
+        same message, so a device that has it already drops the copy by its id); one the
+        broker dropped (the device had never connected, or its session had expired) reaches
+        it now. The ids this worker claimed, to send now."""
+        now = time.time() if now is None else now
+        outbox = self.outbox
+        with self.store.write() as db:
+            return [
+                r[0]
+                for r in db.execute(
+                    "UPDATE outbox SET state = 'pending', not_before = ?, claimed_by = ?,"
+                    " claim_until = ? WHERE purpose = 'command' AND state = 'sent' AND id IN ("
+                    " SELECT id FROM commands WHERE household = ? AND device = ?"
+                    " AND state = 'sent') RETURNING id",
+                    (now, outbox.worker, now + outbox.claim_s, household, device),
+                )
+            ]
+
+
+def _fold(before: dict | None, type_: str, body: dict) -> dict | None:
+    """A reminder ({state, body}, None: never added) after one command, as the device
+    applies it: an add of an active reminder, a change or removal of one that is not, is
+    refused there and changes nothing."""
+    active = _active(before)
+    if type_ == ReminderAdd.TYPE:
+        return before if active else {"state": "active", "body": body}
+    if not active:
+        return before
+    if type_ == ReminderChange.TYPE:
+        data = {**before["body"], **{k: v for k, v in body.items() if v is not None}}
+        return {"state": "active", "body": data}
+    return {"state": "removed", "body": before["body"]}
+
+
+def _active(reminder: dict | None) -> bool:
+    return reminder is not None and reminder["state"] == "active"
+
+
+def _write(
+    db: sqlite3.Connection, household: str, reminder_id: str, state: dict | None, now: float
+) -> None:
+    if state is None:
+        db.execute("DELETE FROM reminders WHERE household = ? AND id = ?", (household, reminder_id))
+        return
+    db.execute(
+        "INSERT INTO reminders (household, id, body, state, updated) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (household, id) DO UPDATE SET body = excluded.body,"
+        " state = excluded.state, updated = excluded.updated",
+        (household, reminder_id, json.dumps(state["body"]), state["state"], now),
+    )
+
 
 def listing(db: sqlite3.Connection, household: str) -> list[dict[str, Any]]:
-    """A household's reminders with the state of the last command about each."""
+    """A household's reminders (`state` active, removed, or failed: an add the device
+    refused or did not confirm) with the state, type and detail (why it failed) of the last
+    command about each."""
     rows = db.execute(
-        "SELECT r.id, r.body, r.state, (SELECT c.state FROM commands c WHERE c.household ="
-        " r.household AND c.reminder_id = r.id ORDER BY c.created DESC LIMIT 1) AS command"
-        " FROM reminders r WHERE r.household = ? ORDER BY r.id",
+        "SELECT r.id, r.body, r.state, c.state AS command, c.type AS command_type,"
+        " c.detail AS command_detail FROM reminders r LEFT JOIN commands c ON c.rowid = ("
+        " SELECT l.rowid FROM commands l WHERE l.household = r.household AND l.reminder_id ="
+        " r.id ORDER BY l.rowid DESC LIMIT 1) WHERE r.household = ? ORDER BY r.id",
         (household,),
     ).fetchall()
     return [
-        {"id": r["id"], "state": r["state"], "command": r["command"], **json.loads(r["body"])}
+        {**{k: r[k] for k in ("id", "state", "command", "command_type", "command_detail")},
+         **json.loads(r["body"])}
         for r in rows
-    ]
+    ]  # fmt: skip

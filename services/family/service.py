@@ -7,7 +7,8 @@ so each alert, step and delivery is handled by one worker.
 
 Incoming, by type:
 - `device.status` (retained, on a plain subscription): the device's presence, kept for the
-  web console (`services.family.presence`);
+  web console (`services.family.presence`); "online" sends the device again the commands
+  it has not confirmed;
 - `alert.*` from a household's device: a new alert (`services.family.alerts`);
 - `event.*` from the device: kept for the digest; `event.reminder.taken` closes a pending
   missed-medication alert, `event.checkin.answer` with a sad or lonely feeling raises a
@@ -112,8 +113,10 @@ class FamilyService:
         self.stop()
 
     def tick(self) -> None:
-        """One round of the scheduler: due escalations, waiting deliveries, digests."""
+        """One round of the scheduler: due escalations, waiting deliveries, digests,
+        commands the device did not confirm in time."""
         self.outbox.send(self.alerts.escalate_due())
+        self.outbox.send(self.reminders.expire(self.config.service.command_timeout_s))
         self.outbox.send(self.digests.due())
         self.outbox.flush()
 
@@ -143,7 +146,9 @@ class FamilyService:
             if message.device not in household.devices:
                 raise HouseholdError(ServiceReason.UNKNOWN_DEVICE, "not a device of this household")
             if isinstance(message.body, DeviceStatus):
-                presence.record_status(self.store, message)
+                newest = presence.record_status(self.store, message)
+                if newest and message.body.state == "online":
+                    return self.reminders.resend(household.id, message.device)
                 return []
             presence.heard(self.store, household.id, message.device)
             return self._from_device(message, household)

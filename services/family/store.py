@@ -109,7 +109,9 @@ CREATE TABLE IF NOT EXISTS commands (
     state TEXT NOT NULL,               -- sent, confirmed, failed
     created REAL NOT NULL,
     done_at REAL,
-    detail TEXT
+    detail TEXT,
+    body TEXT,                         -- JSON of a reminder command's body
+    previous TEXT                      -- JSON {state, body} of the reminder before it; NULL: none
 );
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,               -- the device's event message id
@@ -161,6 +163,8 @@ CREATE TABLE IF NOT EXISTS rejections (
     last_at REAL NOT NULL
 );
 """
+# Columns added since the first release: an older file gets them when it is opened.
+ADDED_COLUMNS = {"commands": {"body": "TEXT", "previous": "TEXT"}}
 
 
 class Store:
@@ -172,6 +176,12 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.db.executescript(SCHEMA)
+        with self.write() as db:  # under the write lock: two workers may start at once
+            for table, columns in ADDED_COLUMNS.items():
+                have = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     @property
     def db(self) -> sqlite3.Connection:

@@ -17,6 +17,7 @@ import pytest
 from protocol import (
     CheckinAnswer,
     CommandDone,
+    DeviceStatus,
     EmergencyAlert,
     FamilyMessage,
     HealthReading,
@@ -413,6 +414,64 @@ def test_the_cli_sends_reminders_to_the_device(config, device, apps) -> None:
     assert change.at == "10:30" and change.text is None
     listing = json.loads(ok(family_cli(config, "reminder", "list", H)))
     assert listing[0]["state"] == "removed" and listing[0]["at"] == "10:30"
+
+
+def test_a_command_the_device_never_confirms_fails_and_a_refused_add_can_be_redone(
+    tmp_path, broker, device, apps
+) -> None:
+    config = slow_config(tmp_path, broker, command_timeout_s=1.0)
+    with FamilyWorker(config):
+        # The device hears the command but never answers: after the deadline it failed.
+        request = create(pills(), H, "carla", on="member_command")
+        apps.send(request)
+        assert device.wait_until(lambda: device.ids("command.reminder.add"))
+        results = lambda: inbox(apps, "carla", "member.command.result")  # noqa: E731
+        assert apps.wait_until(lambda: len(results()) == 2, 20)
+        assert [(m.body.status, m.body.detail) for m in results()] == [
+            ("sent", None), ("failed", "the device did not confirm")
+        ]  # fmt: skip
+        listing = json.loads(ok(family_cli(config, "reminder", "list", H)))
+        assert [(r["id"], r["state"], r["command"]) for r in listing] == [
+            ("evening-pills", "failed", "failed")
+        ]
+        # Added again (not refused as existing); the device refuses it at once.
+        again = create(pills(), H, "carla", on="member_command")
+        apps.send(again)
+        assert device.wait_until(lambda: len(device.ids("command.reminder.add")) == 2)
+        command = [m for m in device.handled if m.type == "command.reminder.add"][-1]
+        refused = CommandDone(command_id=command.id, command=command.type, ok=False,
+                              detail="no room for more reminders")  # fmt: skip
+        device.send(create(refused, H, D))
+        assert apps.wait_until(lambda: len(results()) == 4, 20)
+        assert results()[-1].body.detail == "no room for more reminders"
+        listing = json.loads(ok(family_cli(config, "reminder", "list", H)))
+        assert [(r["state"], r["command"]) for r in listing] == [("failed", "failed")]
+        status = json.loads(ok(family_cli(config, "status")))
+        assert status["commands"] == {"failed": 2}
+
+
+def test_a_command_the_broker_dropped_reaches_the_device_when_it_comes_online(
+    config, broker, apps
+) -> None:
+    with FamilyWorker(config):
+        # The device has never connected: the broker has no session to keep the command in.
+        request = create(pills(), H, "carla", on="member_command")
+        apps.send(request)
+        assert apps.wait_until(lambda: inbox(apps, "carla", "member.command.result"))
+        with device_standin(broker, client_id="speaker-new") as device:
+            time.sleep(0.5)
+            assert not device.ids("command.")  # it was dropped, not queued
+            device.send(create(DeviceStatus(state="online", reason="connected"), H, D),
+                        retain=True)  # fmt: skip
+            assert device.wait_until(lambda: device.ids("command.reminder.add"), 20)
+            (command,) = [m for m in device.handled if m.type == "command.reminder.add"]
+            assert command.body == pills()
+            device.send(create(CommandDone(command_id=command.id, command=command.type), H, D))
+            assert apps.wait_until(
+                lambda: len(inbox(apps, "carla", "member.command.result")) == 2, 20
+            )
+        statuses = [m.body.status for m in inbox(apps, "carla", "member.command.result")]
+        assert statuses == ["sent", "confirmed"]
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -78,12 +78,15 @@ def alert_trail(
 
 
 def reminder_list(db: sqlite3.Connection, household: Household) -> list[dict]:
-    """The active reminders, with whether the device confirmed the last change."""
-    return [r for r in reminders.listing(db, household.id) if r["state"] == "active"]
+    """The active reminders, with whether the device confirmed the last change, and the
+    adds the device refused or did not confirm (`state` failed: to be added again)."""
+    return [r for r in reminders.listing(db, household.id) if r["state"] in ("active", "failed")]
 
 
 def reminder(db: sqlite3.Connection, household: Household, reminder_id: str) -> dict | None:
-    return next((r for r in reminder_list(db, household) if r["id"] == reminder_id), None)
+    """An active reminder of the household (one that can be changed or removed)."""
+    found = next((r for r in reminder_list(db, household) if r["id"] == reminder_id), None)
+    return found if found is not None and found["state"] == "active" else None
 
 
 @dataclass(frozen=True)

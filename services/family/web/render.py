@@ -254,7 +254,8 @@ def reminders_page(
     rows = "".join(_reminder(r, csrf) for r in items) or "<p>No reminders yet.</p>"
     return (
         f'<section id="reminder-list" data-live aria-labelledby="rem-h"><h2 id="rem-h">'
-        f"Reminders ({len(items)})</h2>{rows}</section>"
+        f"Reminders ({sum(r.get('state', 'active') == 'active' for r in items)})</h2>{rows}"
+        "</section>"
         f'<section id="adherence" data-live aria-labelledby="adh-h"><h2 id="adh-h">Taken, '
         f"last {len(days)} days</h2>{adherence_chart(days)}</section>"
         '<section aria-labelledby="add-h" class="card"><h2 id="add-h">Add a reminder</h2>'
@@ -275,8 +276,22 @@ def _reminder(r: dict, csrf: str) -> str:
         "failed": "the device could not set it",
         None: "",
     }.get(r["command"], r["command"])
+    why = r.get("command_detail")
+    if r["command"] == "failed" and r.get("command_type") == "command.reminder.change":
+        status = "the last change failed"
+    elif r["command"] == "failed" and r.get("command_type") == "command.reminder.remove":
+        status = "the removal failed"
+    if r["command"] == "failed" and why:
+        status += f": {why}"
     what = e(r["text"]) + (f" ({e(r['medication'])})" if r.get("medication") else "")
     rid = e(r["id"])
+    if r.get("state") == "failed":  # not on the device: nothing to change or remove
+        why = f": {why}" if why else ""
+        return (
+            f'<article class="reminder" data-reminder="{rid}"><h3>{e(r["at"])} · {what}</h3>'
+            f"<p>{e(_days_text(r.get('days')))} · {e(r.get('kind', ''))} · "
+            f"{e('the device could not add it' + why)}. Add it again below.</p></article>"
+        )
     return (
         f'<article class="reminder" data-reminder="{rid}"><h3>{e(r["at"])} · {what}</h3>'
         f"<p>{e(_days_text(r.get('days')))} · {e(r.get('kind', ''))}"

@@ -1,0 +1,233 @@
+"""A caregiver's commands and the service's copy of the senior's reminders, without a
+broker: what the device refuses is undone in the copy, what it never confirms fails after
+`service.command_timeout_s`, and a late confirmation still counts. (The same over a real
+Mosquitto: tests/e2e/test_family_notify.py.)"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from protocol import CommandDone, ReminderAdd, ReminderChange, ReminderRemove, Say, decode
+from services.family import households, reminders
+from services.family.channels import Delivery
+from services.family.config import ConfigError, config_from_dict
+from services.family.households import Household, HouseholdError, Member
+from services.family.outbox import Outbox
+from services.family.reminders import NOT_CONFIRMED, Reminders
+from services.family.store import Store
+
+H, D = "h1", "speaker"
+HOUSEHOLD = Household(
+    id=H,
+    senior="Mum",
+    devices=(D,),
+    members=(Member("mum", "Mum", role="senior"), Member("carla", "Carla", role="caregiver")),
+)
+
+
+class Recording:
+    name = "mqtt"
+
+    def __init__(self) -> None:
+        self.sent: list[Delivery] = []
+
+    def send_many(self, deliveries: list[Delivery]) -> list[Exception | None]:
+        self.sent += deliveries
+        return [None] * len(deliveries)
+
+
+@pytest.fixture
+def channel() -> Recording:
+    return Recording()
+
+
+@pytest.fixture
+def service(tmp_path: Path, channel: Recording) -> Reminders:
+    store = Store(tmp_path / "family.sqlite3")
+    households.add(store, HOUSEHOLD)
+    yield Reminders(store, Outbox(store, {"mqtt": channel}, "w1"))
+    store.close()
+
+
+def pills(**changes) -> ReminderAdd:
+    fields = dict(reminder_id="pills", kind="medication", text="Pills", at="19:30")
+    return ReminderAdd(**{**fields, **changes})
+
+
+def ask(service: Reminders, body) -> str:
+    """A caregiver's request over MQTT, sent at once; the command id the device gets."""
+    command_id, ids = service.request(body, H, "carla", str(uuid.uuid4()))
+    service.outbox.send(ids)
+    return command_id
+
+
+def answer(service: Reminders, command_id: str, body, ok: bool, detail: str | None = None):
+    service.outbox.send(
+        service.done(CommandDone(command_id=command_id, command=body.TYPE, ok=ok, detail=detail), H)
+    )
+
+
+def listed(service: Reminders) -> dict[str, dict]:
+    return {r["id"]: r for r in reminders.listing(service.store.db, H)}
+
+
+def results(channel: Recording) -> list[tuple[str, str | None]]:
+    """What Carla was told: (status, detail) of each member.command.result."""
+    out = []
+    for d in channel.sent:
+        message = decode(d.payload, None, topic=d.address)
+        if message.type == "member.command.result":
+            out.append((message.body.status, message.body.detail))
+    return out
+
+
+def age(service: Reminders, seconds: float) -> None:
+    """Make every command look `seconds` older."""
+    service.store.db.execute("UPDATE commands SET created = created - ?", (seconds,))
+
+
+# --- the device refuses -----------------------------------------------------------------------
+
+
+def test_an_add_the_device_refused_is_not_listed_active_and_can_be_added_again(
+    service, channel
+) -> None:
+    add = pills()
+    answer(service, ask(service, add), add, ok=False, detail="no room for more reminders")
+    row = listed(service)["pills"]
+    assert (row["state"], row["command"]) == ("failed", "failed")
+    assert results(channel)[-1] == ("failed", "no room for more reminders")
+    with pytest.raises(HouseholdError) as refused:  # nothing to change on the device
+        service.request(ReminderChange(reminder_id="pills", at="20:00"), H, "carla")
+    assert refused.value.reason == "unknown_reminder"
+    again = pills(at="08:00")
+    answer(service, ask(service, again), again, ok=True)  # not refused reminder_exists
+    row = listed(service)["pills"]
+    assert (row["state"], row["at"], row["command"]) == ("active", "08:00", "confirmed")
+
+
+def test_a_change_the_device_refused_leaves_the_previous_values(service) -> None:
+    add = pills(dose="5 mg")
+    answer(service, ask(service, add), add, ok=True)
+    change = ReminderChange(reminder_id="pills", at="21:00", dose="10 mg")
+    command_id = ask(service, change)
+    assert listed(service)["pills"]["at"] == "21:00"  # shown while the device is asked
+    answer(service, command_id, change, ok=False, detail="no such reminder")
+    row = listed(service)["pills"]
+    assert (row["state"], row["at"], row["dose"], row["command"]) == (
+        "active", "19:30", "5 mg", "failed"
+    )  # fmt: skip
+
+
+def test_a_remove_the_device_refused_leaves_the_reminder_active(service) -> None:
+    add = pills()
+    answer(service, ask(service, add), add, ok=True)
+    remove = ReminderRemove(reminder_id="pills")
+    answer(service, ask(service, remove), remove, ok=False, detail="busy")
+    row = listed(service)["pills"]
+    assert (row["state"], row["at"]) == ("active", "19:30")
+    with pytest.raises(HouseholdError):  # it is still there: not added twice
+        service.request(pills(), H, "carla")
+
+
+def test_a_refused_add_undoes_the_change_made_after_it_too(service) -> None:
+    add, change = pills(), ReminderChange(reminder_id="pills", at="21:00")
+    add_id, change_id = ask(service, add), ask(service, change)
+    answer(service, add_id, add, ok=False, detail="no room")
+    assert listed(service)["pills"]["state"] == "failed"
+    answer(service, change_id, change, ok=False, detail="no such reminder")
+    assert listed(service)["pills"]["state"] == "failed"
+
+
+def test_a_refused_change_keeps_a_later_change_that_went_through(service) -> None:
+    add = pills(dose="5 mg")
+    answer(service, ask(service, add), add, ok=True)
+    first = ReminderChange(reminder_id="pills", at="21:00")
+    second = ReminderChange(reminder_id="pills", dose="10 mg")
+    first_id, second_id = ask(service, first), ask(service, second)
+    answer(service, first_id, first, ok=False, detail="busy")
+    answer(service, second_id, second, ok=True)
+    row = listed(service)["pills"]
+    assert (row["at"], row["dose"]) == ("19:30", "10 mg")
+
+
+# --- the device does not answer ---------------------------------------------------------------
+
+
+def test_a_command_never_confirmed_fails_after_the_deadline(service, channel) -> None:
+    add, say = pills(), Say(text="Hello Mum")
+    ask(service, add)
+    ask(service, say)
+    assert service.outbox.send(service.expire(600.0)) == 0  # not yet
+    assert [s for s, _ in results(channel)] == ["sent", "sent"]
+    age(service, 601.0)
+    assert service.outbox.send(service.expire(600.0)) == 2
+    assert results(channel)[2:] == [("failed", NOT_CONFIRMED), ("failed", NOT_CONFIRMED)]
+    row = listed(service)["pills"]
+    assert (row["state"], row["command"]) == ("failed", "failed")
+    states = service.store.db.execute("SELECT state, detail FROM commands").fetchall()
+    assert [tuple(r) for r in states] == [("failed", NOT_CONFIRMED)] * 2
+    assert service.expire(600.0) == []  # once
+
+
+def test_a_confirmation_after_the_deadline_still_counts(service, channel) -> None:
+    add = pills()
+    command_id = ask(service, add)
+    age(service, 601.0)
+    service.outbox.send(service.expire(600.0))
+    assert listed(service)["pills"]["state"] == "failed"
+    answer(service, command_id, add, ok=True)  # the broker kept it for the device after all
+    row = listed(service)["pills"]
+    assert (row["state"], row["command"]) == ("active", "confirmed")
+    assert [s for s, _ in results(channel)] == ["sent", "failed", "confirmed"]
+
+
+def test_a_late_confirmation_comes_before_a_re_add_the_device_refused(service) -> None:
+    first = pills()
+    first_id = ask(service, first)
+    age(service, 601.0)
+    service.expire(600.0)
+    second = pills(at="08:00")  # the caregiver tries again
+    second_id = ask(service, second)
+    answer(service, first_id, first, ok=True)  # the device got the first one late
+    answer(service, second_id, second, ok=False, detail="reminder_exists")
+    row = listed(service)["pills"]
+    assert (row["state"], row["at"]) == ("active", "19:30")  # what the device has
+
+
+def test_the_command_deadline_is_configured_and_checked() -> None:
+    assert config_from_dict({}).service.command_timeout_s == 600.0
+    assert config_from_dict({"service": {"command_timeout_s": 30}}).service.command_timeout_s == 30
+    with pytest.raises(ConfigError, match="command_timeout_s"):
+        config_from_dict({"service": {"command_timeout_s": 0}})
+
+
+def test_commands_from_before_the_undo_columns_still_work(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    import sqlite3
+
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE commands (id TEXT PRIMARY KEY, household TEXT NOT NULL, device TEXT NOT"
+        " NULL, type TEXT NOT NULL, reminder_id TEXT, requested_by TEXT NOT NULL, request_id"
+        " TEXT, state TEXT NOT NULL, created REAL NOT NULL, done_at REAL, detail TEXT)"
+    )
+    old.execute(
+        "INSERT INTO commands VALUES ('c1', 'h1', 'speaker', 'command.reminder.add', 'pills',"
+        " 'cli', NULL, 'sent', ?, NULL, NULL)",
+        (time.time() - 3600,),
+    )
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        service = Reminders(store, Outbox(store, {}, "w1"))
+        assert service.expire(600.0) == []
+        (row,) = store.db.execute("SELECT state, detail FROM commands")
+        assert tuple(row) == ("failed", NOT_CONFIRMED)
+    finally:
+        store.close()
