@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import sqlite3
 import time
 from typing import Any
@@ -40,7 +41,7 @@ from protocol.messages import message_types
 from protocol.schema import from_dict, to_dict
 from services.family import households
 from services.family.channels import Delivery
-from services.family.config import FamilyConfig
+from services.family.config import MAX_STEP, FamilyConfig
 from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox, Planned, stable_id
 from services.family.store import Store
@@ -54,6 +55,8 @@ CATEGORIES = {
     "family.message": "message",  # the senior's words for the family: delivered like a calm
     #                               alert, so it has a trail and "seen" goes back to the device
 }
+log = logging.getLogger("services.family.alerts")
+
 OPEN = ("open", "delivered", "escalated")
 # What an acknowledgement makes unnecessary.
 _UNANSWERED = ("alert", "escalation", "update")
@@ -181,7 +184,10 @@ class Alerts:
     # --- escalation -------------------------------------------------------------------------
 
     def escalate_due(self, now: float | None = None, limit: int = 50) -> list[str]:
-        """Move every unanswered emergency whose time came one step up; the ids to send."""
+        """Move every unanswered emergency whose time came one step up; the ids to send.
+
+        Each alert's step is its own savepoint: one that fails (logged at ERROR, written to
+        its trail as `step_failed`, the step skipped) never holds up any other household's."""
         now = time.time() if now is None else now
         ids: list[str] = []
         with self.store.write() as db:
@@ -191,21 +197,61 @@ class Alerts:
                 (now, limit),
             ).fetchall()
             for row in due:
-                household = households.get(db, row["household"])
-                if household is None:  # removed meanwhile: nobody left to tell
-                    db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
-                    audit(db, row["id"], now, "stopped", self.worker, "household removed")
-                    continue
-                step = row["step"] + 1
-                planned, next_at, what = self._step(row, household, step, now)
-                db.execute(
-                    "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = ?"
-                    " WHERE id = ? AND step = ?",
-                    (step, next_at, row["id"], row["step"]),
-                )
-                audit(db, row["id"], now, "escalated", self.worker, f"step {step}: {what}")
-                ids += self.outbox.plan(db, planned, now)
+                db.execute("SAVEPOINT escalation")
+                try:
+                    planned = self._escalate(db, row, now)
+                    ids += self.outbox.plan(db, planned, now)
+                except Exception as exc:
+                    db.execute("ROLLBACK TO escalation")
+                    self._step_failed(db, row, now, exc)
+                db.execute("RELEASE escalation")
         return ids
+
+    def _escalate(self, db: sqlite3.Connection, row: sqlite3.Row, now: float) -> list[Planned]:
+        """One alert's next step, written to its row and trail; what it sends."""
+        household = households.get(db, row["household"])
+        if household is None:  # removed meanwhile: nobody left to tell
+            db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
+            audit(db, row["id"], now, "stopped", self.worker, "household removed")
+            return []
+        step = row["step"] + 1
+        planned, next_at, what = self._step(row, household, step, now)
+        last = next_at is not None and step >= MAX_STEP  # no member.alert can say more
+        db.execute(
+            "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = ?"
+            " WHERE id = ? AND step = ?",
+            (step, None if last else next_at, row["id"], row["step"]),
+        )
+        audit(db, row["id"], now, "escalated", self.worker, f"step {step}: {what}")
+        if last:
+            audit(db, row["id"], now, "stopped", self.worker, f"step {step} is the last there is")
+        return planned
+
+    def _step_failed(
+        self, db: sqlite3.Connection, row: sqlite3.Row, now: float, exc: Exception
+    ) -> None:
+        """A step that could not be taken (nothing of it was written): say so, and skip it,
+        so the ladder goes on to its next step instead of failing on every tick."""
+        step = row["step"] + 1
+        log.error(
+            "escalation step %d of alert %s failed (%s); skipped", step, row["id"],
+            type(exc).__name__, exc_info=True,
+        )  # fmt: skip
+        try:
+            household = households.get(db, row["household"])
+            ladder = self._ladder(household) if household is not None else 0
+            next_at = self._next_at(step, ladder, now) if step < MAX_STEP else None
+        except Exception:  # nothing more can be decided about it: the ladder stops
+            log.exception("alert %s: its ladder cannot go on", row["id"])
+            next_at = None
+        db.execute(
+            "UPDATE alerts SET step = ?, next_step_at = ? WHERE id = ? AND step = ?",
+            (step, next_at, row["id"], row["step"]),
+        )
+        detail = f"step {step}: {type(exc).__name__}: {exc}"
+        audit(db, row["id"], now, "step_failed", self.worker, detail[:300])
+        if next_at is None:
+            audit(db, row["id"], now, "stopped", self.worker, f"after step {step}")
 
     def _channels(self, member: Member) -> list[tuple[str, str]]:
         usable = []
@@ -222,11 +268,8 @@ class Alerts:
         word for the audit trail."""
         policy = self.config.escalation
         members = recipients(household, "emergency")
-        levels = max((len(self._channels(m)) for m in members), default=0)
-        call = (
-            household.emergency_number is not None
-            and policy.emergency_channel in self.outbox.channels
-        )
+        levels = self._levels(household)
+        call = self._calls(household)
         ladder = levels + (1 if call else 0)
         message = alert_message(row)
         minutes = max(1, round((now - row["received"]) / 60))
@@ -290,13 +333,31 @@ class Alerts:
                 planned.append(
                     self._notice(update, household, member, row["id"], step, now, "update")
                 )
+        return planned, self._next_at(step, ladder, now), what
+
+    def _levels(self, household: Household) -> int:
+        """How many rounds of members' contact channels the ladder has."""
+        members = recipients(household, "emergency")
+        return max((len(self._channels(m)) for m in members), default=0)
+
+    def _calls(self, household: Household) -> bool:
+        """Whether the ladder ends with a call to the household's emergency number."""
+        return (
+            household.emergency_number is not None
+            and self.config.escalation.emergency_channel in self.outbox.channels
+        )
+
+    def _ladder(self, household: Household) -> int:
+        return self._levels(household) + (1 if self._calls(household) else 0)
+
+    def _next_at(self, step: int, ladder: int, now: float) -> float | None:
+        """When the step after `step` is due (None: the ladder and its repeats are done)."""
+        policy = self.config.escalation
         if step < ladder:
-            next_at: float | None = now + policy.step_s
-        elif step - ladder < policy.max_repeats:
-            next_at = now + policy.repeat_s
-        else:
-            next_at = None
-        return planned, next_at, what
+            return now + policy.step_s
+        if step - ladder < policy.max_repeats:
+            return now + policy.repeat_s
+        return None
 
     # --- answers ----------------------------------------------------------------------------
 
