@@ -35,6 +35,7 @@ from protocol import (
     MemberAlertUpdate,
     Message,
     ServiceReason,
+    ServiceRefused,
     create,
 )
 from protocol.messages import message_types
@@ -58,6 +59,7 @@ CATEGORIES = {
 log = logging.getLogger("services.family.alerts")
 
 OPEN = ("open", "delivered", "escalated")
+NO_RECIPIENT = "no_recipient"  # the service's refusal of an alert nobody can be told of
 # What an acknowledgement makes unnecessary.
 _UNANSWERED = ("alert", "escalation", "update")
 
@@ -131,8 +133,44 @@ class Alerts:
             if waiting:
                 audit(db, message.id, now, "waiting", None, f"{len(waiting)} notice(s) held")
             if not planned:
-                audit(db, message.id, now, "no_recipient", None, "nobody to tell")
+                planned = self._nobody_to_tell(db, message, category, household, now)
             return self.outbox.plan(db, planned, now)
+
+    def _nobody_to_tell(
+        self,
+        db: sqlite3.Connection,
+        message: Message,
+        category: str,
+        household: Household,
+        now: float,
+    ) -> list[Planned]:
+        """An alert no member can be told of. An emergency goes straight to the household's
+        emergency number when there is one; else the device is told its call could not be
+        passed on (`service.refused`, `no_recipient`), as is a message for the family: the
+        senior must not believe someone heard."""
+        if category == "emergency" and self._calls(household):
+            log.warning("alert %s of household %s: no member to tell, calling the emergency"
+                        " number now", message.id, household.id)  # fmt: skip
+            db.execute("UPDATE alerts SET next_step_at = ? WHERE id = ?", (now, message.id))
+            audit(db, message.id, now, "no_recipient", None,
+                  "no member to tell: the emergency number is called at once")  # fmt: skip
+            return []
+        log.warning("alert %s (%s) of household %s: nobody to tell", message.id, category,
+                    household.id)  # fmt: skip
+        db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (message.id,))
+        audit(db, message.id, now, "no_recipient", None, "nobody to tell, no number to call")
+        if category not in ("emergency", "message"):
+            return []
+        refusal = create(
+            ServiceRefused(reason=NO_RECIPIENT, refused_id=message.id,
+                           detail="nobody in this household can be told"),
+            household.id,
+            message.device,
+            on="refused",
+        )  # fmt: skip
+        refusal = dataclasses.replace(refusal, id=stable_id(message.id, "refused"))
+        self.store.count_rejection(NO_RECIPIENT, now)  # in this transaction: `status` shows it
+        return [Planned.message(refusal, "refused", alert_id=message.id)]
 
     def _first_notices(
         self, message: Message, category: str, household: Household, now: float
@@ -216,6 +254,11 @@ class Alerts:
             return []
         step = row["step"] + 1
         planned, next_at, what = self._step(row, household, step, now)
+        if not planned:  # no member left to remind (nor a number to call): not "escalated"
+            log.warning("alert %s: nobody left to tell at step %d", row["id"], step)
+            db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
+            audit(db, row["id"], now, "no_recipient", self.worker, f"step {step}: nobody to tell")
+            return []
         last = next_at is not None and step >= MAX_STEP  # no member.alert can say more
         db.execute(
             "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = ?"

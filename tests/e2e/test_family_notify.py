@@ -625,3 +625,42 @@ def test_the_digest_goes_out_by_itself_at_its_time(tmp_path, broker, device, app
         time.sleep(1.0)
     assert len(inbox(apps, "anna", "member.digest")) == 1  # two workers, one digest
     assert inbox(apps, "anna", "member.digest")[0].body.lines == ["A quiet day: nothing to report."]
+
+
+# --- nobody to tell ----------------------------------------------------------------------
+
+
+def test_an_emergency_nobody_can_be_told_of_is_refused_to_the_device(
+    tmp_path, broker, device, apps
+) -> None:
+    config = write_config(tmp_path / "family", broker, step_s=0.5, repeat_s=0.5, max_repeats=3)
+    alone = Household(emergency_number=None, members=(FAMILY[0],))  # only Mum herself
+    setup_household(config, alone)
+    with FamilyWorker(config) as worker:
+        alert = emergency()
+        device.send(alert)
+        assert device.wait_until(lambda: refusals(device), 10)
+        time.sleep(2.5)  # five steps' time
+        log = worker.log()
+    (refused,) = refusals(device)
+    assert refused.topic == topics.refused(H, D)
+    assert (refused.body.reason, refused.body.refused_id) == ("no_recipient", alert.id)
+    events = trail(config, alert.id)
+    assert "no_recipient" in events and "escalated" not in events
+    assert show(config, alert.id)["next_step_at"] is None
+    warnings = [line for line in log.splitlines() if "WARNING" in line and alert.id in line]
+    assert warnings and "help, I fell" not in log  # ids only, never what was said
+    status = json.loads(ok(family_cli(config, "status")))
+    assert status["refused"] == {"no_recipient": 1}
+
+
+def test_no_member_but_an_emergency_number_calls_it_at_once(tmp_path, broker, device) -> None:
+    config = write_config(tmp_path / "family", broker, step_s=30.0)
+    setup_household(config, Household(members=(FAMILY[0],)))
+    with FamilyWorker(config):
+        alert = emergency()
+        device.send(alert)
+        assert wait_for(lambda: read_gateway_file(config.phone), 10)  # not 30 s later
+        time.sleep(0.5)
+    assert [c["to"] for c in read_gateway_file(config.phone)] == ["+49112"]
+    assert not refusals(device)  # it is passed on: to the emergency number
