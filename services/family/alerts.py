@@ -474,21 +474,49 @@ class Alerts:
             self._close(db, alert_id, now, actor, why)
             return True
 
-    def taken(self, household: str, reminder_id: str, due: str) -> int:
-        """A dose reported taken: a missed-medication alert about it that nobody was told
-        of yet is closed. How many were."""
+    def taken(self, household: Household, reminder_id: str, due: str) -> list[str]:
+        """A dose reported taken: the missed-medication alerts about it that are not closed
+        yet are closed, and the members who were told of one hear it was taken after all
+        (`member.alert.update`); the ids to send."""
         now = time.time()
         with self.store.write() as db:
             rows = db.execute(
-                "SELECT id FROM alerts WHERE household = ? AND category = 'missed_medication'"
-                " AND state = 'open' AND json_extract(body, '$.reminder_id') = ?"
+                "SELECT * FROM alerts WHERE household = ? AND category = 'missed_medication'"
+                " AND state != 'closed' AND json_extract(body, '$.reminder_id') = ?"
                 " AND json_extract(body, '$.due') = ?",
-                (household, reminder_id, due),
+                (household.id, reminder_id, due),
             ).fetchall()
+            planned: list[Planned] = []
             for row in rows:
                 self.outbox.cancel(db, row["id"], _UNANSWERED)
                 self._close(db, row["id"], now, None, "taken after all")
-        return len(rows)
+                told = {
+                    r["member"]
+                    for r in db.execute(
+                        "SELECT member FROM outbox WHERE alert_id = ? AND purpose = 'alert'"
+                        " AND state = 'sent'",
+                        (row["id"],),
+                    )
+                }
+                body = alert_message(row).body
+                for member in household.others:
+                    if member.id not in told:
+                        continue
+                    update = MemberAlertUpdate(
+                        alert_id=row["id"],
+                        state="closed",
+                        text=text(
+                            member.language,
+                            "taken_late",
+                            senior=household.senior,
+                            medication=body.medication,
+                            due=local_clock(body.due, household.timezone),
+                        ),
+                    )
+                    planned.append(
+                        self._notice(update, household, member, row["id"], -1, now, "taken")
+                    )
+            return self.outbox.plan(db, planned, now)
 
     def _close(
         self, db: sqlite3.Connection, alert_id: str, now: float, actor: str | None, why: str

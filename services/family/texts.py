@@ -15,6 +15,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "emergency.no_answer": "URGENT: {senior} did not answer an emergency check. "
         "Please answer now.",
         "missed_medication": "{senior} has not taken {medication} (due {due}).",
+        "taken_late": "All is well: {senior} has taken {medication} after all (due {due}).",
         "wellness.feeling": "No emergency: {senior} said they feel {detail}. "
         "A call would do them good.",
         "wellness.check_in": "No emergency: {senior} did not answer today's check-in. "
@@ -51,6 +52,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "emergency.no_answer": "DRINGEND: {senior} hat auf eine Notfallfrage nicht geantwortet. "
         "Bitte sofort antworten.",
         "missed_medication": "{senior} hat {medication} nicht genommen (fällig {due}).",
+        "taken_late": "Alles gut: {senior} hat {medication} doch genommen (fällig {due}).",
         "wellness.feeling": "Kein Notfall: {senior} fühlt sich {detail}. Ein Anruf würde guttun.",
         "wellness.check_in": "Kein Notfall: {senior} hat heute nicht auf die Nachfrage "
         "geantwortet. Vielleicht kurz anrufen.",

@@ -664,3 +664,31 @@ def test_no_member_but_an_emergency_number_calls_it_at_once(tmp_path, broker, de
         time.sleep(0.5)
     assert [c["to"] for c in read_gateway_file(config.phone)] == ["+49112"]
     assert not refusals(device)  # it is passed on: to the emergency number
+
+
+# --- a dose taken late --------------------------------------------------------------------
+
+
+def test_a_dose_taken_after_the_grace_period_closes_the_caregivers_alert(
+    tmp_path, broker, device, apps
+) -> None:
+    config = slow_config(tmp_path, broker, grace_s=0.5)
+    due = utc_timestamp()
+    with FamilyWorker(config):
+        missed = create(
+            MissedMedicationAlert(reminder_id="metformin", medication="Metformin", due=due), H, D
+        )
+        device.send(missed)
+        assert apps.wait_until(lambda: inbox(apps, "carla", alert_id=missed.id), 10)
+        assert wait_for(lambda: show(config, missed.id)["state"] == "delivered", 5)
+        device.send(create(ReminderTaken(reminder_id="metformin", due=due, taken_at=due), H, D))
+        assert wait_for(lambda: show(config, missed.id)["state"] == "closed", 5)
+        assert apps.wait_until(lambda: inbox(apps, "carla", "member.alert.update", missed.id))
+        time.sleep(0.5)
+    (update,) = inbox(apps, "carla", "member.alert.update", missed.id)
+    assert update.body.state == "closed"
+    assert "taken" in update.body.text and "Metformin" in update.body.text
+    assert not inbox(apps, "anna", "member.alert.update")  # she was never told of it
+    described = show(config, missed.id)
+    closed = [e for e in described["trail"] if e["event"] == "closed"]
+    assert [e["detail"] for e in closed] == ["taken after all"]

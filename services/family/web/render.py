@@ -215,6 +215,7 @@ PURPOSES = {
     "update": "an update",
     "ack": "the answer, to the device",
     "answered": "word that someone answered",
+    "taken": "word that the dose was taken",
     "refused": "word to the device that nobody could be told",
 }
 CHANNELS = {"mqtt": "to the app", "sms": "by SMS", "phone": "by phone call"}
