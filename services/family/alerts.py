@@ -118,6 +118,18 @@ class Alerts:
         now = time.time()
         first_step = now + self.config.escalation.step_s if category == "emergency" else None
         with self.store.write() as db:
+            if category == "emergency":
+                if _known(db, message.id):
+                    return []
+                running = db.execute(
+                    "SELECT * FROM alerts WHERE household = ? AND category = 'emergency'"
+                    " AND state IN ('open', 'delivered', 'escalated') AND next_step_at IS NOT NULL"
+                    " ORDER BY received LIMIT 1",
+                    (household.id,),
+                ).fetchone()
+                if running is not None:
+                    planned = self._repeated(db, running, message, household, now)
+                    return self.outbox.plan(db, planned, now)
             inserted = db.execute(
                 "INSERT OR IGNORE INTO alerts (id, household, device, category, type, body,"
                 " raised_ts, received, state, next_step_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
@@ -135,6 +147,46 @@ class Alerts:
             if not planned:
                 planned = self._nobody_to_tell(db, message, category, household, now)
             return self.outbox.plan(db, planned, now)
+
+    def _repeated(
+        self,
+        db: sqlite3.Connection,
+        running: sqlite3.Row,
+        message: Message,
+        household: Household,
+        now: float,
+    ) -> list[Planned]:
+        """Another call for help while an emergency of the household is unanswered and its
+        ladder still climbs ("help, I fell", again, then the SOS button): the same emergency,
+        not a new one with a ladder of its own. It goes into that alert's trail (`repeated`,
+        with its id and device), the members hear she called again in an update of that
+        alert, and the answer to it is told to the device for this call too."""
+        alert_id = running["id"]
+        audit(db, alert_id, now, "repeated", message.device, message.body.trigger, message.id)
+        log.info("alert %s: repeated by %s, folded into %s", message.id, message.device, alert_id)
+        planned = []
+        for member in recipients(household, "emergency"):
+            said = wording(message.body, "emergency", household, member.language)
+            update = MemberAlertUpdate(
+                alert_id=alert_id,
+                state="escalated",
+                text=text(member.language, "repeated", senior=household.senior, alert=said),
+            )
+            notice = create(update, household.id, member.id)
+            notice = dataclasses.replace(
+                notice, id=stable_id(alert_id, member.id, "repeated", message.id)
+            )
+            planned.append(
+                Planned.message(
+                    notice,
+                    "update",
+                    alert_id=alert_id,
+                    member=member.id,
+                    step=running["step"],
+                    not_before=now,
+                )
+            )
+        return planned
 
     def _nobody_to_tell(
         self,
@@ -412,6 +464,12 @@ class Alerts:
         now = time.time()
         with self.store.write() as db:
             row = db.execute("SELECT * FROM alerts WHERE id = ?", (ack.alert_id,)).fetchone()
+            if row is None:  # a repeated call for help: the answer is to its emergency
+                row = db.execute(
+                    "SELECT alerts.* FROM alert_events JOIN alerts ON alerts.id = alert_id"
+                    " WHERE event = 'repeated' AND ref = ?",
+                    (ack.alert_id,),
+                ).fetchone()
             if row is None or row["household"] != household.id:
                 raise HouseholdError(ServiceReason.UNKNOWN_ALERT, "no such alert in this household")
             seen = db.execute(
@@ -433,14 +491,21 @@ class Alerts:
             cancelled = self.outbox.cancel(db, row["id"], _UNANSWERED)
             if cancelled:
                 audit(db, row["id"], now, "cancelled", None, f"{cancelled} pending notice(s)")
-            device_ack = create(
-                AlertAck(alert_id=row["id"], by=member.label, action=ack.action,
-                         eta_min=ack.eta_min),
-                household.id,
-                row["device"],
-            )  # fmt: skip
-            device_ack = dataclasses.replace(device_ack, id=stable_id(row["id"], "ack"))
-            planned = [Planned.message(device_ack, "ack", alert_id=row["id"], member=member.id)]
+            # the device hears of every call for help this answer covers (each clears its
+            # alert light): the emergency's own and the repeated ones folded into it
+            calls = [(row["id"], row["device"]), *repeats(db, row["id"])]
+            planned = []
+            for call_id, device in calls:
+                device_ack = create(
+                    AlertAck(alert_id=call_id, by=member.label, action=ack.action,
+                             eta_min=ack.eta_min),
+                    household.id,
+                    device,
+                )  # fmt: skip
+                device_ack = dataclasses.replace(device_ack, id=stable_id(call_id, "ack"))
+                planned.append(
+                    Planned.message(device_ack, "ack", alert_id=row["id"], member=member.id)
+                )
             for other in recipients(household, row["category"]):
                 if other.id == member.id:
                     continue
@@ -576,11 +641,36 @@ def alert_message(row: sqlite3.Row) -> Message:
     )  # fmt: skip
 
 
+def _known(db: sqlite3.Connection, alert_id: str) -> bool:
+    """An alert id handled already: an alert of its own, or a call folded into one."""
+    if db.execute("SELECT 1 FROM alerts WHERE id = ?", (alert_id,)).fetchone() is not None:
+        return True
+    folded = db.execute(
+        "SELECT 1 FROM alert_events WHERE event = 'repeated' AND ref = ?", (alert_id,)
+    ).fetchone()
+    return folded is not None
+
+
+def repeats(db: sqlite3.Connection, alert_id: str) -> list[tuple[str, str]]:
+    """The repeated calls for help folded into an emergency: (their id, their device)."""
+    rows = db.execute(
+        "SELECT ref, actor FROM alert_events WHERE alert_id = ? AND event = 'repeated'"
+        " ORDER BY seq",
+        (alert_id,),
+    ).fetchall()
+    return [(r["ref"], r["actor"]) for r in rows]
+
+
 def describe(db: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
-    """An alert and its audit trail, for `family-notify alert show`."""
+    """An alert and its audit trail, for `family-notify alert show`; for a repeated call
+    for help, the emergency it was folded into (its id is among `repeats`)."""
     row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     if row is None:
-        return None
+        folded = db.execute(
+            "SELECT alert_id FROM alert_events WHERE event = 'repeated' AND ref = ?",
+            (alert_id,),
+        ).fetchone()
+        return describe(db, folded["alert_id"]) if folded is not None else None
     events = db.execute(
         "SELECT at, event, actor, detail FROM alert_events WHERE alert_id = ? ORDER BY seq",
         (alert_id,),
@@ -588,4 +678,5 @@ def describe(db: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
     out = dict(row)
     out.pop("body")
     out["trail"] = [dict(e) for e in events]
+    out["repeats"] = [call_id for call_id, _ in repeats(db, row["id"])]
     return out

@@ -26,6 +26,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "inactivity": "No emergency: {senior} has been quiet for {hours} hours. Maybe check in.",
         "message": 'Message from {senior}{for_whom}: "{message}"',
         "escalated": "Still no answer about {senior}: now also contacting {what}.",
+        "repeated": "{senior} called for help again, and nobody has answered yet. {alert}",
         "acknowledged.seen": "{by} has seen the alert about {senior}.",
         "acknowledged.calling": "{by} is calling {senior}.",
         "acknowledged.on_the_way": "{by} is on the way to {senior}{eta}.",
@@ -64,6 +65,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "inactivity": "Kein Notfall: Von {senior} kam seit {hours} Stunden nichts. "
         "Vielleicht kurz nachfragen.",
         "escalated": "Noch keine Antwort wegen {senior}: jetzt wird auch {what} verständigt.",
+        "repeated": "{senior} hat noch einmal um Hilfe gerufen, und niemand hat bisher "
+        "geantwortet. {alert}",
         "acknowledged.seen": "{by} hat die Meldung zu {senior} gesehen.",
         "acknowledged.calling": "{by} ruft {senior} an.",
         "acknowledged.on_the_way": "{by} ist auf dem Weg zu {senior}{eta}.",

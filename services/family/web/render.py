@@ -205,6 +205,7 @@ EVENTS = {
     "closed": "Closed",
     "stopped": "Stopped",
     "no_recipient": "Nobody to tell",
+    "repeated": "Called for help again",
     "step_failed": "A step could not be taken (skipped)",
 }
 
