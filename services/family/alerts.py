@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import sqlite3
 import time
 from typing import Any
@@ -34,13 +35,14 @@ from protocol import (
     MemberAlertUpdate,
     Message,
     ServiceReason,
+    ServiceRefused,
     create,
 )
 from protocol.messages import message_types
 from protocol.schema import from_dict, to_dict
 from services.family import households
 from services.family.channels import Delivery
-from services.family.config import FamilyConfig
+from services.family.config import MAX_STEP, FamilyConfig
 from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox, Planned, stable_id
 from services.family.store import Store
@@ -54,7 +56,10 @@ CATEGORIES = {
     "family.message": "message",  # the senior's words for the family: delivered like a calm
     #                               alert, so it has a trail and "seen" goes back to the device
 }
+log = logging.getLogger("services.family.alerts")
+
 OPEN = ("open", "delivered", "escalated")
+NO_RECIPIENT = "no_recipient"  # the service's refusal of an alert nobody can be told of
 # What an acknowledgement makes unnecessary.
 _UNANSWERED = ("alert", "escalation", "update")
 
@@ -113,6 +118,18 @@ class Alerts:
         now = time.time()
         first_step = now + self.config.escalation.step_s if category == "emergency" else None
         with self.store.write() as db:
+            if category == "emergency":
+                if _known(db, message.id):
+                    return []
+                running = db.execute(
+                    "SELECT * FROM alerts WHERE household = ? AND category = 'emergency'"
+                    " AND state IN ('open', 'delivered', 'escalated') AND next_step_at IS NOT NULL"
+                    " ORDER BY received LIMIT 1",
+                    (household.id,),
+                ).fetchone()
+                if running is not None:
+                    planned = self._repeated(db, running, message, household, now)
+                    return self.outbox.plan(db, planned, now)
             inserted = db.execute(
                 "INSERT OR IGNORE INTO alerts (id, household, device, category, type, body,"
                 " raised_ts, received, state, next_step_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
@@ -128,8 +145,84 @@ class Alerts:
             if waiting:
                 audit(db, message.id, now, "waiting", None, f"{len(waiting)} notice(s) held")
             if not planned:
-                audit(db, message.id, now, "no_recipient", None, "nobody to tell")
+                planned = self._nobody_to_tell(db, message, category, household, now)
             return self.outbox.plan(db, planned, now)
+
+    def _repeated(
+        self,
+        db: sqlite3.Connection,
+        running: sqlite3.Row,
+        message: Message,
+        household: Household,
+        now: float,
+    ) -> list[Planned]:
+        """Another call for help while an emergency of the household is unanswered and its
+        ladder still climbs ("help, I fell", again, then the SOS button): the same emergency,
+        not a new one with a ladder of its own. It goes into that alert's trail (`repeated`,
+        with its id and device), the members hear she called again in an update of that
+        alert, and the answer to it is told to the device for this call too."""
+        alert_id = running["id"]
+        audit(db, alert_id, now, "repeated", message.device, message.body.trigger, message.id)
+        log.info("alert %s: repeated by %s, folded into %s", message.id, message.device, alert_id)
+        planned = []
+        for member in recipients(household, "emergency"):
+            said = wording(message.body, "emergency", household, member.language)
+            update = MemberAlertUpdate(
+                alert_id=alert_id,
+                state="escalated",
+                text=text(member.language, "repeated", senior=household.senior, alert=said),
+            )
+            notice = create(update, household.id, member.id)
+            notice = dataclasses.replace(
+                notice, id=stable_id(alert_id, member.id, "repeated", message.id)
+            )
+            planned.append(
+                Planned.message(
+                    notice,
+                    "update",
+                    alert_id=alert_id,
+                    member=member.id,
+                    step=running["step"],
+                    not_before=now,
+                )
+            )
+        return planned
+
+    def _nobody_to_tell(
+        self,
+        db: sqlite3.Connection,
+        message: Message,
+        category: str,
+        household: Household,
+        now: float,
+    ) -> list[Planned]:
+        """An alert no member can be told of. An emergency goes straight to the household's
+        emergency number when there is one; else the device is told its call could not be
+        passed on (`service.refused`, `no_recipient`), as is a message for the family: the
+        senior must not believe someone heard."""
+        if category == "emergency" and self._calls(household):
+            log.warning("alert %s of household %s: no member to tell, calling the emergency"
+                        " number now", message.id, household.id)  # fmt: skip
+            db.execute("UPDATE alerts SET next_step_at = ? WHERE id = ?", (now, message.id))
+            audit(db, message.id, now, "no_recipient", None,
+                  "no member to tell: the emergency number is called at once")  # fmt: skip
+            return []
+        log.warning("alert %s (%s) of household %s: nobody to tell", message.id, category,
+                    household.id)  # fmt: skip
+        db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (message.id,))
+        audit(db, message.id, now, "no_recipient", None, "nobody to tell, no number to call")
+        if category not in ("emergency", "message"):
+            return []
+        refusal = create(
+            ServiceRefused(reason=NO_RECIPIENT, refused_id=message.id,
+                           detail="nobody in this household can be told"),
+            household.id,
+            message.device,
+            on="refused",
+        )  # fmt: skip
+        refusal = dataclasses.replace(refusal, id=stable_id(message.id, "refused"))
+        self.store.count_rejection(NO_RECIPIENT, now)  # in this transaction: `status` shows it
+        return [Planned.message(refusal, "refused", alert_id=message.id)]
 
     def _first_notices(
         self, message: Message, category: str, household: Household, now: float
@@ -181,7 +274,10 @@ class Alerts:
     # --- escalation -------------------------------------------------------------------------
 
     def escalate_due(self, now: float | None = None, limit: int = 50) -> list[str]:
-        """Move every unanswered emergency whose time came one step up; the ids to send."""
+        """Move every unanswered emergency whose time came one step up; the ids to send.
+
+        Each alert's step is its own savepoint: one that fails (logged at ERROR, written to
+        its trail as `step_failed`, the step skipped) never holds up any other household's."""
         now = time.time() if now is None else now
         ids: list[str] = []
         with self.store.write() as db:
@@ -191,21 +287,66 @@ class Alerts:
                 (now, limit),
             ).fetchall()
             for row in due:
-                household = households.get(db, row["household"])
-                if household is None:  # removed meanwhile: nobody left to tell
-                    db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
-                    audit(db, row["id"], now, "stopped", self.worker, "household removed")
-                    continue
-                step = row["step"] + 1
-                planned, next_at, what = self._step(row, household, step, now)
-                db.execute(
-                    "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = ?"
-                    " WHERE id = ? AND step = ?",
-                    (step, next_at, row["id"], row["step"]),
-                )
-                audit(db, row["id"], now, "escalated", self.worker, f"step {step}: {what}")
-                ids += self.outbox.plan(db, planned, now)
+                db.execute("SAVEPOINT escalation")
+                try:
+                    planned = self._escalate(db, row, now)
+                    ids += self.outbox.plan(db, planned, now)
+                except Exception as exc:
+                    db.execute("ROLLBACK TO escalation")
+                    self._step_failed(db, row, now, exc)
+                db.execute("RELEASE escalation")
         return ids
+
+    def _escalate(self, db: sqlite3.Connection, row: sqlite3.Row, now: float) -> list[Planned]:
+        """One alert's next step, written to its row and trail; what it sends."""
+        household = households.get(db, row["household"])
+        if household is None:  # removed meanwhile: nobody left to tell
+            db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
+            audit(db, row["id"], now, "stopped", self.worker, "household removed")
+            return []
+        step = row["step"] + 1
+        planned, next_at, what = self._step(row, household, step, now)
+        if not planned:  # no member left to remind (nor a number to call): not "escalated"
+            log.warning("alert %s: nobody left to tell at step %d", row["id"], step)
+            db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
+            audit(db, row["id"], now, "no_recipient", self.worker, f"step {step}: nobody to tell")
+            return []
+        last = next_at is not None and step >= MAX_STEP  # no member.alert can say more
+        db.execute(
+            "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = ?"
+            " WHERE id = ? AND step = ?",
+            (step, None if last else next_at, row["id"], row["step"]),
+        )
+        audit(db, row["id"], now, "escalated", self.worker, f"step {step}: {what}")
+        if last:
+            audit(db, row["id"], now, "stopped", self.worker, f"step {step} is the last there is")
+        return planned
+
+    def _step_failed(
+        self, db: sqlite3.Connection, row: sqlite3.Row, now: float, exc: Exception
+    ) -> None:
+        """A step that could not be taken (nothing of it was written): say so, and skip it,
+        so the ladder goes on to its next step instead of failing on every tick."""
+        step = row["step"] + 1
+        log.error(
+            "escalation step %d of alert %s failed (%s); skipped", step, row["id"],
+            type(exc).__name__, exc_info=True,
+        )  # fmt: skip
+        try:
+            household = households.get(db, row["household"])
+            ladder = self._ladder(household) if household is not None else 0
+            next_at = self._next_at(step, ladder, now) if step < MAX_STEP else None
+        except Exception:  # nothing more can be decided about it: the ladder stops
+            log.exception("alert %s: its ladder cannot go on", row["id"])
+            next_at = None
+        db.execute(
+            "UPDATE alerts SET step = ?, next_step_at = ? WHERE id = ? AND step = ?",
+            (step, next_at, row["id"], row["step"]),
+        )
+        detail = f"step {step}: {type(exc).__name__}: {exc}"
+        audit(db, row["id"], now, "step_failed", self.worker, detail[:300])
+        if next_at is None:
+            audit(db, row["id"], now, "stopped", self.worker, f"after step {step}")
 
     def _channels(self, member: Member) -> list[tuple[str, str]]:
         usable = []
@@ -222,11 +363,8 @@ class Alerts:
         word for the audit trail."""
         policy = self.config.escalation
         members = recipients(household, "emergency")
-        levels = max((len(self._channels(m)) for m in members), default=0)
-        call = (
-            household.emergency_number is not None
-            and policy.emergency_channel in self.outbox.channels
-        )
+        levels = self._levels(household)
+        call = self._calls(household)
         ladder = levels + (1 if call else 0)
         message = alert_message(row)
         minutes = max(1, round((now - row["received"]) / 60))
@@ -290,13 +428,31 @@ class Alerts:
                 planned.append(
                     self._notice(update, household, member, row["id"], step, now, "update")
                 )
+        return planned, self._next_at(step, ladder, now), what
+
+    def _levels(self, household: Household) -> int:
+        """How many rounds of members' contact channels the ladder has."""
+        members = recipients(household, "emergency")
+        return max((len(self._channels(m)) for m in members), default=0)
+
+    def _calls(self, household: Household) -> bool:
+        """Whether the ladder ends with a call to the household's emergency number."""
+        return (
+            household.emergency_number is not None
+            and self.config.escalation.emergency_channel in self.outbox.channels
+        )
+
+    def _ladder(self, household: Household) -> int:
+        return self._levels(household) + (1 if self._calls(household) else 0)
+
+    def _next_at(self, step: int, ladder: int, now: float) -> float | None:
+        """When the step after `step` is due (None: the ladder and its repeats are done)."""
+        policy = self.config.escalation
         if step < ladder:
-            next_at: float | None = now + policy.step_s
-        elif step - ladder < policy.max_repeats:
-            next_at = now + policy.repeat_s
-        else:
-            next_at = None
-        return planned, next_at, what
+            return now + policy.step_s
+        if step - ladder < policy.max_repeats:
+            return now + policy.repeat_s
+        return None
 
     # --- answers ----------------------------------------------------------------------------
 
@@ -308,6 +464,12 @@ class Alerts:
         now = time.time()
         with self.store.write() as db:
             row = db.execute("SELECT * FROM alerts WHERE id = ?", (ack.alert_id,)).fetchone()
+            if row is None:  # a repeated call for help: the answer is to its emergency
+                row = db.execute(
+                    "SELECT alerts.* FROM alert_events JOIN alerts ON alerts.id = alert_id"
+                    " WHERE event = 'repeated' AND ref = ?",
+                    (ack.alert_id,),
+                ).fetchone()
             if row is None or row["household"] != household.id:
                 raise HouseholdError(ServiceReason.UNKNOWN_ALERT, "no such alert in this household")
             seen = db.execute(
@@ -329,14 +491,21 @@ class Alerts:
             cancelled = self.outbox.cancel(db, row["id"], _UNANSWERED)
             if cancelled:
                 audit(db, row["id"], now, "cancelled", None, f"{cancelled} pending notice(s)")
-            device_ack = create(
-                AlertAck(alert_id=row["id"], by=member.label, action=ack.action,
-                         eta_min=ack.eta_min),
-                household.id,
-                row["device"],
-            )  # fmt: skip
-            device_ack = dataclasses.replace(device_ack, id=stable_id(row["id"], "ack"))
-            planned = [Planned.message(device_ack, "ack", alert_id=row["id"], member=member.id)]
+            # the device hears of every call for help this answer covers (each clears its
+            # alert light): the emergency's own and the repeated ones folded into it
+            calls = [(row["id"], row["device"]), *repeats(db, row["id"])]
+            planned = []
+            for call_id, device in calls:
+                device_ack = create(
+                    AlertAck(alert_id=call_id, by=member.label, action=ack.action,
+                             eta_min=ack.eta_min),
+                    household.id,
+                    device,
+                )  # fmt: skip
+                device_ack = dataclasses.replace(device_ack, id=stable_id(call_id, "ack"))
+                planned.append(
+                    Planned.message(device_ack, "ack", alert_id=row["id"], member=member.id)
+                )
             for other in recipients(household, row["category"]):
                 if other.id == member.id:
                     continue
@@ -370,21 +539,49 @@ class Alerts:
             self._close(db, alert_id, now, actor, why)
             return True
 
-    def taken(self, household: str, reminder_id: str, due: str) -> int:
-        """A dose reported taken: a missed-medication alert about it that nobody was told
-        of yet is closed. How many were."""
+    def taken(self, household: Household, reminder_id: str, due: str) -> list[str]:
+        """A dose reported taken: the missed-medication alerts about it that are not closed
+        yet are closed, and the members who were told of one hear it was taken after all
+        (`member.alert.update`); the ids to send."""
         now = time.time()
         with self.store.write() as db:
             rows = db.execute(
-                "SELECT id FROM alerts WHERE household = ? AND category = 'missed_medication'"
-                " AND state = 'open' AND json_extract(body, '$.reminder_id') = ?"
+                "SELECT * FROM alerts WHERE household = ? AND category = 'missed_medication'"
+                " AND state != 'closed' AND json_extract(body, '$.reminder_id') = ?"
                 " AND json_extract(body, '$.due') = ?",
-                (household, reminder_id, due),
+                (household.id, reminder_id, due),
             ).fetchall()
+            planned: list[Planned] = []
             for row in rows:
                 self.outbox.cancel(db, row["id"], _UNANSWERED)
                 self._close(db, row["id"], now, None, "taken after all")
-        return len(rows)
+                told = {
+                    r["member"]
+                    for r in db.execute(
+                        "SELECT member FROM outbox WHERE alert_id = ? AND purpose = 'alert'"
+                        " AND state = 'sent'",
+                        (row["id"],),
+                    )
+                }
+                body = alert_message(row).body
+                for member in household.others:
+                    if member.id not in told:
+                        continue
+                    update = MemberAlertUpdate(
+                        alert_id=row["id"],
+                        state="closed",
+                        text=text(
+                            member.language,
+                            "taken_late",
+                            senior=household.senior,
+                            medication=body.medication,
+                            due=local_clock(body.due, household.timezone),
+                        ),
+                    )
+                    planned.append(
+                        self._notice(update, household, member, row["id"], -1, now, "taken")
+                    )
+            return self.outbox.plan(db, planned, now)
 
     def _close(
         self, db: sqlite3.Connection, alert_id: str, now: float, actor: str | None, why: str
@@ -444,11 +641,36 @@ def alert_message(row: sqlite3.Row) -> Message:
     )  # fmt: skip
 
 
+def _known(db: sqlite3.Connection, alert_id: str) -> bool:
+    """An alert id handled already: an alert of its own, or a call folded into one."""
+    if db.execute("SELECT 1 FROM alerts WHERE id = ?", (alert_id,)).fetchone() is not None:
+        return True
+    folded = db.execute(
+        "SELECT 1 FROM alert_events WHERE event = 'repeated' AND ref = ?", (alert_id,)
+    ).fetchone()
+    return folded is not None
+
+
+def repeats(db: sqlite3.Connection, alert_id: str) -> list[tuple[str, str]]:
+    """The repeated calls for help folded into an emergency: (their id, their device)."""
+    rows = db.execute(
+        "SELECT ref, actor FROM alert_events WHERE alert_id = ? AND event = 'repeated'"
+        " ORDER BY seq",
+        (alert_id,),
+    ).fetchall()
+    return [(r["ref"], r["actor"]) for r in rows]
+
+
 def describe(db: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
-    """An alert and its audit trail, for `family-notify alert show`."""
+    """An alert and its audit trail, for `family-notify alert show`; for a repeated call
+    for help, the emergency it was folded into (its id is among `repeats`)."""
     row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     if row is None:
-        return None
+        folded = db.execute(
+            "SELECT alert_id FROM alert_events WHERE event = 'repeated' AND ref = ?",
+            (alert_id,),
+        ).fetchone()
+        return describe(db, folded["alert_id"]) if folded is not None else None
     events = db.execute(
         "SELECT at, event, actor, detail FROM alert_events WHERE alert_id = ? ORDER BY seq",
         (alert_id,),
@@ -456,4 +678,5 @@ def describe(db: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
     out = dict(row)
     out.pop("body")
     out["trail"] = [dict(e) for e in events]
+    out["repeats"] = [call_id for call_id, _ in repeats(db, row["id"])]
     return out

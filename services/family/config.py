@@ -14,10 +14,14 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from protocol import MemberAlert
 from services.mqtt_service import MqttSettings
 
 APP_NAME = "senior-assistant"
 CONFIG_NAME = "family-notify.toml"
+# The highest step a member.alert can carry (protocol/messages.py): the ladder and its
+# repeats are numbered up to it, so no more repeats than that can ever be sent.
+MAX_STEP = int(MemberAlert.__dataclass_fields__["step"].metadata["high"])
 
 
 class ConfigError(ValueError):
@@ -151,6 +155,11 @@ def _check(config: FamilyConfig, source: str) -> None:
             raise ConfigError(f"{source}: {name} must be above 0")
     if config.medication.grace_s < 0 or config.escalation.max_repeats < 0:
         raise ConfigError(f"{source}: medication.grace_s and max_repeats must not be negative")
+    if config.escalation.max_repeats > MAX_STEP:
+        raise ConfigError(
+            f"{source}: escalation.max_repeats must be at most {MAX_STEP} (a member.alert"
+            f" numbers the ladder's steps and its repeats up to {MAX_STEP})"
+        )
     at = config.digest.at
     if at and not (len(at) == 5 and at[2] == ":" and at.replace(":", "").isdigit()):
         raise ConfigError(f"{source}: digest.at must be HH:MM or empty")

@@ -176,7 +176,7 @@ class FamilyService:
             return ids
         digest.record(self.store, message, household)
         if message.type == "event.reminder.taken":
-            self.alerts.taken(household.id, body.reminder_id, body.due)
+            return self.alerts.taken(household, body.reminder_id, body.due)
         elif message.type == "event.checkin.answer" and body.feeling in WORRYING_FEELINGS:
             concern = WellnessAlert(concern="feeling", severity="low", detail=body.feeling)
             raised = Message(

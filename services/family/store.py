@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS alert_events (
     ref TEXT                           -- the message that caused it, when one did
 );
 CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, seq);
+-- repeated calls for help folded into an emergency, found by their own message id
+CREATE INDEX IF NOT EXISTS alert_events_repeated ON alert_events (ref) WHERE event = 'repeated';
 CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY,               -- the message id (stable: a resend is a duplicate)
     household TEXT NOT NULL,

@@ -15,6 +15,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "emergency.no_answer": "URGENT: {senior} did not answer an emergency check. "
         "Please answer now.",
         "missed_medication": "{senior} has not taken {medication} (due {due}).",
+        "taken_late": "All is well: {senior} has taken {medication} after all (due {due}).",
         "wellness.feeling": "No emergency: {senior} said they feel {detail}. "
         "A call would do them good.",
         "wellness.check_in": "No emergency: {senior} did not answer today's check-in. "
@@ -25,6 +26,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "inactivity": "No emergency: {senior} has been quiet for {hours} hours. Maybe check in.",
         "message": 'Message from {senior}{for_whom}: "{message}"',
         "escalated": "Still no answer about {senior}: now also contacting {what}.",
+        "repeated": "{senior} called for help again, and nobody has answered yet. {alert}",
         "acknowledged.seen": "{by} has seen the alert about {senior}.",
         "acknowledged.calling": "{by} is calling {senior}.",
         "acknowledged.on_the_way": "{by} is on the way to {senior}{eta}.",
@@ -51,6 +53,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "emergency.no_answer": "DRINGEND: {senior} hat auf eine Notfallfrage nicht geantwortet. "
         "Bitte sofort antworten.",
         "missed_medication": "{senior} hat {medication} nicht genommen (fällig {due}).",
+        "taken_late": "Alles gut: {senior} hat {medication} doch genommen (fällig {due}).",
         "wellness.feeling": "Kein Notfall: {senior} fühlt sich {detail}. Ein Anruf würde guttun.",
         "wellness.check_in": "Kein Notfall: {senior} hat heute nicht auf die Nachfrage "
         "geantwortet. Vielleicht kurz anrufen.",
@@ -62,6 +65,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "inactivity": "Kein Notfall: Von {senior} kam seit {hours} Stunden nichts. "
         "Vielleicht kurz nachfragen.",
         "escalated": "Noch keine Antwort wegen {senior}: jetzt wird auch {what} verständigt.",
+        "repeated": "{senior} hat noch einmal um Hilfe gerufen, und niemand hat bisher "
+        "geantwortet. {alert}",
         "acknowledged.seen": "{by} hat die Meldung zu {senior} gesehen.",
         "acknowledged.calling": "{by} ruft {senior} an.",
         "acknowledged.on_the_way": "{by} ist auf dem Weg zu {senior}{eta}.",

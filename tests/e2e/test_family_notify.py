@@ -566,7 +566,8 @@ def test_the_cli_refuses_bad_input_with_a_reason(config) -> None:
 
 def test_two_workers_side_by_side_deliver_each_alert_once(config, device, apps) -> None:
     with FamilyWorker(config, "a") as first, FamilyWorker(config, "b") as second:
-        alerts = [emergency() for _ in range(30)]
+        # messages for everyone (emergencies of one household would be one emergency)
+        alerts = [create(FamilyMessage(to="all", text=f"Note {n}"), H, D) for n in range(30)]
         for alert in alerts:
             device.send(alert)
         expected = {(m, a.id) for m in NOTIFIED for a in alerts}
@@ -577,6 +578,27 @@ def test_two_workers_side_by_side_deliver_each_alert_once(config, device, apps) 
     assert set(counts) == expected and set(counts.values()) == {1}
     handled_by = _handled_by(config, [a.id for a in alerts])
     assert set(handled_by.values()) == {1}  # one "opened" per alert
+    assert "Traceback" not in first_log + second_log
+
+
+def test_two_workers_fold_a_burst_of_calls_for_help_into_one_emergency(
+    config, device, apps
+) -> None:
+    with FamilyWorker(config, "a") as first, FamilyWorker(config, "b") as second:
+        calls = [emergency() for _ in range(10)]
+        for call in calls:
+            device.send(call)
+        assert wait_for(lambda: len(show(config, calls[0].id)["repeats"]) == 9, 15)
+        opened = show(config, calls[0].id)["id"]  # whichever a worker took first
+        assert apps.wait_until(
+            lambda: len(inbox(apps, "anna", "member.alert.update", opened)) >= 9, 10
+        )
+        time.sleep(1.0)  # any second delivery would have come by now
+        counts = raw_alerts(apps)
+        first_log, second_log = first.log(), second.log()
+    assert set(counts) == {(m, opened) for m in NOTIFIED} and set(counts.values()) == {1}
+    assert sorted(show(config, opened)["repeats"]) == sorted(c.id for c in calls if c.id != opened)
+    assert set(_handled_by(config, [c.id for c in calls])) == {opened}  # one opened
     assert "Traceback" not in first_log + second_log
 
 
@@ -684,3 +706,128 @@ def test_the_digest_goes_out_by_itself_at_its_time(tmp_path, broker, device, app
         time.sleep(1.0)
     assert len(inbox(apps, "anna", "member.digest")) == 1  # two workers, one digest
     assert inbox(apps, "anna", "member.digest")[0].body.lines == ["A quiet day: nothing to report."]
+
+
+# --- nobody to tell ----------------------------------------------------------------------
+
+
+def test_an_emergency_nobody_can_be_told_of_is_refused_to_the_device(
+    tmp_path, broker, device, apps
+) -> None:
+    config = write_config(tmp_path / "family", broker, step_s=0.5, repeat_s=0.5, max_repeats=3)
+    alone = Household(emergency_number=None, members=(FAMILY[0],))  # only Mum herself
+    setup_household(config, alone)
+    with FamilyWorker(config) as worker:
+        alert = emergency()
+        device.send(alert)
+        assert device.wait_until(lambda: refusals(device), 10)
+        time.sleep(2.5)  # five steps' time
+        log = worker.log()
+    (refused,) = refusals(device)
+    assert refused.topic == topics.refused(H, D)
+    assert (refused.body.reason, refused.body.refused_id) == ("no_recipient", alert.id)
+    events = trail(config, alert.id)
+    assert "no_recipient" in events and "escalated" not in events
+    assert show(config, alert.id)["next_step_at"] is None
+    warnings = [line for line in log.splitlines() if "WARNING" in line and alert.id in line]
+    assert warnings and "help, I fell" not in log  # ids only, never what was said
+    status = json.loads(ok(family_cli(config, "status")))
+    assert status["refused"] == {"no_recipient": 1}
+
+
+def test_no_member_but_an_emergency_number_calls_it_at_once(tmp_path, broker, device) -> None:
+    config = write_config(tmp_path / "family", broker, step_s=30.0)
+    setup_household(config, Household(members=(FAMILY[0],)))
+    with FamilyWorker(config):
+        alert = emergency()
+        device.send(alert)
+        assert wait_for(lambda: read_gateway_file(config.phone), 10)  # not 30 s later
+        time.sleep(0.5)
+    assert [c["to"] for c in read_gateway_file(config.phone)] == ["+49112"]
+    assert not refusals(device)  # it is passed on: to the emergency number
+
+
+# --- a dose taken late --------------------------------------------------------------------
+
+
+def test_a_dose_taken_after_the_grace_period_closes_the_caregivers_alert(
+    tmp_path, broker, device, apps
+) -> None:
+    config = slow_config(tmp_path, broker, grace_s=0.5)
+    due = utc_timestamp()
+    with FamilyWorker(config):
+        missed = create(
+            MissedMedicationAlert(reminder_id="metformin", medication="Metformin", due=due), H, D
+        )
+        device.send(missed)
+        assert apps.wait_until(lambda: inbox(apps, "carla", alert_id=missed.id), 10)
+        assert wait_for(lambda: show(config, missed.id)["state"] == "delivered", 5)
+        device.send(create(ReminderTaken(reminder_id="metformin", due=due, taken_at=due), H, D))
+        assert wait_for(lambda: show(config, missed.id)["state"] == "closed", 5)
+        assert apps.wait_until(lambda: inbox(apps, "carla", "member.alert.update", missed.id))
+        time.sleep(0.5)
+    (update,) = inbox(apps, "carla", "member.alert.update", missed.id)
+    assert update.body.state == "closed"
+    assert "taken" in update.body.text and "Metformin" in update.body.text
+    assert not inbox(apps, "anna", "member.alert.update")  # she was never told of it
+    described = show(config, missed.id)
+    closed = [e for e in described["trail"] if e["event"] == "closed"]
+    assert [e["detail"] for e in closed] == ["taken after all"]
+
+
+# --- repeated calls for help ---------------------------------------------------------------
+
+
+def test_repeated_calls_for_help_are_one_emergency_and_one_answer_clears_them_all(
+    tmp_path, broker, device, apps
+) -> None:
+    """ "Help, I fell", again, then the SOS button: one emergency, one ladder; the daughter's
+    answer stops it and the device hears of every call it made."""
+    config = slow_config(tmp_path, broker, step_s=2.0, repeat_s=1.0, max_repeats=3)
+    with FamilyWorker(config) as worker:
+        first = emergency()
+        device.send(first)
+        assert apps.wait_until(lambda: inbox(apps, "anna", alert_id=first.id))
+        again = emergency()
+        sos = create(EmergencyAlert(trigger="sos_button"), H, D)
+        device.send(again)
+        device.send(sos)
+        assert wait_for(lambda: trail(config, first.id).count("repeated") == 2, 5)
+        # the family hears she called again, in the same alert, not as new emergencies
+        assert apps.wait_until(lambda: len(inbox(apps, "anna", "member.alert.update")) >= 2)
+        told = [m.body.text for m in inbox(apps, "anna", "member.alert.update", first.id)]
+        assert any(t.startswith("Mum called for help again") and "SOS" in t for t in told)
+        assert not inbox(apps, "anna", alert_id=again.id)
+        assert not inbox(apps, "anna", alert_id=sos.id)
+        assert all(m.body.alert_id == first.id for m in inbox(apps, "anna", "member.alert"))
+        apps.send(create(MemberAck(alert_id=first.id, action="calling"), H, "anna"))
+        assert device.wait_until(lambda: len(device.ids("alert.ack")) == 3)
+        time.sleep(4.5)  # two more steps' time: no other ladder goes on
+        log = worker.log()
+    acked = {m.body.alert_id: m.body for m in device.handled if m.type == "alert.ack"}
+    assert set(acked) == {first.id, again.id, sos.id}
+    assert {(a.by, a.action) for a in acked.values()} == {("your daughter", "calling")}
+    calls = read_gateway_file(config.phone)
+    assert not any(c["to"] == "+49112" for c in calls)  # answered before the emergency number
+    assert len([c for c in calls if c["to"] == "+4915100003"]) <= 1  # one ladder at most
+    described = show(config, first.id)
+    assert described["state"] == "acknowledged"
+    assert described["repeats"] == [again.id, sos.id]
+    repeated = [e for e in described["trail"] if e["event"] == "repeated"]
+    assert [e["detail"] for e in repeated] == ["voice", "sos_button"]
+    assert show(config, sos.id)["id"] == first.id  # a folded call leads to its emergency
+    assert "Traceback" not in log
+
+
+def test_a_call_for_help_after_an_answer_is_a_new_emergency(config, device, apps) -> None:
+    with FamilyWorker(config):
+        first = emergency()
+        device.send(first)
+        assert apps.wait_until(lambda: inbox(apps, "anna", alert_id=first.id))
+        apps.send(create(MemberAck(alert_id=first.id, action="seen"), H, "anna"))
+        assert device.wait_until(lambda: device.ids("alert.ack"))
+        later = emergency()
+        device.send(later)
+        assert apps.wait_until(lambda: inbox(apps, "anna", alert_id=later.id))
+    assert show(config, later.id)["id"] == later.id
+    assert "repeated" not in trail(config, first.id)

@@ -205,6 +205,8 @@ EVENTS = {
     "closed": "Closed",
     "stopped": "Stopped",
     "no_recipient": "Nobody to tell",
+    "repeated": "Called for help again",
+    "step_failed": "A step could not be taken (skipped)",
 }
 
 
@@ -214,6 +216,8 @@ PURPOSES = {
     "update": "an update",
     "ack": "the answer, to the device",
     "answered": "word that someone answered",
+    "taken": "word that the dose was taken",
+    "refused": "word to the device that nobody could be told",
 }
 CHANNELS = {"mqtt": "to the app", "sms": "by SMS", "phone": "by phone call"}
 
@@ -222,7 +226,7 @@ def _detail(event: str, detail: str | None) -> str:
     """A trail entry's detail in words ("alert by mqtt" is "the alert to the app")."""
     if event == "sent" and detail and " by " in detail:
         purpose, _, channel = detail.partition(" by ")
-        if purpose == "ack":  # to the device, whatever carried it
+        if purpose in ("ack", "refused"):  # to the device, whatever carried it
             return PURPOSES[purpose]
         return f"{PURPOSES.get(purpose, purpose)} {CHANNELS.get(channel, 'by ' + channel)}"
     return detail or ""

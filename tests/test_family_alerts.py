@@ -1,0 +1,130 @@
+"""The family service's escalation scheduler on its own (no broker): one alert that cannot
+take its step does not hold up any other household's, and the config keeps the ladder within
+what the protocol can carry."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from protocol import EmergencyAlert, MemberAlert, create
+from services.family import alerts, households
+from services.family.alerts import Alerts
+from services.family.config import (
+    ConfigError,
+    EscalationSection,
+    FamilyConfig,
+    config_from_dict,
+)
+from services.family.households import Household, Member
+from services.family.outbox import Outbox
+from services.family.store import Store
+
+
+def household(household_id: str) -> Household:
+    return Household(
+        id=household_id,
+        senior="Mum",
+        devices=("speaker",),
+        timezone="Europe/Berlin",
+        emergency_number="+49112",
+        members=(
+            Member("mum", "Mum", role="senior"),
+            Member("anna", "Anna", relation="daughter", contacts=("sms:+4915100001",)),
+        ),
+    )
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Alerts:
+    store = Store(tmp_path / "family.sqlite3")
+    for household_id in ("h1", "h2"):
+        households.add(store, household(household_id))
+    # nothing is sent here: the channels only need to exist for the ladder to use them
+    outbox = Outbox(store, {"mqtt": None, "sms": None, "phone": None}, "w1")  # type: ignore[dict-item]
+    config = FamilyConfig(escalation=EscalationSection(step_s=60.0, max_repeats=100))
+    return Alerts(store, outbox, config, "w1")
+
+
+def raise_emergency(service: Alerts, household_id: str) -> str:
+    message = create(EmergencyAlert(trigger="sos_button"), household_id, "speaker")
+    service.receive(message, households.require(service.store.db, household_id))
+    return message.id
+
+
+def row(service: Alerts, alert_id: str) -> dict:
+    described = alerts.describe(service.store.db, alert_id)
+    assert described is not None
+    return described
+
+
+def test_one_alert_that_cannot_step_does_not_stop_the_others(service, caplog) -> None:
+    broken = raise_emergency(service, "h1")
+    fine = raise_emergency(service, "h2")
+    with service.store.write() as db:  # h1's ladder is past what a member.alert can say
+        db.execute(
+            "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = 1 WHERE id = ?",
+            (MemberAlert.__dataclass_fields__["step"].metadata["high"], broken),
+        )
+        db.execute("UPDATE alerts SET next_step_at = 2 WHERE id = ?", (fine,))
+    now = time.time()
+    with caplog.at_level(logging.ERROR, logger="services.family"):
+        ids = service.escalate_due(now)
+    assert ids  # h2's step went out
+    assert row(service, fine)["state"] == "escalated" and row(service, fine)["step"] == 1
+    described = row(service, broken)
+    events = [e["event"] for e in described["trail"]]
+    assert events[-2:] == ["step_failed", "stopped"]  # nothing sent: not "escalated"
+    assert "step 101" in described["trail"][-2]["detail"]
+    assert described["state"] == "escalated" and described["next_step_at"] is None
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and broken in errors[0].getMessage()
+    # the failed step is not tried again on every tick
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="services.family"):
+        service.escalate_due(now)
+    assert not caplog.records
+
+
+def test_the_ladder_stops_at_the_protocols_last_step(service) -> None:
+    alert_id = raise_emergency(service, "h1")
+    with service.store.write() as db:
+        db.execute(
+            "UPDATE alerts SET step = 99, state = 'escalated', next_step_at = 1 WHERE id = ?",
+            (alert_id,),
+        )
+    assert service.escalate_due(time.time())
+    described = row(service, alert_id)
+    assert described["step"] == 100 and described["next_step_at"] is None
+    assert described["trail"][-1]["event"] == "stopped"
+
+
+def test_max_repeats_beyond_what_the_protocol_carries_is_a_config_error() -> None:
+    assert config_from_dict({"escalation": {"max_repeats": 100}}).escalation.max_repeats == 100
+    with pytest.raises(ConfigError, match=r"escalation.max_repeats must be at most 100"):
+        config_from_dict({"escalation": {"max_repeats": 101}})
+    with pytest.raises(ConfigError, match="must not be negative"):
+        config_from_dict({"escalation": {"max_repeats": -1}})
+
+
+def test_a_failed_step_is_skipped_and_the_ladder_goes_on(service, monkeypatch) -> None:
+    alert_id = raise_emergency(service, "h1")
+    real_step = Alerts._step
+
+    def failing_first(self, row, household, step, now):
+        if step == 1:
+            raise RuntimeError("a gateway's wording broke")
+        return real_step(self, row, household, step, now)
+
+    monkeypatch.setattr(Alerts, "_step", failing_first)
+    now = time.time() + 61
+    assert service.escalate_due(now) == []
+    described = row(service, alert_id)
+    assert described["step"] == 1 and described["next_step_at"] == pytest.approx(now + 60)
+    assert described["trail"][-1]["event"] == "step_failed"
+    assert service.escalate_due(now + 61)  # step 2: the emergency number
+    described = row(service, alert_id)
+    assert described["step"] == 2 and described["trail"][-1]["detail"] == "step 2: emergency"
