@@ -31,7 +31,7 @@ from protocol import (
     Message,
     WellnessAlert,
 )
-from protocol.schema import MAX_TEXT, utc_timestamp
+from protocol.schema import utc_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,11 @@ def appointment_date(day: str, today: dt.date) -> dt.date | None:
     return None
 
 
+# The senior's words as sent: family-notify quotes them inside its own sentence to members,
+# which must stay within the contract's longest text (2,000), or the alert could not go out.
+MAX_SAID = 500
+
+
 def message_body(
     action: Action, said: str | None = None, today: dt.date | None = None
 ) -> Any | None:
@@ -91,7 +96,7 @@ def message_body(
 
     `said`: the senior's words, kept with an emergency so the family hears what happened
     (nothing when nothing was made out: a groan after "do you need help?" still alerts)."""
-    said = (said or "").strip()[:MAX_TEXT] or None
+    said = (said or "").strip()[:MAX_SAID] or None
     slots = action.slots
     kind = action.kind
     if kind == "emergency":  # the SOS key sets trigger "sos_button"; nothing was said

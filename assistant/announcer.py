@@ -89,7 +89,10 @@ class Announcer:
 
     def queue(self, sentence: str, urgent: bool = False) -> None:
         with self._lock:
-            (self._urgent if urgent else self._normal).append(sentence)
+            waiting = self._urgent if urgent else self._normal
+            if sentence in waiting:  # e.g. one answer to two folded calls for help
+                return
+            waiting.append(sentence)
             self._wakeup.set()
 
     # --- the link's side --------------------------------------------------------------

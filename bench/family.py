@@ -104,20 +104,23 @@ def run_with(workers: int, directory: Path, options: Options) -> dict:
         files = write_config(
             directory / "family", broker, step_s=3600, repeat_s=3600, tick_s=0.5, claim_s=60
         )
-        populate(files.database, households)
+        warm = 10 if options.quick else 50
+        # A second call for help while a household's emergency is still unanswered is
+        # folded into it (no alert of its own), so every alert measured comes from a
+        # household with none open: the burst from each of `households`, the rest from
+        # as many more, in a seeded random order.
+        extra = warm + steady * len(RATES)
+        populate(files.database, households + extra)
+        fresh = list(range(households, households + extra))
+        random.Random(options.seed).shuffle(fresh)
         running = [FamilyWorker(files, str(i)).start() for i in range(workers)]
         try:
             with device_standin(broker) as device, apps_standin(broker) as apps:
-                rng = random.Random(options.seed)
-                warm_up = [
-                    alert_from(rng.randrange(households))
-                    for _ in range(10 if options.quick else 50)
-                ]
-                measure(device, apps, warm_up, None)
+                measure(device, apps, [alert_from(fresh.pop()) for _ in range(warm)], None)
                 burst = measure(device, apps, [alert_from(n) for n in range(households)], None)
                 results = {"burst": burst}
                 for rate in RATES:
-                    alerts = [alert_from(rng.randrange(households)) for _ in range(steady)]
+                    alerts = [alert_from(fresh.pop()) for _ in range(steady)]
                     results[f"steady_{rate:.0f}_per_s"] = measure(device, apps, alerts, rate)
                 return results
         finally:

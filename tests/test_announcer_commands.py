@@ -65,3 +65,27 @@ def test_the_machines_zone_follows_its_clock_changes(monkeypatch) -> None:
         dt.timedelta(hours=2),
         dt.timedelta(hours=1),
     )
+
+
+def test_one_answer_to_two_folded_calls_is_said_once() -> None:
+    from protocol import AlertAck
+
+    announcer = Announcer()
+    for alert_id in (
+        "0f4ad3a4-5b6e-4c1f-9a43-5b1d0c2f8e11",
+        "6c1e5e0a-0c9b-4a77-8f5e-2d9a3c4b7f21",
+    ):
+        announcer.handle(command_to_device(AlertAck(alert_id=alert_id, by="Anna", action="seen")))
+    assert len(announcer.take()) == 1
+
+
+def test_a_very_long_sentence_is_cut_before_it_goes_out() -> None:
+    from assistant.actions import MAX_SAID, message_body
+    from assistant.dialog import Action
+
+    body = message_body(Action("emergency", {"kind": "fall"}), "help " * 1000)
+    assert len(body.said) == MAX_SAID
+
+
+def command_to_device(body):
+    return create(body, "h1", "d1")
