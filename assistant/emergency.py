@@ -74,8 +74,7 @@ class Emergencies:
         self.resend_first_s, self.resend_max_s = resend_s
         self._lock = threading.Lock()
         self._waiting: dict[str, _Watch] = {}  # alert id -> its watch, until it is out
-        self._open: set[str] = set()  # alerts nobody has answered yet
-        self._unanswered: dict[str, _Unanswered] = {}  # of those: what to send again
+        self._unanswered: dict[str, _Unanswered] = {}  # alerts nobody has answered yet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -90,7 +89,6 @@ class Emergencies:
             return
         now = time.monotonic()
         with self._lock:
-            self._open.add(message.id)
             self._waiting[message.id] = _Watch(now)
             self._unanswered[message.id] = _Unanswered(
                 message, now + self.resend_first_s, self.resend_first_s
@@ -100,9 +98,8 @@ class Emergencies:
     def answered(self, ack: AlertAck) -> None:
         """Someone took charge of an alert: the light goes off once all are answered."""
         with self._lock:
-            self._open.discard(ack.alert_id)
             self._unanswered.pop(ack.alert_id, None)
-            still_open = bool(self._open)
+            still_open = bool(self._unanswered)
         if not still_open:
             self.lights.alert(False)
 
