@@ -172,18 +172,16 @@ class Alerts:
                 state="escalated",
                 text=text(member.language, "repeated", senior=household.senior, alert=said),
             )
-            notice = create(update, household.id, member.id)
-            notice = dataclasses.replace(
-                notice, id=stable_id(alert_id, member.id, "repeated", message.id)
-            )
             planned.append(
-                Planned.message(
-                    notice,
+                self._notice(
+                    update,
+                    household,
+                    member,
+                    alert_id,
+                    running["step"],
+                    now,
                     "update",
-                    alert_id=alert_id,
-                    member=member.id,
-                    step=running["step"],
-                    not_before=now,
+                    id_key=("repeated", message.id),
                 )
             )
         return planned
@@ -264,9 +262,13 @@ class Alerts:
         step: int,
         not_before: float,
         purpose: str = "alert",
+        id_key: tuple[object, ...] | None = None,
     ) -> Planned:
+        """`id_key`: what makes this notice's id its own (default: its purpose and step;
+        a repeated call's update: "repeated" and the call's id)."""
         message = create(body, household.id, member.id)
-        message = dataclasses.replace(message, id=stable_id(alert_id, member.id, purpose, step))
+        key = id_key if id_key is not None else (purpose, step)
+        message = dataclasses.replace(message, id=stable_id(alert_id, member.id, *key))
         return Planned.message(
             message, purpose, alert_id=alert_id, member=member.id, step=step, not_before=not_before
         )
