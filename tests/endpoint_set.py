@@ -91,9 +91,16 @@ def measure(
         for frame in frames_of(case.samples):
             recognizer.accept(frame)
             check.accept(frame)
+            speaking = endpointer.in_speech
             utterance = endpointer.feed(frame)
             if utterance is not None:
                 break
+            if not speaking and endpointer.in_speech:  # as the loop: heard from the pre-roll on
+                heard = endpointer.speech_audio()
+                recognizer.start()
+                recognizer.accept(heard)
+                check.start()
+                check.accept(heard)
         recognizer.start()  # drop what it collected
         if utterance is None or utterance.reason is not EndReason.END_OF_SPEECH:
             late.append(case.label)
