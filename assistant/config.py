@@ -44,11 +44,12 @@ class WakeConfig:
 class EndpointConfig:
     vad_aggressiveness: int = 2  # webrtcvad 0 (lenient) .. 3 (strict)
     speech_start_ms: int = 150  # voiced audio needed before an utterance counts as begun
-    # A pause this long after a whole request ("call my daughter") ends it: the answer
-    # comes promptly. What was heard so far is checked with the recognizer and the intents.
+    # A pause this long ends a request ("call my daughter") unless only its start was heard
+    # ("call my"): the answer comes promptly. What was heard so far is checked with the
+    # recognizer's grammar and the intents (assistant/endpoint.py).
     quick_end_ms: int = 300
-    # A pause this long ends any utterance: long enough for a senior's pause mid-sentence
-    # ("I need ... a doctor", 1.2 s) not to cut it.
+    # A pause this long ends any utterance: the longest pause allowed mid-request, long
+    # enough for a senior's pause mid-sentence ("I need ... a doctor", 1.2 s) not to cut it.
     end_silence_ms: int = 1500
     max_utterance_s: float = 12.0
     no_speech_timeout_s: float = 6.0  # after waking, give up if nothing is said
