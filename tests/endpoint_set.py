@@ -113,6 +113,7 @@ def measure(
         if delay > 0.5:
             slow.append(f"{case.label}: {delay:.2f} s")
     figures: dict = {"utterances": len(voices) * len(stretches) * (len(WHOLE) + len(PAUSED))}
+    delays["all"] = delays["whole"] + delays["paused"]
     for kind, values in delays.items():
         figures[kind] = {
             "ended": len(values),
@@ -120,6 +121,42 @@ def measure(
             "delay_s_p95": float(np.percentile(values, 95)) if values else -1.0,
             "delay_s_max": max(values, default=-1.0),
         }
+    figures["within_0.5_s"] = sum(delay <= 0.5 for delay in delays["all"])
     figures["cut_at_inner_pause"] = len(cut)
     figures["cut"], figures["not_ended"], figures["slower_than_0.5_s"] = cut, late, slow
     return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.endpoint_set [--voices slt,kal16] [--stretches 1.35]`: the figures
+    of `measure()` as JSON, with pocketsphinx and the intents as `run` builds them."""
+    import argparse
+    import json
+    import logging
+    import time
+
+    from assistant.speech.sphinx import PocketsphinxRecognizer
+    from intents import IntentEngine
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--voices", default=",".join(VOICES))
+    parser.add_argument("--stretches", default=",".join(f"{s:g}" for s in STRETCHES))
+    options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    engine = IntentEngine.for_language("en")
+    recognizer = PocketsphinxRecognizer()
+    recognizer.set_grammar(engine.grammar())
+    started = time.process_time()
+    figures = measure(
+        WakeSet(),
+        recognizer,
+        engine,
+        voices=tuple(options.voices.split(",")),
+        stretches=tuple(float(s) for s in options.stretches.split(",")),
+    )
+    figures["cpu_s"] = time.process_time() - started
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
