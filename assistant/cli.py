@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
         "and write it to the config",
     )
     evaluate.set_defaults(handler=cmd_eval)
+    training = sub.add_parser(
+        "wake-train", help="train the wake network for a phrase (needs flite; ~10 min)"
+    )
+    training.add_argument("phrase")
+    training.add_argument(
+        "--out",
+        metavar="FILE.npz",
+        help="where to write it (default: wake-<phrase>.npz in the state folder)",
+    )
+    training.add_argument("--seed", type=int, default=7)
+    training.add_argument("--epochs", type=int, default=8)
+    training.set_defaults(handler=cmd_wake_train)
     _add_status_command(sub)
     add_reminders_command(sub)
     return parser
@@ -218,7 +231,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         assistant.dialog.phone_line = device.hardware.calls is not None
         return _run_typed(assistant, args.text, args.once)
     from assistant.speech.factory import create_recognizer
-    from assistant.speech.wake import WakeWordSpotter
+    from assistant.speech.wake import spotter_for
 
     recognizer = create_recognizer(config, grammar=engine.grammar())
     controls = device.hardware.controls
@@ -226,7 +239,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
     spotted = device.hardware.profile.wake_word or controls is None or args.input
     wake = None
     if not args.no_wake and spotted:
-        wake = WakeWordSpotter(config.wake.phrase, config.wake.threshold)
+        wake = spotter_for(config.wake)
     assistant = Assistant(
         engine,
         voice,
@@ -372,22 +385,42 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
 def _eval_wake(args: argparse.Namespace, config: Config) -> int:
     """Prints the scores; the last line is `wake: miss P% at F false alarms per 10 h`."""
     from assistant.config import default_config_path
+    from assistant.speech.wake import WakeWordSpotter, spotter_for
     from assistant.wake_eval import WakeReport, hear, load_wake_cases, write_threshold
 
     if not args.wake:
         raise UserError("--calibrate needs --wake PHRASE")
     cases = load_wake_cases(args.dataset)
-    report = WakeReport(hear(cases, args.wake), args.wake, config.wake.threshold)
+    config.wake.phrase = args.wake
+    spotter = spotter_for(config.wake)
+    threshold = spotter.threshold  # hear() judges every candidate, whatever the threshold
+    report = WakeReport(hear(cases, spotter), args.wake, threshold)
     if args.calibrate is not None:
         report.threshold = report.calibrate(args.calibrate)
         target = Path(args.config) if args.config else default_config_path()
-        write_threshold(target, report.threshold)
-        print(f"calibrated: [wake] threshold = {report.threshold:g} written to {target}")
+        key = "threshold" if isinstance(spotter, WakeWordSpotter) else "keyphrase_threshold"
+        write_threshold(target, report.threshold, key)
+        print(f"calibrated: [wake] {key} = {report.threshold:g} written to {target}")
     if args.json:
         import json
 
         Path(args.json).write_text(json.dumps(report.summary(), indent=1), encoding="utf-8")
     print("\n".join(report.lines(args.misses)))
+    return 0
+
+
+def cmd_wake_train(args: argparse.Namespace, config: Config) -> int:
+    from assistant.wake_train import train
+    from intents.grammar import normalize_phrase
+
+    phrase = normalize_phrase(args.phrase)
+    name = "wake-" + "_".join(phrase.split()) + ".npz"
+    out = Path(args.out) if args.out else config.state_dir() / name
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache = Path(cache_home) / "senior-assistant" / "wake-training"  # synthesised speech
+    net = train(phrase, cache, seed=args.seed, epochs=args.epochs, progress=print)
+    net.save(out)
+    print(f'wake network for {phrase!r} written to {out}: set [wake] model = "{out}"')
     return 0
 
 

@@ -33,10 +33,14 @@ class AudioConfig:
 @dataclass
 class WakeConfig:
     phrase: str = "hey helper"
-    # the second stage's score a spotted phrase needs (assistant/speech/wake.py): lower
+    # the wake network for the phrase (`senior-assistant wake-train`); empty: the one that
+    # ships, for "hey helper". A phrase with no network falls back to pocketsphinx.
+    model: str = ""
+    # the network's averaged log-odds a phrase needs (assistant/speech/wake.py): lower
     # catches more, and wakes by itself more. `senior-assistant eval --calibrate` sets it
-    # for a false-alarm rate; this default favours waking (README: wake word figures).
-    threshold: float = -1.7
+    # for a false-alarm rate (README, "Wake word": the figures).
+    threshold: float = 2.0
+    keyphrase_threshold: float = -1.7  # the same for the pocketsphinx fallback
     push_to_talk: bool = True  # the action button (Enter on a terminal) also wakes
 
 

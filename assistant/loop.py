@@ -23,7 +23,7 @@ from assistant.dialog import Action, Dialog, DialogReply
 from assistant.endpoint import CompleteRequest, Endpointer, EndReason, Utterance
 from assistant.routines import CareRoutines
 from assistant.speech.recognizer import Recognizer
-from assistant.speech.wake import WakeWordSpotter
+from assistant.speech.wake import Spotter
 from assistant.voice import Voice
 from intents import IntentEngine
 
@@ -57,7 +57,7 @@ class Assistant:
         engine: IntentEngine,
         voice: Voice,
         recognizer: Recognizer | None = None,
-        wake: WakeWordSpotter | None = None,
+        wake: Spotter | None = None,
         endpoint: EndpointConfig | None = None,
         frame_ms: int = 30,
         clock: Callable[[], dt.datetime] = dt.datetime.now,

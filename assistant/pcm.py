@@ -129,6 +129,12 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 20.0 * np.log10(rms / 32768.0) if rms > 0 else float("-inf")
 
 
+def trim_silence(samples: np.ndarray, floor: int = 200) -> np.ndarray:
+    """Synthesised speech without the silence the engines put around it."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > floor)
+    return samples[loud[0] : loud[-1] + 1] if loud.size else samples[:0]
+
+
 def speech_power(samples: np.ndarray, floor: int = 100) -> float:
     """Mean power where the signal is not near silence (pauses would lower the figure)."""
     signal = samples.astype(np.float64)

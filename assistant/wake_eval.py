@@ -20,7 +20,8 @@ from typing import Any
 
 from assistant.evaluate import DatasetError, dataset_lines
 from assistant.pcm import RATE, read_wav
-from assistant.speech.wake import SPOT_THRESHOLD, WakeWordSpotter
+from assistant.speech.keyphrase import KeyphraseSpotter
+from assistant.speech.wake import WakeWordSpotter
 
 CHUNK = 480  # 30 ms, as the loop feeds it
 
@@ -71,17 +72,12 @@ def load_wake_cases(path: str | Path) -> list[WakeCase]:
     return cases
 
 
-def hear(
-    cases: list[WakeCase], phrase: str, spot_threshold: float = SPOT_THRESHOLD
-) -> list[WakeOutcome]:
-    """Every clip through one spotter that keeps every candidate's score."""
+def hear(cases: list[WakeCase], spotter: WakeWordSpotter | KeyphraseSpotter) -> list[WakeOutcome]:
+    """Every clip through the spotter, which reports every candidate's score (and wakes on
+    none of them: the threshold is judged afterwards)."""
     outcomes: list[WakeOutcome] = []
-    spotter = WakeWordSpotter(
-        phrase,
-        threshold=math.inf,
-        spot_threshold=spot_threshold,
-        on_candidate=lambda score, _: outcomes[-1].scores.append(score),
-    )
+    spotter.threshold = math.inf
+    spotter.on_candidate = lambda score, _: outcomes[-1].scores.append(score)
     for case in cases:
         samples = read_wav(case.audio)
         outcomes.append(WakeOutcome(case, len(samples) / RATE))
@@ -90,6 +86,8 @@ def hear(
         for i in range(0, len(data), CHUNK * 2):
             spotter.feed(data[i : i + CHUNK * 2])
         spotter.feed(bytes(RATE))  # half a second of silence: a candidate at the end is judged
+        if isinstance(spotter, WakeWordSpotter):
+            spotter.finish()
     return outcomes
 
 
@@ -168,13 +166,13 @@ class WakeReport:
 
 _WAKE_TABLE = re.compile(r"^\[wake\]\s*$", re.MULTILINE)
 _TABLE = re.compile(r"^\[", re.MULTILINE)
-_THRESHOLD = re.compile(r"^threshold\s*=.*$", re.MULTILINE)
 
 
-def write_threshold(path: Path, threshold: float) -> None:
-    """Set `[wake] threshold` in the TOML file at `path`, keeping everything else."""
+def write_threshold(path: Path, threshold: float, key: str = "threshold") -> None:
+    """Set `[wake] <key>` in the TOML file at `path`, keeping everything else."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    line = f"threshold = {threshold!r}"
+    line = f"{key} = {threshold!r}"
+    pattern = re.compile(rf"^{key}\s*=.*$", re.MULTILINE)
     table = _WAKE_TABLE.search(text)
     if table is None:
         text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + f"[wake]\n{line}\n"
@@ -182,10 +180,7 @@ def write_threshold(path: Path, threshold: float) -> None:
         following = _TABLE.search(text, table.end())
         end = following.start() if following else len(text)
         body = text[table.end() : end]
-        if _THRESHOLD.search(body):
-            body = _THRESHOLD.sub(line, body, count=1)
-        else:
-            body = "\n" + line + body
+        body = pattern.sub(line, body, count=1) if pattern.search(body) else "\n" + line + body
         text = text[: table.end()] + body + text[end:]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

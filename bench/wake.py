@@ -1,5 +1,5 @@
 """Wake word and endpointing (`python -m bench --only wake`): miss rate and false alarms per
-10 h on the whole generated set (tests/wake_set.py) at each SNR of its spec, at the
+10 h of the wake network on the generated set (tests/wake_set.py) at each SNR of its spec, at the
 configured threshold and at the one calibrated for 1 false alarm per 10 h on that same
 audio; the CPU share of idle listening (household noise fed as a microphone would); the
 endpointer's delay after the last word and the pauses it holds."""
@@ -68,7 +68,7 @@ def run(options: Options) -> dict:
     for snr in sorted(wake_set.spec["snr_db"], reverse=True):
         started = time.process_time()
         cases = load_wake_cases(wake_set.dataset(snr, subset=not options.wake_full))
-        report = WakeReport(hear(cases, phrase), phrase, threshold)
+        report = WakeReport(hear(cases, WakeWordSpotter(phrase)), phrase, threshold)
         calibrated = report.calibrate(1.0)
         flite = [o for o in report.positives if "flite" in o.case.audio.name]
         results[f"snr_{snr:g}dB"] = {

@@ -1,7 +1,7 @@
-"""The wake word: the two-stage spotter on real synthesised speech and generated noise,
-`senior-assistant eval --wake` and its calibration, and figures on a fixed subset of the
-generated set (tests/wake_set.py; the whole set is measured by `python -m bench --only
-wake`)."""
+"""The wake word: the network spotter (and its pocketsphinx fallback) on real synthesised
+speech and generated noise, `senior-assistant eval --wake` and its calibration, and the
+issue's target on a fixed subset of the generated set (tests/wake_set.py; the whole set is
+measured by `python -m bench --only wake`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ import pytest
 
 from assistant.config import WakeConfig
 from assistant.pcm import RATE, read_wav, write_wav
-from assistant.speech.wake import WakeWordError, WakeWordSpotter
+from assistant.speech.keyphrase import KeyphraseSpotter
+from assistant.speech.wake import WakeWordError, WakeWordSpotter, spotter_for
+from assistant.speech.wake_features import LogMelStream, log_mel, window_vector
+from assistant.speech.wake_net import DEFAULT_MODEL, WakeModelError, WakeNet
 from assistant.wake_eval import DatasetError, WakeReport, hear, load_wake_cases, write_threshold
 from tests.cli import run_cli
 from tests.speech import FLITE_VOICES
@@ -64,17 +67,17 @@ def test_the_phrase_wakes_in_a_quiet_room_where_it_is_said(wake_set, voice) -> N
 
 
 def test_household_noise_does_not_wake(wake_set) -> None:
-    """A minute of each steady household noise (white, pink, a running tap) and of a TV.
-    (Babble, five talkers at once, does wake it: the bench counts how often.)"""
+    """A minute of each household noise: white, pink, babble (five talkers), a running
+    tap, a TV."""
     spotter = WakeWordSpotter("hey helper", WakeConfig().threshold)
     for path in wake_set.noise_only():
-        if "babble" not in path.name:
-            assert spot(spotter, read_wav(path)[: 60 * RATE]) == [], path.name
+        assert spot(spotter, read_wav(path)[: 60 * RATE]) == [], path.name
 
 
-def test_the_second_stage_turns_away_what_the_first_proposes(wake_set) -> None:
-    """Sound-alikes said clearly reach the second stage, which scores them below the
-    phrase itself (by the same voice): the confirmation is what rejects them."""
+def test_sound_alikes_score_below_the_phrase_and_do_not_wake(wake_set) -> None:
+    """Sound-alikes said clearly by flite's voices do not wake it. Except "a helper": flite
+    says the "a" as the letter, /eI/, which is "hey" without its h, and slt's then scores
+    4.8 and rms's 2.2 (both wake it), awb's 0.2: the bench counts such false alarms."""
     from tests.wake_set import Voice
 
     scores: dict[str, list[float]] = {}
@@ -82,18 +85,65 @@ def test_the_second_stage_turns_away_what_the_first_proposes(wake_set) -> None:
     spotter = WakeWordSpotter(
         "hey helper", threshold=np.inf, on_candidate=lambda score, _: found.append(score)
     )
-    for voice in ("slt", "rms"):
-        for text in ("hey helper", "hey helen", "help her", "healthier", "hey hello"):
+    texts = ("hey helper", "hey helen", "help her", "healthier", "hey hello", "a helper")
+    for voice in ("slt", "rms", "awb"):
+        for text in texts:
             found.clear()
             spot(spotter, pad(wake_set.say(text, Voice("flite", voice)), 1.0, 1.0))
+            spotter.finish()
             scores.setdefault(text, []).append(max(found, default=-np.inf))
     threshold = WakeConfig().threshold
     assert all(score >= threshold for score in scores["hey helper"]), scores
-    for text in ("hey helen", "help her", "healthier", "hey hello"):
-        for by_voice, phrase in enumerate(scores["hey helper"]):
-            assert scores[text][by_voice] < phrase, (text, scores)
-    for text in ("help her", "healthier"):  # "hey helen" by rms does wake it (-1.1)
-        assert all(score < threshold for score in scores[text]), (text, scores)
+    assert scores["a helper"][2] < threshold, scores["a helper"]  # awb
+    for text in texts[1:-1]:
+        assert all(score < threshold for score in scores[text]), (text, scores[text])
+
+
+def test_the_stream_hears_what_training_computed(wake_set) -> None:
+    """Frames fed in pieces of any size are the frames of the whole recording, so the
+    device judges exactly the windows the network was trained on."""
+    from tests.wake_set import Voice
+
+    samples = pad(wake_set.say("hey helper", Voice("flite", "awb")), 0.5, 0.5)
+    whole = log_mel(samples)
+    stream, data, at, windows = LogMelStream(), samples.tobytes(), 0, []
+    rng = np.random.default_rng(1)
+    while at < len(data):
+        size = int(rng.integers(1, 1200)) * 2
+        windows += list(stream.feed_windows(data[at : at + size], 3))
+        at += size
+    assert stream.count == len(whole) and len(windows) == len(whole) // 3
+    last = (len(whole) // 3) * 3
+    assert np.allclose(windows[-1], window_vector(whole[last - 150 : last]), atol=1e-5)
+
+
+def test_a_phrase_without_a_network_falls_back_to_pocketsphinx_and_says_so(
+    wake_set, caplog
+) -> None:
+    from tests.wake_set import Voice
+
+    config = WakeConfig(phrase="hello computer")
+    with caplog.at_level("WARNING"):
+        spotter = spotter_for(config)
+    assert isinstance(spotter, KeyphraseSpotter)
+    assert "no wake model for 'hello computer'" in caplog.text and "wake-train" in caplog.text
+    said = pad(wake_set.say("hello computer", Voice("flite", "slt")), 1.0, 1.0)
+    assert len(spot(spotter, said)) == 1
+    assert isinstance(spotter_for(WakeConfig()), WakeWordSpotter)
+
+
+def test_a_wrong_or_broken_model_file_is_named(tmp_path) -> None:
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(WakeModelError, match=r"broken\.npz is not a wake model"):
+        spotter_for(WakeConfig(model=str(broken)))
+    with pytest.raises(WakeModelError, match="no wake model at"):
+        spotter_for(WakeConfig(model=str(tmp_path / "missing.npz")))
+    other = WakeNet.load(DEFAULT_MODEL)
+    other.phrase = "hello computer"
+    other.save(tmp_path / "other.npz")
+    with pytest.raises(WakeWordError, match="trained for 'hello computer', not 'hey helper'"):
+        spotter_for(WakeConfig(model=str(tmp_path / "other.npz")))
 
 
 # --- eval and calibration ---------------------------------------------------------------
@@ -191,21 +241,20 @@ def test_wake_cases_without_wake_or_calibrate_without_phrase_say_so(small_set, t
 
 @pytest.mark.parametrize("snr", [20, 10])
 def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
-    """What the spotter achieves on the subset (every second positive: 12 by flite, 12 by
-    espeak-ng; ~10 min of other speech, one stream holding all the sound-alikes) at the
-    default threshold. A guard against getting worse, not the issue's target (miss <= 5%
-    at <= 1 false alarm per 10 h at 10 dB), which this acoustic model does not reach:
-    README, "Wake word". Measured: 20 dB 2/12 flite missed, 29 false alarms (26 on the
-    sound-alikes); 10 dB 8/12, 9 (7)."""
+    """The network at the default threshold on the subset: every second positive (12 by
+    flite at speeds it was not trained on, 12 by espeak-ng voices it never heard), ~10 min
+    of other speech, one stream of it holding every sound-alike by every voice. A guard
+    against getting worse, not the issue's target (miss <= 5% at <= 1 false alarm per
+    10 h at 10 dB), which it does not reach (README, "Wake word"). Measured: 10 dB 5/24
+    missed, 5 false alarms, all on the sound-alikes (the pocketsphinx spotter before: 8/12
+    of flite's alone, 9); 20 dB 1/24, 8."""
     report = WakeReport(
-        hear(load_wake_cases(wake_set.dataset(snr, subset=True)), "hey helper"),
+        hear(load_wake_cases(wake_set.dataset(snr, subset=True)), WakeWordSpotter("hey helper")),
         "hey helper",
         WakeConfig().threshold,
     )
-    flite = [o for o in report.positives if "flite" in o.case.audio.name]
-    assert len(flite) == 12 and len(report.negatives) == 2
-    flite_missed = sum(o.best() < report.threshold for o in flite)
-    assert flite_missed <= {20: 3, 10: 9}[snr], report.lines(30)
-    assert report.false_alarms() <= {20: 35, 10: 12}[snr], report.lines()
+    assert len(report.positives) == 24 and len(report.negatives) == 2
+    assert len(report.misses()) <= {20: 2, 10: 6}[snr], report.lines(30)
+    assert report.false_alarms() <= {20: 9, 10: 6}[snr], report.lines()
     ordinary = report.negatives[1]  # five minutes of other speech, no sound-alikes
-    assert sum(s >= report.threshold for s in ordinary.scores) <= {20: 4, 10: 3}[snr]
+    assert sum(s >= report.threshold for s in ordinary.scores) <= {20: 1, 10: 0}[snr]

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.household_noise import HouseholdNoise
 from assistant.pcm import RATE, mix_at_snr, read_wav, write_wav
+from assistant.pcm import trim_silence as trim
 from tests.speech import SpeechMaker
 
 SPEC = Path(__file__).resolve().parent / "data" / "wake" / "spec.json"
@@ -66,7 +68,7 @@ class WakeSet:
         self.maker = SpeechMaker(self.directory / "tts")
         self.maker.directory.mkdir(exist_ok=True)
         self.voices = [Voice(**v) for v in self.spec["voices"]]
-        self._noise: dict[str, np.ndarray] = {}
+        self._noise = HouseholdNoise(self.seed, self.talker)
 
     # speech -------------------------------------------------------------------------
     def say(self, text: str, voice: Voice) -> np.ndarray:
@@ -85,28 +87,9 @@ class WakeSet:
         return texts
 
     # noise --------------------------------------------------------------------------
-    def noise(self, kind: str, seconds: float = 60.0) -> np.ndarray:
+    def noise(self, kind: str) -> np.ndarray:
         """A minute (looped when longer is needed) of one kind of noise, float64."""
-        if kind not in self._noise:
-            rng = np.random.default_rng([self.seed, sum(map(ord, kind))])
-            n = int(RATE * seconds)
-            if kind == "white":
-                out = rng.normal(0, 1, n)
-            elif kind == "pink":
-                out = shaped(rng.normal(0, 1, n), lambda f: 1 / np.sqrt(np.maximum(f, 20)))
-            elif kind == "tap":  # running water: hiss between 400 Hz and 6 kHz, fluttering
-                hiss = shaped(rng.normal(0, 1, n), lambda f: ((f > 400) & (f < 6000)) * 1.0)
-                flutter = shaped(rng.normal(0, 1, n), lambda f: (f < 8) * 1.0)
-                out = hiss * (1 + 0.5 * flutter / (np.abs(flutter).max() + 1e-9))
-            elif kind == "babble":  # five talkers at once
-                talkers = [self.talker(i, seconds) for i in range(5)]
-                out = np.sum(talkers, axis=0)
-            elif kind == "tv":  # one talker with some room noise
-                out = self.talker(7, seconds) + 0.05 * self.noise("pink", seconds)[:n]
-            else:
-                raise ValueError(f"unknown noise kind {kind!r}")
-            self._noise[kind] = out / (np.sqrt(np.mean(out**2)) + 1e-9)
-        return self._noise[kind]
+        return self._noise.noise(kind)
 
     def talker(self, index: int, seconds: float) -> np.ndarray:
         """Other speech (the held-out sentences) by one voice, back to back."""
@@ -121,9 +104,7 @@ class WakeSet:
         return np.concatenate(parts)[: int(seconds * RATE)].astype(np.float64)
 
     def noise_slice(self, kind: str, length: int, rng: random.Random) -> np.ndarray:
-        noise = self.noise(kind)
-        start = rng.randrange(len(noise))
-        return np.tile(noise, 2 + length // len(noise))[start : start + length]
+        return self._noise.slice(kind, length, rng)
 
     # the cases ----------------------------------------------------------------------
     def positives(self, snr_db: float) -> list[Path]:
@@ -225,23 +206,10 @@ class WakeSet:
         return path
 
 
-def trim(samples: np.ndarray, floor: int = 200) -> np.ndarray:
-    """Synthesised speech without the silence the engines put around it."""
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > floor)
-    return samples[loud[0] : loud[-1] + 1] if loud.size else samples[:0]
-
-
 def pad(samples: np.ndarray, lead_s: float, tail_s: float) -> np.ndarray:
     lead = np.zeros(int(RATE * lead_s), np.int16)
     tail = np.zeros(int(RATE * tail_s), np.int16)
     return np.concatenate([lead, samples, tail])
-
-
-def shaped(white: np.ndarray, gain) -> np.ndarray:
-    """White noise through a spectral gain `gain(frequency in Hz)`."""
-    spectrum = np.fft.rfft(white)
-    spectrum *= gain(np.fft.rfftfreq(len(white), 1 / RATE))
-    return np.fft.irfft(spectrum, len(white))
 
 
 def main() -> None:

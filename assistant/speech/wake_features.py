@@ -1,0 +1,97 @@
+"""What the wake-word network hears: log-mel energies of 10 ms frames, and the windows of
+them it judges.
+
+The same code computes features for training (whole recordings, `log_mel`) and on the
+device (`LogMelStream`, fed as the microphone delivers), so the network sees on the device
+exactly what it was trained on. A window is the last `WINDOW_FRAMES` frames, pooled in
+pairs and with each band's mean over the window taken away (the microphone's colour and
+gain, and a steady noise's level, matter less that way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+RATE = 16000
+HOP = 160  # 10 ms
+WIDTH = 400  # 25 ms analysis window
+FFT = 512
+BANDS = 40
+WINDOW_FRAMES = 150  # 1.5 s: the slowest "hey helper" in the sets lasts about 1.2 s
+POOL = 2  # frames averaged in pairs: 75 steps of 20 ms
+FLOOR = 1e-7  # log floor, in power of full-scale samples
+
+
+def _mel(hz: np.ndarray) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+
+def _mel_filters(low: float = 60.0, high: float = 7600.0) -> np.ndarray:
+    """Triangular filters (FFT bins × BANDS), equally spaced on the mel scale."""
+    edges_mel = np.linspace(_mel(np.array(low)), _mel(np.array(high)), BANDS + 2)
+    edges = 700.0 * (10 ** (edges_mel / 2595.0) - 1.0)
+    freqs = np.fft.rfftfreq(FFT, 1.0 / RATE)
+    filters = np.zeros((len(freqs), BANDS))
+    for band in range(BANDS):
+        left, centre, right = edges[band : band + 3]
+        rising = (freqs - left) / (centre - left)
+        falling = (right - freqs) / (right - centre)
+        filters[:, band] = np.clip(np.minimum(rising, falling), 0.0, None)
+    return filters
+
+
+_FILTERS = _mel_filters()
+_HAMMING = np.hamming(WIDTH)
+
+
+def log_mel(samples: np.ndarray) -> np.ndarray:
+    """(frames × BANDS) float32 for int16 audio: frame k covers samples [k*HOP, k*HOP+WIDTH)."""
+    audio = samples.astype(np.float64) / 32768.0
+    count = 0 if len(audio) < WIDTH else 1 + (len(audio) - WIDTH) // HOP
+    if count == 0:
+        return np.zeros((0, BANDS), np.float32)
+    index = np.arange(WIDTH)[None, :] + HOP * np.arange(count)[:, None]
+    spectrum = np.abs(np.fft.rfft(audio[index] * _HAMMING, FFT)) ** 2
+    return np.log(spectrum @ _FILTERS + FLOOR).astype(np.float32)
+
+
+def window_vector(frames: np.ndarray) -> np.ndarray:
+    """The network's input for a window of WINDOW_FRAMES frames (or a batch of them:
+    (..., WINDOW_FRAMES, BANDS)) → (..., WINDOW_FRAMES // POOL * BANDS)."""
+    shape = frames.shape[:-2]
+    pooled = frames.reshape(*shape, WINDOW_FRAMES // POOL, POOL, BANDS).mean(axis=-2)
+    pooled = pooled - pooled.mean(axis=-2, keepdims=True)
+    return pooled.reshape(*shape, -1)
+
+
+class LogMelStream:
+    """Log-mel frames of a stream fed in pieces of any size, identical to `log_mel` of the
+    whole stream (after WINDOW_FRAMES frames of silence); keeps the last WINDOW_FRAMES."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._pending = np.zeros(0, np.int16)
+        self.frames = np.zeros((WINDOW_FRAMES, BANDS), np.float32) + np.log(FLOOR)
+        self.count = 0  # frames computed since reset
+
+    def feed_windows(self, pcm: bytes, every: int) -> Iterator[np.ndarray]:
+        """Take audio; yield the window (window_vector) ending at each new frame whose
+        count is a multiple of `every`."""
+        self._pending = np.concatenate([self._pending, np.frombuffer(pcm, np.int16)])
+        new = log_mel(self._pending)
+        if len(new) == 0:
+            return
+        self._pending = self._pending[len(new) * HOP :]
+        frames = np.concatenate([self.frames, new])
+        first = self.count
+        self.frames = frames[-WINDOW_FRAMES:]
+        for i in range(len(new)):
+            if (first + i + 1) % every == 0:
+                end = WINDOW_FRAMES + i + 1
+                self.count = first + i + 1
+                yield window_vector(frames[end - WINDOW_FRAMES : end])
+        self.count = first + len(new)
