@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -410,14 +409,14 @@ def _eval_wake(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_wake_train(args: argparse.Namespace, config: Config) -> int:
+    from assistant.config import cache_dir
     from assistant.wake_train import train
     from intents.grammar import normalize_phrase
 
     phrase = normalize_phrase(args.phrase)
     name = "wake-" + "_".join(phrase.split()) + ".npz"
     out = Path(args.out) if args.out else config.state_dir() / name
-    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    cache = Path(cache_home) / "senior-assistant" / "wake-training"  # synthesised speech
+    cache = cache_dir() / "wake-training"  # synthesised speech
     net = train(phrase, cache, seed=args.seed, epochs=args.epochs, progress=print)
     net.save(out)
     print(f'wake network for {phrase!r} written to {out}: set [wake] model = "{out}"')

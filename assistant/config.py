@@ -154,6 +154,12 @@ class Config:
         return Path(base) / APP_NAME
 
 
+def cache_dir() -> Path:
+    """Where what can be made again is kept ($XDG_CACHE_HOME/senior-assistant)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / APP_NAME
+
+
 def default_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / APP_NAME / "config.toml"

@@ -35,8 +35,15 @@ import numpy as np
 
 from assistant.household_noise import KINDS, HouseholdNoise
 from assistant.pcm import RATE, mix_at_snr, read_wav, trim_silence
-from assistant.speech.wake_features import HOP, WIDTH, WINDOW_FRAMES, log_mel, window_vector
-from assistant.speech.wake_net import WakeNet
+from assistant.speech.wake_features import (
+    HOP,
+    WIDTH,
+    WINDOW_FRAMES,
+    log_mel,
+    silence_frames,
+    window_vector,
+)
+from assistant.speech.wake_net import WakeNet, forward
 from assistant.speech.wake_types import WakeWordError, check_spelling
 from intents.grammar import normalize_phrase
 
@@ -261,7 +268,7 @@ class Windows:
     which windows are positives and negatives: (scene, last frame) pairs."""
 
     def __init__(self, scenes: list[Scene]) -> None:
-        pad = np.full((WINDOW_FRAMES, scenes[0].frames.shape[1]), np.log(1e-7), np.float32)
+        pad = silence_frames()
         self.frames = [np.concatenate([pad, scene.frames]) for scene in scenes]
         positives, negatives = [], []
         for k, scene in enumerate(scenes):
@@ -304,11 +311,7 @@ class Perceptron:
         return self.weights + self.biases
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = x @ w + b
-            if i < len(self.weights) - 1:
-                x = np.maximum(x, 0)
-        return x[:, 0]
+        return forward(self.weights, self.biases, x)
 
     def step(
         self, x: np.ndarray, y: np.ndarray, weight: np.ndarray, lr: float,
@@ -359,7 +362,8 @@ def train(
     if not phrase:
         raise WakeWordError("the wake phrase is empty")
     check_spelling(phrase)
-    scenes = TrainingSet(phrase, Synthesiser(cache), seed).scenes(progress)
+    training_set = TrainingSet(phrase, Synthesiser(cache), seed)
+    scenes = training_set.scenes(progress)
     windows = Windows(scenes)
     progress(f"windows: {len(windows.positives)} positive, {len(windows.negatives)} negative")
     rng = np.random.default_rng(seed)
@@ -402,5 +406,5 @@ def train(
             f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}, positives below 0 "
             f"{missed:.1%}, negatives above 0 {int(np.sum(negative_scores > 0))}"
         )
-    info = {"seed": seed, "epochs": epochs, "voices": len(training_voices(seed))}
+    info = {"seed": seed, "epochs": epochs, "voices": len(training_set.voices)}
     return WakeNet(phrase, mean, scale, net.weights, net.biases, info)

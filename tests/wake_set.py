@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.config import cache_dir
 from assistant.household_noise import HouseholdNoise
 from assistant.pcm import RATE, mix_at_snr, read_wav, write_wav
 from assistant.pcm import trim_silence as trim
@@ -37,8 +38,7 @@ FOLLOW_GAP_S = 0.3  # between the wake phrase and a command after it
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("WAKE_SET_CACHE") or Path(base) / "senior-assistant" / "wake-set")
+    return Path(os.environ.get("WAKE_SET_CACHE") or cache_dir() / "wake-set")
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,8 @@ class WakeWordSpotter:
         return False
 
     def finish(self) -> None:
-        """The audio ended: report a candidate still running (evaluation only)."""
+        """Close the candidate run, reporting it: when the score falls below the floor,
+        and when the audio ends (evaluation)."""
         if self._run_best is not None and self.on_candidate is not None:
             self.on_candidate(self._run_best, self._run_end)
         self._run_best = None

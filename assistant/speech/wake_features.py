@@ -57,6 +57,11 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     return np.log(spectrum @ _FILTERS + FLOOR).astype(np.float32)
 
 
+def silence_frames(count: int = WINDOW_FRAMES) -> np.ndarray:
+    """Frames of digital silence: what the stream holds before it has heard anything."""
+    return np.full((count, BANDS), np.log(FLOOR), np.float32)
+
+
 def window_vector(frames: np.ndarray) -> np.ndarray:
     """The network's input for a window of WINDOW_FRAMES frames (or a batch of them:
     (..., WINDOW_FRAMES, BANDS)) → (..., WINDOW_FRAMES // POOL * BANDS)."""
@@ -75,7 +80,7 @@ class LogMelStream:
 
     def reset(self) -> None:
         self._pending = np.zeros(0, np.int16)
-        self.frames = np.zeros((WINDOW_FRAMES, BANDS), np.float32) + np.log(FLOOR)
+        self.frames = silence_frames()
         self.count = 0  # frames computed since reset
 
     def feed_windows(self, pcm: bytes, every: int) -> Iterator[np.ndarray]:

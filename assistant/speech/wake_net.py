@@ -37,12 +37,7 @@ class WakeNet:
     def logits(self, windows: np.ndarray) -> np.ndarray:
         """Log-odds that each window (rows of window_vector) ends just after the phrase."""
         x = ((windows - self.mean) / self.scale).astype(np.float32)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = x @ w + b
-            if i < last:
-                np.maximum(x, 0.0, out=x)
-        return x[..., 0]
+        return forward(self.weights, self.biases, x)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +69,16 @@ class WakeNet:
             )
         info = {k: v for k, v in meta.items() if k not in ("format", "phrase", "features")}
         return cls(meta["phrase"], mean, scale, weights, biases, info)
+
+
+def forward(weights: list[np.ndarray], biases: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The perceptron's logit for each row of `x`: ReLU layers, a linear last one."""
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        x = x @ w + b
+        if i < last:
+            x = np.maximum(x, 0.0)
+    return x[..., 0]
 
 
 def _feature_spec() -> dict:
