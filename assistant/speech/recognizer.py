@@ -29,8 +29,9 @@ class Transcript:
     # because it is urgent (an emergency); the dialog asks before it acts on it.
     verified: bool = True
     # With a grammar: did the grammar's search place the audio as a whole phrase (True), or
-    # only as the start of one, or nowhere (False)? Not the same as being understood: the
-    # endpointer asks it to tell a senior who has finished from one who paused mid-request.
+    # only as the start of one, or nowhere (False)? A last word fitted into a pause at the
+    # end is left out first. Not the same as being understood: the endpointer asks it to
+    # tell a senior who has finished from one who paused mid-request.
     # None: the recognizer has no grammar search to ask.
     whole_phrase: bool | None = None
 

@@ -42,9 +42,10 @@ after the endpointer's pause instead of during the speech (bench: `finish_ms`).
 
 The endpointer asks at a short pause whether the senior has finished
 (`Transcript.whole_phrase`, assistant/endpoint.py): has the grammar search placed the audio
-on a whole phrase? Not when it could place it only on the start of one ("call my"), and not
-when the phrase's last word runs on to the end of the audio: a search that must end on a
-whole phrase pads the start of one with a word fitted into the pause ("call my wife").
+on a whole phrase? Not when it could place it only on the start of one ("call my"). A last
+word that runs on to the end of the audio is left out before that is judged: it was fitted
+into the pause, not said (a search that must end on a whole phrase pads the start of one,
+"call my wife"; or a whole phrase with the start of a longer one, "find the doctor with").
 
 pocketsphinx's answers at the margin depend on what the decoder heard before (seen: the
 same 1.1 s of audio decoded "find me" fresh and "i'm achy" after four other utterances;
@@ -223,7 +224,8 @@ class PocketsphinxRecognizer(Recognizer):
         constrained = decode_whole(self._grammar, audio)
         assert self.grammar is not None
         whole = bool(constrained.text) and self.grammar.accepts(constrained.text.split())
-        whole_phrase = whole and not _ends_in_the_pause(self._grammar, len(samples))
+        before_pause = _words_before_the_pause(self._grammar, constrained.text, len(samples))
+        whole_phrase = bool(before_pause) and self.grammar.accepts(before_pause)
         constrained = dataclasses.replace(constrained, whole_phrase=whole_phrase)
         free = dataclasses.replace(free, whole_phrase=whole_phrase)
         if whole:
@@ -264,15 +266,18 @@ class PocketsphinxRecognizer(Recognizer):
         return dataclasses.replace(heard, verified=False, whole_phrase=True)
 
 
-def _ends_in_the_pause(decoder, samples: int) -> bool:
-    """Does the last word of `decoder`'s decode run on to the end of the audio? Asked after a
-    pause, such a word was fitted into the silence: a grammar search that must end on a
-    whole phrase pads the start of one ("call my ...") with a word ("call my wife")."""
-    words = [seg for seg in decoder.seg() or () if not _is_filler(seg.word)]
-    if not words:
-        return False
+def _words_before_the_pause(decoder, text: str, samples: int) -> list[str]:
+    """The words of `decoder`'s decode (`text`) without a last word that runs on to the end
+    of the audio. Asked after a pause, such a word was fitted into the silence, not said: a
+    grammar search pads the start of a phrase ("call my ...") with a word ("call my wife"),
+    and a whole phrase with the start of a longer one ("find the doctor with"). What is
+    left is what to judge: "call my" is the start of a request, "find the doctor" a whole."""
+    words = text.split()
+    segments = [seg for seg in decoder.seg() or () if not _is_filler(seg.word)]
     frames = samples // SAMPLES_PER_FRAME
-    return words[-1].end_frame >= frames - PAUSE_WORD_FRAMES
+    if words and segments and segments[-1].end_frame >= frames - PAUSE_WORD_FRAMES:
+        return words[:-1]
+    return words
 
 
 def _is_filler(word: str) -> bool:
