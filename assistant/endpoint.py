@@ -27,6 +27,7 @@ never slower. Measured on tests/endpoint_set.py (README, "Wake word and endpoint
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import logging
 from collections.abc import Callable
@@ -180,11 +181,13 @@ class Endpointer:
 
 class CompleteRequest:
     """Has the senior finished? Asked at a short pause; the recognizer decodes what was
-    heard so far. Yes when the intent engine understands it, or when the recognizer's
-    grammar search took it for a whole phrase (`Transcript.whole_phrase`); no when the
-    grammar could place it only as the start of a phrase, or nowhere: then the long pause
-    decides. Fed the same audio as the recognizer (`accept`); when the answer is yes,
-    `transcript` is what was heard, so it need not be decoded again."""
+    heard so far. Yes when the intent engine understands it (the transcript, or the
+    grammar's words when free recognition confirms them: `Transcript.grammar_words`), or
+    when the recognizer's grammar search took it for a whole phrase
+    (`Transcript.whole_phrase`); no when the grammar could place it only as the start of a
+    phrase, or nowhere: then the long pause decides. Fed the same audio as the recognizer
+    (`accept`); when the answer is yes, `transcript` is what was heard (what was
+    understood), so it need not be decoded again."""
 
     def __init__(self, recognizer: Recognizer, engine: IntentEngine) -> None:
         self.recognizer = recognizer
@@ -205,7 +208,13 @@ class CompleteRequest:
         transcript = self.recognizer.transcribe(audio)
         self.recognizer.start()  # the utterance goes on: the recognizer hears it all again
         self.recognizer.accept(audio)
-        understood = bool(transcript.text) and self.engine.recognize(transcript.text) is not None
+        understood = self._understood(transcript.text)
+        words = transcript.grammar_words
+        if not understood and words and words != transcript.text and self._understood(words):
+            # The grammar's words, confirmed by free recognition, are what was understood:
+            # they are the transcript the request is answered with.
+            transcript = dataclasses.replace(transcript, text=words)
+            understood = True
         finished = understood or transcript.whole_phrase is True
         log.debug(
             "pause after %r: understood %s, a whole phrase %s: %s",
@@ -216,6 +225,9 @@ class CompleteRequest:
         )
         self.transcript = transcript if finished else None
         return finished
+
+    def _understood(self, text: str) -> bool:
+        return bool(text) and self.engine.recognize(text) is not None
 
 
 def frames_of(samples: np.ndarray, rate: int = 16000, frame_ms: int = 30) -> list[bytes]:

@@ -34,6 +34,11 @@ class Transcript:
     # tell a senior who has finished from one who paused mid-request.
     # None: the recognizer has no grammar search to ask.
     whole_phrase: bool | None = None
+    # With a grammar: the grammar search's words (before the pause, as for whole_phrase) when
+    # free recognition confirms them, whole phrase or not: slowed speech often ends off every
+    # phrase ("call my girl for"), and the endpointer asks the intents about them too.
+    # None: no words confirmed, or no grammar search.
+    grammar_words: str | None = None
 
 
 def unique_phrases(phrases: Iterable[str]) -> list[str]:

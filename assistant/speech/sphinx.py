@@ -46,6 +46,10 @@ on a whole phrase? Not when it could place it only on the start of one ("call my
 word that runs on to the end of the audio is left out before that is judged: it was fitted
 into the pause, not said (a search that must end on a whole phrase pads the start of one,
 "call my wife"; or a whole phrase with the start of a longer one, "find the doctor with").
+The grammar's words are also handed to the endpointer when free recognition confirms them
+(`Transcript.grammar_words`, the same `VERIFY_THRESHOLD`) though they are no whole phrase:
+slowed kal16's "call my daughter" comes out as "call my girl for" (free: "call my vote
+for"), which the search could not finish on a phrase but the intents understand.
 
 pocketsphinx's answers at the margin depend on what the decoder heard before (seen: the
 same 1.1 s of audio decoded "find me" fresh and "i'm achy" after four other utterances;
@@ -226,8 +230,11 @@ class PocketsphinxRecognizer(Recognizer):
         whole = bool(constrained.text) and self.grammar.accepts(constrained.text.split())
         before_pause = _words_before_the_pause(self._grammar, constrained.text, len(samples))
         whole_phrase = bool(before_pause) and self.grammar.accepts(before_pause)
-        constrained = dataclasses.replace(constrained, whole_phrase=whole_phrase)
-        free = dataclasses.replace(free, whole_phrase=whole_phrase)
+        heard = " ".join(before_pause)
+        confirmed = bool(heard) and fuzz.ratio(heard, free.text) >= self.verify_threshold
+        found = {"whole_phrase": whole_phrase, "grammar_words": heard if confirmed else None}
+        constrained = dataclasses.replace(constrained, **found)
+        free = dataclasses.replace(free, **found)
         if whole:
             similarity = fuzz.ratio(constrained.text, free.text)
             if similarity >= self.verify_threshold:
