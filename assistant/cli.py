@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write it (default: wake-<phrase>.npz in the state folder)",
     )
     training.add_argument("--seed", type=int, default=7)
-    training.add_argument("--epochs", type=int, default=8)
+    training.add_argument("--epochs", type=int, default=10)
     training.set_defaults(handler=cmd_wake_train)
     _add_status_command(sub)
     add_reminders_command(sub)

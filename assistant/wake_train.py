@@ -6,7 +6,8 @@ voices (accents × variants × rates × pitches). Each phrase is placed in scene
 a sentence, before a command), with reverberation sometimes, at a random level, mixed with
 household noise (assistant/household_noise.py, its own seed and its own talkers) at 0 to
 35 dB SNR. Negatives are other speech (the intents' sentences), the phrase's
-confusables ("hey helen", "a helper", the phrase's words alone) and noise alone.
+confusables ("hey helen", "a helper", the phrase's words alone), each said by every
+voice, since telling those apart is what the network finds hardest, and noise alone.
 
 Held out on purpose: the evaluation set's espeak-ng voices (HELD_OUT) and flite's voices
 at their natural speed and at 1.35 (the evaluation set's speeds) are never trained on, so
@@ -14,15 +15,16 @@ its figures are measured on voices the network has not heard.
 
 A window (1.5 s) is a positive when it ends within 0.25 s after the phrase; windows that
 hold part of the phrase, or all of it further back, are left out; all other windows are
-negatives. The network (assistant/speech/wake_net.py) is trained with Adam on a weighted
-cross-entropy, and after every epoch the negatives it scores highest are trained on again.
-Needs flite (Debian package) and espeak-ng; takes about 10 minutes on two cores.
+negatives. The network (assistant/speech/wake_net.py: two convolutions over time, then
+dense layers) is trained with Adam on a weighted cross-entropy, and after every epoch the
+negatives it scores highest are trained on again. Needs flite (Debian package) and
+espeak-ng; takes about 40 minutes on two cores (`OMP_NUM_THREADS=1` when they are busy
+with other work: small matrices gain nothing from a second thread).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import random
 import shutil
@@ -36,6 +38,7 @@ import numpy as np
 from assistant.household_noise import KINDS, HouseholdNoise
 from assistant.pcm import RATE, mix_at_snr, read_wav, trim_silence
 from assistant.speech.wake_features import (
+    BANDS,
     HOP,
     WIDTH,
     WINDOW_FRAMES,
@@ -43,7 +46,7 @@ from assistant.speech.wake_features import (
     silence_frames,
     window_vector,
 )
-from assistant.speech.wake_net import WakeNet, forward
+from assistant.speech.wake_net import STEPS, WakeNet, forward, unfold
 from assistant.speech.wake_types import WakeWordError, check_spelling
 from intents.grammar import normalize_phrase
 
@@ -76,12 +79,13 @@ HEY_HELPER_CONFUSABLES = (
     "hey kepler", "the helpers", "hey heifer", "hey pepper", "hey helping hand",
     "a helper came", "hey help",
 )  # fmt: skip
-SCENES_PER_VOICE = 6
+SCENES_PER_VOICE = 10
 NEGATIVE_SENTENCES = 3000
-CONFUSABLE_VOICES = 60  # voices saying each confusable
+CONFUSABLE_VOICES = 224  # voices saying each confusable (all of them)
 POSITIVE_AFTER = 25  # frames after the phrase's end a window may end and be a positive
 SKIP_AFTER = 150  # frames after it that are neither (the phrase is further back)
-HIDDEN = (128, 64)
+CONVOLUTIONS = [(5, 2, 128), (5, 2, 128)]  # kernel (20 ms steps), stride, channels
+HIDDEN = [64]
 
 
 @dataclass(frozen=True)
@@ -295,52 +299,95 @@ def frame_ending(sample: int) -> int:
     return max(0, -(-(sample - WIDTH) // HOP))
 
 
-class Perceptron:
-    """A ReLU multilayer perceptron with one logit out, trained by Adam."""
+class Network:
+    """The wake network being trained (assistant/speech/wake_net.py): convolutions over
+    time, then dense ReLU layers, one logit out; trained by Adam."""
 
-    def __init__(self, sizes: list[int], rng: np.random.Generator) -> None:
-        self.weights = [
-            rng.normal(0, np.sqrt(2 / a), (a, b)).astype(np.float32)
-            for a, b in itertools.pairwise(sizes)
-        ]
-        self.biases = [np.zeros(b, np.float32) for b in sizes[1:]]
+    def __init__(
+        self,
+        convolutions: list[tuple[int, int, int]],
+        hidden: list[int],
+        rng: np.random.Generator,
+    ) -> None:
+        """`convolutions`: (kernel, stride, channels) per layer; `hidden`: dense sizes."""
+        self.convolutions = [(k, s) for k, s, _ in convolutions]
+        self.weights: list[np.ndarray] = []
+        self.biases: list[np.ndarray] = []
+        channels, steps = BANDS, STEPS
+        for kernel, stride, out in convolutions:
+            self._add(kernel * channels, out, rng)
+            channels, steps = out, (steps - kernel) // stride + 1
+        size = channels * steps if convolutions else STEPS * BANDS
+        for out in [*hidden, 1]:
+            self._add(size, out, rng)
+            size = out
         self._moments = [(np.zeros_like(p), np.zeros_like(p)) for p in self._params()]
         self._steps = 0
+
+    def _add(self, inputs: int, outputs: int, rng: np.random.Generator) -> None:
+        self.weights.append(
+            rng.normal(0, np.sqrt(2 / inputs), (inputs, outputs)).astype(np.float32)
+        )
+        self.biases.append(np.zeros(outputs, np.float32))
 
     def _params(self) -> list[np.ndarray]:
         return self.weights + self.biases
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return forward(self.weights, self.biases, x)
+        return forward(self.weights, self.biases, x, self.convolutions)
 
-    def step(
-        self, x: np.ndarray, y: np.ndarray, weight: np.ndarray, lr: float,
-        rng: np.random.Generator, dropout: float = 0.2, l2: float = 1e-4,
-    ) -> float:  # fmt: skip
-        """One Adam step on a batch; returns its weighted cross-entropy."""
-        acts, masks = [x], []
-        h = x
+    def gradients(
+        self, x: np.ndarray, y: np.ndarray, weight: np.ndarray, rng: np.random.Generator,
+        dropout: float = 0.2, l2: float = 1e-4,
+    ) -> tuple[float, list[np.ndarray]]:  # fmt: skip
+        """The batch's weighted cross-entropy and its gradient (weights, then biases)."""
+        convolved = len(self.convolutions)
+        last = len(self.weights) - 1
+        h = x.reshape(len(x), STEPS, BANDS) if convolved else x
+        layers = []  # each layer's input as multiplied, the shape it came in, mask, output
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = h @ w + b
-            if i < len(self.weights) - 1:
-                mask = (rng.random(h.shape) > dropout).astype(np.float32) / (1 - dropout)
-                h = np.maximum(h, 0) * mask
-                masks.append(mask)
-            acts.append(h)
-        p = 1 / (1 + np.exp(-np.clip(acts[-1][:, 0], -30, 30)))
+            shape = h.shape
+            u = unfold(h, *self.convolutions[i]) if i < convolved else h
+            z = u @ w + b
+            mask = None
+            if i < last:
+                mask = (rng.random(z.shape) > dropout).astype(np.float32) / (1 - dropout)
+                h = np.maximum(z, 0) * mask
+            else:
+                h = z
+            if i == convolved - 1:
+                h = h.reshape(len(h), -1)
+            layers.append((u, shape, mask, z))
+        p = 1 / (1 + np.exp(-np.clip(h[:, 0], -30, 30)))
         total = weight.sum()
         loss = -np.sum(weight * (y * np.log(p + 1e-7) + (1 - y) * np.log(1 - p + 1e-7))) / total
         g = ((p - y) * weight / total)[:, None].astype(np.float32)
-        grads_w, grads_b = [], []
+        grads_w: list[np.ndarray] = [np.empty(0)] * len(self.weights)
+        grads_b: list[np.ndarray] = [np.empty(0)] * len(self.weights)
         for i in reversed(range(len(self.weights))):
-            grads_w.insert(0, acts[i].T @ g + l2 * self.weights[i])
-            grads_b.insert(0, g.sum(0))
-            if i > 0:
-                g = (g @ self.weights[i].T) * masks[i - 1] * (acts[i] > 0)
+            u, shape, mask, z = layers[i]
+            if mask is not None:
+                g = g.reshape(z.shape) * mask * (z > 0)
+            flat_u, flat_g = u.reshape(-1, u.shape[-1]), g.reshape(-1, g.shape[-1])
+            grads_w[i] = flat_u.T @ flat_g + l2 * self.weights[i]
+            grads_b[i] = flat_g.sum(0)
+            if i == 0:
+                break
+            g = g @ self.weights[i].T
+            if i < convolved:
+                g = fold(g, shape, *self.convolutions[i])
+            elif i == convolved:
+                g = g.reshape(layers[i - 1][3].shape)
+        return float(loss), grads_w + grads_b
+
+    def step(
+        self, x: np.ndarray, y: np.ndarray, weight: np.ndarray, lr: float,
+        rng: np.random.Generator,
+    ) -> float:  # fmt: skip
+        """One Adam step on a batch; returns its weighted cross-entropy."""
+        loss, grads = self.gradients(x, y, weight, rng)
         self._steps += 1
-        for (m, v), param, grad in zip(
-            self._moments, self._params(), grads_w + grads_b, strict=True
-        ):
+        for (m, v), param, grad in zip(self._moments, self._params(), grads, strict=True):
             m *= 0.9
             m += 0.1 * grad
             v *= 0.999
@@ -348,14 +395,24 @@ class Perceptron:
             m_hat = m / (1 - 0.9**self._steps)
             v_hat = v / (1 - 0.999**self._steps)
             param -= lr * m_hat / (np.sqrt(v_hat) + 1e-8)
-        return float(loss)
+        return loss
+
+
+def fold(g: np.ndarray, shape: tuple[int, ...], kernel: int, stride: int) -> np.ndarray:
+    """The adjoint of `unfold`: slices' gradients summed back onto the steps they came from."""
+    batch, steps_out, _ = g.shape
+    g = g.reshape(batch, steps_out, kernel, shape[2])
+    out = np.zeros(shape, g.dtype)
+    for j in range(kernel):
+        out[:, j : j + stride * (steps_out - 1) + 1 : stride, :] += g[:, :, j, :]
+    return out
 
 
 def train(
     phrase: str,
     cache: Path,
     seed: int = 7,
-    epochs: int = 8,
+    epochs: int = 10,
     progress: Callable[[str], None] = log.info,
 ) -> WakeNet:
     phrase = normalize_phrase(phrase)
@@ -373,7 +430,7 @@ def train(
     ])  # fmt: skip
     xs = windows.vectors(sample)
     mean, scale = xs.mean(0), xs.std(0) + 1e-3
-    net = Perceptron([xs.shape[1], *HIDDEN, 1], rng)
+    net = Network(CONVOLUTIONS, HIDDEN, rng)
 
     def inputs(index: np.ndarray) -> np.ndarray:
         return ((windows.vectors(index) - mean) / scale).astype(np.float32)
@@ -407,4 +464,4 @@ def train(
             f"{missed:.1%}, negatives above 0 {int(np.sum(negative_scores > 0))}"
         )
     info = {"seed": seed, "epochs": epochs, "voices": len(training_set.voices)}
-    return WakeNet(phrase, mean, scale, net.weights, net.biases, info)
+    return WakeNet(phrase, mean, scale, net.weights, net.biases, info, net.convolutions)

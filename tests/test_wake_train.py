@@ -10,9 +10,11 @@ import json
 import numpy as np
 
 from assistant.speech.wake_features import HOP, WINDOW_FRAMES
+from assistant.speech.wake_net import WakeNet
 from assistant.wake_train import (
     FLITE_STRETCHES,
     POSITIVE_AFTER,
+    Network,
     Scene,
     Windows,
     confusables,
@@ -53,3 +55,44 @@ def test_windows_ending_just_after_the_phrase_are_the_positives() -> None:
     # none of the first scene's negatives holds the phrase's end or most of it
     assert all(t < frame_ending(start) + 20 or t > last + 150 for k, t in negatives if k == 0)
     assert sum(k == 1 for k, _ in negatives) == len(range(0, 400, 3))
+
+
+def test_the_training_gradient_is_the_loss_slope() -> None:
+    """Backpropagation through the time convolutions and dense layers agrees with the
+    loss's measured slope (central differences) for every layer's weights and biases."""
+    rng = np.random.default_rng(3)
+    net = Network([(5, 2, 6), (3, 2, 5)], [4], rng)
+    net.weights = [w.astype(np.float64) for w in net.weights]  # slopes measured finely
+    net.biases = [b.astype(np.float64) + 0.1 for b in net.biases]
+    x = rng.normal(size=(6, 75 * 40))
+    y = np.array([1, 0, 1, 0, 0, 1], np.float64)
+    weight = np.array([1, 2, 1, 1, 3, 1], np.float64)
+
+    def loss() -> float:
+        p = 1 / (1 + np.exp(-net.logits(x).astype(np.float64)))
+        return float(-np.sum(weight * (y * np.log(p) + (1 - y) * np.log(1 - p))) / weight.sum())
+
+    _, grads = net.gradients(x, y, weight, rng, dropout=0.0, l2=0.0)
+    for param, grad in zip(net.weights + net.biases, grads, strict=True):
+        assert param.shape == grad.shape
+        for flat in rng.choice(param.size, min(3, param.size), replace=False):
+            at = np.unravel_index(flat, param.shape)
+            param[at] += 1e-6
+            up = loss()
+            param[at] -= 2e-6
+            down = loss()
+            param[at] += 1e-6
+            assert abs((up - down) / 2e-6 - grad[at]) < 1e-6 + 1e-3 * abs(grad[at])
+
+
+def test_a_saved_network_gives_the_same_scores(tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    net = Network([(5, 2, 8)], [6], rng)
+    x = rng.normal(size=(5, 75 * 40)).astype(np.float32)
+    mean, scale = np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
+    WakeNet("hey helper", mean, scale, net.weights, net.biases, {}, net.convolutions).save(
+        tmp_path / "n.npz"
+    )
+    loaded = WakeNet.load(tmp_path / "n.npz")
+    assert loaded.convolutions == [(5, 2)]
+    assert np.allclose(loaded.logits(x), net.logits(x), atol=2e-2)  # float16 weights
