@@ -75,9 +75,10 @@ def test_household_noise_does_not_wake(wake_set) -> None:
 
 
 def test_sound_alikes_score_below_the_phrase_and_do_not_wake(wake_set) -> None:
-    """Sound-alikes said clearly by flite's voices do not wake it. Except "a helper": flite
-    says the "a" as the letter, /eI/, which is "hey" without its h, and slt's then scores
-    4.8 and rms's 2.2 (both wake it), awb's 0.2: the bench counts such false alarms."""
+    """Sound-alikes said clearly by flite's four voices do not wake it, "a helper" among
+    them: flite says its "a" as the letter, /eI/, "hey" without its h, which woke the
+    first network (a perceptron) for slt and rms. Measured: every sound-alike scores below
+    the candidate floor (-4) but kal16's "hey helen" (-2.1); the phrase 6.5-8.6."""
     from tests.wake_set import Voice
 
     scores: dict[str, list[float]] = {}
@@ -86,17 +87,16 @@ def test_sound_alikes_score_below_the_phrase_and_do_not_wake(wake_set) -> None:
         "hey helper", threshold=np.inf, on_candidate=lambda score, _: found.append(score)
     )
     texts = ("hey helper", "hey helen", "help her", "healthier", "hey hello", "a helper")
-    for voice in ("slt", "rms", "awb"):
+    for voice in FLITE_VOICES:
         for text in texts:
             found.clear()
             spot(spotter, pad(wake_set.say(text, Voice("flite", voice)), 1.0, 1.0))
             spotter.finish()
             scores.setdefault(text, []).append(max(found, default=-np.inf))
     threshold = WakeConfig().threshold
-    assert all(score >= threshold for score in scores["hey helper"]), scores
-    assert scores["a helper"][2] < threshold, scores["a helper"]  # awb
-    for text in texts[1:-1]:
-        assert all(score < threshold for score in scores[text]), (text, scores[text])
+    assert all(score >= threshold + 2 for score in scores["hey helper"]), scores
+    for text in texts[1:]:
+        assert all(score < threshold - 2 for score in scores[text]), (text, scores[text])
 
 
 def test_the_stream_hears_what_training_computed(wake_set) -> None:
@@ -245,16 +245,18 @@ def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
     flite at speeds it was not trained on, 12 by espeak-ng voices it never heard), ~10 min
     of other speech, one stream of it holding every sound-alike by every voice. A guard
     against getting worse, not the issue's target (miss <= 5% at <= 1 false alarm per
-    10 h at 10 dB), which it does not reach (README, "Wake word"). Measured: 10 dB 5/24
-    missed, 5 false alarms, all on the sound-alikes (the pocketsphinx spotter before: 8/12
-    of flite's alone, 9); 20 dB 1/24, 8."""
+    10 h at 10 dB), which it does not reach (README, "Wake word"). Measured with the
+    time-delay network: 10 dB 3/24 missed (awb in babble, slowed slt and espeak's grandma
+    in TV noise), 1 false alarm, on a sound-alike; 20 dB 0/24, none. The perceptron before
+    it: 10 dB 5/24, 5; 20 dB 1/24, 8. The pocketsphinx spotter before that: 8 of flite's
+    12 alone, 9."""
     report = WakeReport(
         hear(load_wake_cases(wake_set.dataset(snr, subset=True)), WakeWordSpotter("hey helper")),
         "hey helper",
         WakeConfig().threshold,
     )
     assert len(report.positives) == 24 and len(report.negatives) == 2
-    assert len(report.misses()) <= {20: 2, 10: 6}[snr], report.lines(30)
-    assert report.false_alarms() <= {20: 9, 10: 6}[snr], report.lines()
+    assert len(report.misses()) <= {20: 1, 10: 3}[snr], report.lines(30)
+    assert report.false_alarms() <= {20: 0, 10: 1}[snr], report.lines()
     ordinary = report.negatives[1]  # five minutes of other speech, no sound-alikes
-    assert sum(s >= report.threshold for s in ordinary.scores) <= {20: 1, 10: 0}[snr]
+    assert not any(s >= report.threshold for s in ordinary.scores)
