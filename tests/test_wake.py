@@ -62,8 +62,11 @@ def test_the_phrase_wakes_in_a_quiet_room_where_it_is_said(wake_set, voice) -> N
     samples = pad(np.concatenate([phrase, np.zeros(RATE // 3, np.int16), command]), 1.0, 1.0)
     ends = spot(WakeWordSpotter("hey helper", WakeConfig().threshold), samples)
     assert len(ends) == 1
+    # It marks where the phrase ends (measured: 0.01-0.06 s after), not before its last
+    # syllable, which the command's recognizer would hear as a word ("heartbeat video
+    # consultation"), nor in the command.
     phrase_end = RATE + len(phrase)
-    assert abs(ends[0] - phrase_end) < 0.4 * RATE  # at the phrase, not in the command
+    assert -0.05 * RATE <= ends[0] - phrase_end <= 0.2 * RATE
 
 
 def test_household_noise_does_not_wake(wake_set) -> None:
