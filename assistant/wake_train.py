@@ -47,8 +47,7 @@ from assistant.speech.wake_features import (
     window_vector,
 )
 from assistant.speech.wake_net import STEPS, WakeNet, forward, unfold
-from assistant.speech.wake_types import WakeWordError, check_spelling
-from intents.grammar import normalize_phrase
+from assistant.speech.wake_types import WakeWordError, checked_phrase
 
 log = logging.getLogger(__name__)
 
@@ -415,10 +414,7 @@ def train(
     epochs: int = 10,
     progress: Callable[[str], None] = log.info,
 ) -> WakeNet:
-    phrase = normalize_phrase(phrase)
-    if not phrase:
-        raise WakeWordError("the wake phrase is empty")
-    check_spelling(phrase)
+    phrase = checked_phrase(phrase)
     training_set = TrainingSet(phrase, Synthesiser(cache), seed)
     scenes = training_set.scenes(progress)
     windows = Windows(scenes)

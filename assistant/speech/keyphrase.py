@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.config import WakeConfig
 from assistant.speech.sphinx import model_dir, new_decoder
-from assistant.speech.wake_types import WakeDetection, WakeWordError, check_spelling
-from intents.grammar import normalize_phrase
+from assistant.speech.wake_types import WakeDetection, WakeWordError, checked_phrase
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ SPOT_THRESHOLD = 1e-40  # first stage: high recall, the second stage judges
 BEFORE_S = 0.3  # the window judged: this much before the spotted start...
 AFTER_S = 0.25  # ...and after its end (the detection waits for it)
 HISTORY_S = 4.0  # audio kept for the second stage
-KEYPHRASE_THRESHOLD = -1.7  # measured before the network (README, "Wake word")
 REJECTED = -1e9  # the score when the constrained decode does not find the phrase at all
 
 
@@ -64,13 +63,10 @@ class KeyphraseSpotter:
         spot_threshold: float = SPOT_THRESHOLD,
         on_candidate: Callable[[float, int], None] | None = None,
     ) -> None:
-        self.phrase = normalize_phrase(phrase)
-        if not self.phrase:
-            raise WakeWordError("the wake phrase is empty")
-        self.threshold = KEYPHRASE_THRESHOLD if threshold is None else threshold
+        self.phrase = checked_phrase(phrase)
+        self.threshold = WakeConfig().keyphrase_threshold if threshold is None else threshold
         self.on_candidate = on_candidate
         self._decoder = new_decoder(lm=False, kws_threshold=spot_threshold)
-        check_spelling(self.phrase)
         self._decoder.add_keyphrase("wake", self.phrase)
         self._decoder.activate_search("wake")
         self._verifier = PhraseVerifier(self.phrase)

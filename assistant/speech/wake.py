@@ -24,7 +24,7 @@ from assistant.config import WakeConfig
 from assistant.speech.keyphrase import KeyphraseSpotter
 from assistant.speech.wake_features import HOP, WIDTH, LogMelStream
 from assistant.speech.wake_net import DEFAULT_MODEL, WakeModelError, WakeNet
-from assistant.speech.wake_types import WakeDetection, WakeWordError, check_spelling
+from assistant.speech.wake_types import WakeDetection, WakeWordError, checked_phrase
 from intents.grammar import normalize_phrase
 
 __all__ = ["Spotter", "WakeDetection", "WakeWordError", "WakeWordSpotter", "spotter_for"]
@@ -53,10 +53,7 @@ class WakeWordSpotter:
         model: WakeNet | None = None,
         on_candidate: Callable[[float, int], None] | None = None,
     ) -> None:
-        self.phrase = normalize_phrase(phrase)
-        if not self.phrase:
-            raise WakeWordError("the wake phrase is empty")
-        check_spelling(self.phrase)
+        self.phrase = checked_phrase(phrase)
         self.model = model or WakeNet.load(DEFAULT_MODEL)
         if self.model.phrase != self.phrase:
             raise WakeWordError(

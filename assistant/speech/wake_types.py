@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from assistant.speech.recognizer import RecognizerError
+from intents.grammar import normalize_phrase
 
 
 class WakeWordError(RecognizerError):
@@ -20,6 +21,16 @@ class WakeDetection:
     phrase: str
     end_sample: int  # where the phrase ended, counted in samples since reset()
     score: float = 0.0  # the spotter's score for it
+
+
+def checked_phrase(phrase: str) -> str:
+    """`phrase` normalised as the recognizer spells it; WakeWordError when it is empty or
+    has a word the dictionary lacks (named)."""
+    normal = normalize_phrase(phrase)
+    if not normal:
+        raise WakeWordError("the wake phrase is empty")
+    check_spelling(normal)
+    return normal
 
 
 def check_spelling(phrase: str) -> None:
