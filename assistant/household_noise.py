@@ -54,6 +54,20 @@ class HouseholdNoise:
         return np.tile(noise, 2 + length // len(noise))[start : start + length]
 
 
+def back_to_back(
+    utterance: Callable[[], np.ndarray], rng: random.Random, seconds: float
+) -> np.ndarray:
+    """A talker's speech for babble or TV: `utterance()` after `utterance()` with 0.1-0.5 s
+    between them (drawn from `rng` after each), cut to `seconds`, as float64."""
+    parts: list[np.ndarray] = []
+    total = 0
+    while total < seconds * RATE:
+        speech = utterance()
+        parts += [speech, np.zeros(int(RATE * rng.uniform(0.1, 0.5)), np.int16)]
+        total += len(speech) + len(parts[-1])
+    return np.concatenate(parts)[: int(seconds * RATE)].astype(np.float64)
+
+
 def shaped(white: np.ndarray, gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """White noise through a spectral gain `gain(frequency in Hz)`."""
     spectrum = np.fft.rfft(white)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.household_noise import KINDS, HouseholdNoise
+from assistant.household_noise import KINDS, HouseholdNoise, back_to_back
 from assistant.pcm import RATE, mix_at_snr, read_wav, trim_silence
 from assistant.speech.wake_features import (
     BANDS,
@@ -192,12 +192,9 @@ class TrainingSet:
     def _talker(self, texts: list[str]) -> Callable[[int, float], np.ndarray]:
         def talker(index: int, seconds: float) -> np.ndarray:
             rng = random.Random(index)
-            parts, total = [], 0
-            while total < seconds * RATE:
-                speech = self.say(rng.choice(texts), rng.choice(self.voices))
-                parts += [speech, silence(rng.uniform(0.1, 0.5))]
-                total += len(speech) + len(parts[-1])
-            return np.concatenate(parts)[: int(seconds * RATE)].astype(np.float64)
+            return back_to_back(
+                lambda: self.say(rng.choice(texts), rng.choice(self.voices)), rng, seconds
+            )
 
         return talker
 

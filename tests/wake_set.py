@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config import cache_dir
-from assistant.household_noise import HouseholdNoise
+from assistant.household_noise import HouseholdNoise, back_to_back
 from assistant.pcm import RATE, mix_at_snr, read_wav, write_wav
 from assistant.pcm import trim_silence as trim
 from tests.speech import SpeechMaker
@@ -96,12 +96,7 @@ class WakeSet:
         rng = random.Random(self.seed * 100 + index)
         texts = self.negative_texts()
         voice = self.voices[index % len(self.voices)]
-        parts, total = [], 0
-        while total < seconds * RATE:
-            speech = self.say(rng.choice(texts), voice)
-            parts += [speech, np.zeros(int(RATE * rng.uniform(0.1, 0.5)), np.int16)]
-            total += len(speech) + len(parts[-1])
-        return np.concatenate(parts)[: int(seconds * RATE)].astype(np.float64)
+        return back_to_back(lambda: self.say(rng.choice(texts), voice), rng, seconds)
 
     def noise_slice(self, kind: str, length: int, rng: random.Random) -> np.ndarray:
         return self._noise.slice(kind, length, rng)
