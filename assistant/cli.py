@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=cmd_eval)
     training = sub.add_parser(
-        "wake-train", help="train the wake network for a phrase (needs flite; ~10 min)"
+        "wake-train", help="train the wake network for a phrase (needs flite; ~40 min)"
     )
     training.add_argument("phrase")
     training.add_argument(

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-RATE = 16000
+from assistant.pcm import RATE
+
 HOP = 160  # 10 ms
 WIDTH = 400  # 25 ms analysis window
 FFT = 512
