@@ -476,31 +476,39 @@ class MqttService:
 
     def _process(self, item: _Delivery) -> bool:
         """Handle one delivery; True when it may be acknowledged."""
-        for attempt in range(1, self.handler_attempts + 1):
+        failure = self._handle(self.receiver, item.topic, item.payload, self.handler_attempts)
+        return True if failure is None else self._park(item, failure)
+
+    def _handle(
+        self, receiver: Receiver, topic: str, payload: bytes, attempts: int
+    ) -> Exception | None:
+        """Run a payload through `receiver` and the handler, up to `attempts` times while the
+        handler fails, and answer a refusal; the handler's last error when it kept failing."""
+        for attempt in range(1, attempts + 1):
             self.rejections.last = None
             self._refusal = self._failure = None
-            self.receiver.receive(item.topic, item.payload)
+            receiver.receive(topic, payload)
             if self._failure is None:
                 break
             log.warning(
                 "handler failed on %s (attempt %d of %d): %s",
-                item.topic,
+                topic,
                 attempt,
-                self.handler_attempts,
+                attempts,
                 type(self._failure).__name__,
             )
-            if attempt < self.handler_attempts:
+            if attempt < attempts:
                 time.sleep(self.retry_delay_s * attempt)
         else:
-            return self._park(item, self._failure)
+            return self._failure
         if self._refusal is not None:
             reason, detail = self._refusal.reason, self._refusal.detail
-            self.rejections.count(reason, topic=item.topic, detail=detail)
-            self.refuse(item.topic, item.payload, reason, detail)
+            self.rejections.count(reason, topic=topic, detail=detail)
+            self.refuse(topic, payload, reason, detail)
         elif self.rejections.last is not None:
             error = self.rejections.last
-            self.refuse(item.topic, item.payload, error.reason, error.detail)
-        return True
+            self.refuse(topic, payload, error.reason, error.detail)
+        return None
 
     def _park(self, item: _Delivery, error: Exception | None) -> bool:
         """Keep a message the handler keeps failing on; True once it is on disk."""
