@@ -36,7 +36,18 @@ How a message is handled, and why it is never lost:
   content) and answered with `service.refused` on the sender's own `refused` topic.
 - A handler that fails otherwise is tried again (`handler_attempts` in all); a message that
   still fails is kept in the state file's `dead_letters` table, logged at ERROR, and only
-  then acknowledged.
+  then acknowledged. Its id is not recorded as handled (the Receiver records an id only
+  after the handler returned), so it can be run again.
+- The kept-aside messages are run again, through the same validation and dedup as a fresh
+  message (not the rate limit) and one try of the handler each: when the worker starts and
+  then every `dead_letter_retry_s` (60 s), on the worker thread. One that is handled,
+  refused, or already handled by some worker (its id in the shared file) leaves the table;
+  one that fails again stays, its `replays`, `tried_at` and `error` (the exception's type,
+  never the content) updated, and is logged at ERROR again. A worker claims a row before
+  running it (one UPDATE, so one transaction), so two workers sharing the file never run
+  the same row at once; the claim of a worker that died is freed when it starts again
+  under its client id, or lapses after 5 minutes. An older file's table gets the new
+  columns when opened.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -199,6 +211,7 @@ class MqttService:
         rejection_listener: Callable[[str], None] | None = None,
         plain_filters: Iterable[str] = (),
         rate_limit: RateLimit | None = SERVICE_LIMIT,
+        dead_letter_retry_s: float = 60.0,
     ) -> None:
         """`filters`: topic filters (`topics.subscription(...)`), subscribed as shared
         subscriptions of `group` (None: plain subscriptions, every worker gets everything).
@@ -208,7 +221,11 @@ class MqttService:
         `rate_limit`: per sender (a device, member or doctor), in this worker; what is over
         it is counted as `rate_limited`, acknowledged and dropped unanswered (an answer per
         message would let a flood double itself).
+        `dead_letter_retry_s`: how often the kept-aside messages (`dead_letters`) are run
+        through the handler again; also once when the service starts.
         """
+        if dead_letter_retry_s <= 0:
+            raise ValueError("dead_letter_retry_s must be positive")
         self.settings = settings
         self.client_id = client_id
         self.group = group
@@ -217,17 +234,12 @@ class MqttService:
         self.handler = handler
         self.handler_attempts = max(1, handler_attempts)
         self.retry_delay_s = retry_delay_s
+        self.dead_letter_retry_s = dead_letter_retry_s
         self.rejections = _RefusalNotes(listener=rejection_listener)
         self.dedup: DuplicateFilter = (
             SharedDuplicateFilter(state_path) if state_path is not None else DuplicateFilter()
         )
-        self._dead = open_db(state_path) if state_path is not None else None
-        if self._dead is not None:
-            self._dead.execute(
-                "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY,"
-                " at REAL NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,"
-                " error TEXT NOT NULL)"
-            )
+        self._dead = open_dead_letters(state_path, client_id) if state_path is not None else None
         self._dead_lock = threading.Lock()
         self.receiver = Receiver(
             self._run_handler,
@@ -236,8 +248,14 @@ class MqttService:
             rejections=self.rejections,
             limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
         )
+        # The replays' own: the same validation and dedup, but a kept-aside message already
+        # passed the sender's rate limit once, and the replays do not count as deliveries.
+        self._replayer = Receiver(
+            self._run_handler, household=None, dedup=self.dedup, rejections=self.rejections
+        )
         self.refused_sent = 0  # `service.refused` answers the broker acknowledged
-        self.dead_letters = 0
+        self.dead_letters = 0  # messages this worker kept aside
+        self.dead_letters_done = 0  # kept-aside messages this worker's replays took out
         self._refusal: Refusal | None = None
         self._failure: Exception | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -446,8 +464,19 @@ class MqttService:
     # --- the worker -------------------------------------------------------------------------
 
     def _work(self) -> None:
+        replay_at = time.monotonic()  # at once, then every dead_letter_retry_s
         while True:
-            item = self._queue.get()
+            if self._dead is not None and time.monotonic() >= replay_at:
+                try:
+                    self._replay()
+                except Exception:  # the state file; the rows stay for the next round
+                    log.exception("replaying the kept-aside messages failed")
+                replay_at = time.monotonic() + self.dead_letter_retry_s
+            try:
+                wait = max(0.0, replay_at - time.monotonic()) if self._dead is not None else None
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                continue
             if item is _STOP:
                 return
             try:
@@ -525,3 +554,101 @@ class MqttService:
         self.rejections.count(Reason.HANDLER_ERROR, topic=item.topic, detail="kept aside")
         log.error("kept a message from %s aside after %s; see dead_letters", item.topic, name)
         return True
+
+    def _replay(self) -> None:
+        """Run every kept-aside message no other worker holds through the handler again,
+        one at a time (on the worker thread, as the handler expects)."""
+        after = 0  # each row once a round, even one that fails again
+        while not self._stopping.is_set():
+            with self._dead_lock:
+                if self._dead is None:
+                    return
+                row = claim_dead_letter(self._dead, self.client_id, after)
+            if row is None:
+                return
+            after, topic, payload, replays = row
+            handled = self._replayer.handled
+            failure = self._handle(self._replayer, topic, payload, 1)
+            with self._dead_lock:
+                if self._dead is None:
+                    return  # stopped: the claim is freed when this worker starts again
+                settle_dead_letter(self._dead, self.client_id, after, failure)
+            if failure is not None:
+                name = type(failure).__name__
+                log.error(
+                    "kept message from %s failed again (replay %d): %s", topic, replays + 1, name
+                )
+                continue
+            self.dead_letters_done += 1
+            done = "handled" if self._replayer.handled > handled else "refused or a duplicate"
+            log.info("a kept-aside message from %s is out of dead_letters (%s)", topic, done)
+
+
+# How long a worker's claim on a kept-aside message holds: a worker that died replaying it
+# frees it when it starts again (its client id); another worker takes it after this.
+_CLAIM_S = 300.0
+_DEAD_LETTER_COLUMNS = {  # added since the first version of the table
+    "replays": "INTEGER NOT NULL DEFAULT 0",  # replays that failed
+    "tried_at": "REAL",  # when the last one did
+    "claimed_by": "TEXT",  # the worker replaying it now
+    "claimed_until": "REAL",
+}
+
+
+def open_dead_letters(path: str | Path, client_id: str) -> sqlite3.Connection:
+    """The state file's `dead_letters` table (made, or given the columns an older version
+    lacked), with the claims `client_id` left from an earlier run freed."""
+    db = open_db(path)
+    db.execute("BEGIN IMMEDIATE")  # the workers sharing the file may start together
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY,"
+            " at REAL NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,"
+            " error TEXT NOT NULL)"
+        )
+        have = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
+        for name, kind in _DEAD_LETTER_COLUMNS.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE dead_letters ADD COLUMN {name} {kind}")
+        db.execute(
+            "UPDATE dead_letters SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?",
+            (client_id,),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        db.close()
+        raise
+    return db
+
+
+def claim_dead_letter(
+    db: sqlite3.Connection, client_id: str, after: int
+) -> tuple[int, str, bytes, int] | None:
+    """Claim the first kept-aside message after row `after` that no other worker holds:
+    (row, topic, payload, failed replays), or None when there is none. One statement, so
+    one transaction: two workers never claim the same row."""
+    now = time.time()
+    row = db.execute(
+        "UPDATE dead_letters SET claimed_by = ?, claimed_until = ? WHERE id = ("
+        " SELECT id FROM dead_letters WHERE id > ?"
+        " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT 1)"
+        " RETURNING id, topic, payload, replays",
+        (client_id, now + _CLAIM_S, after, now),
+    ).fetchone()
+    return None if row is None else (row[0], row[1], bytes(row[2]), row[3])
+
+
+def settle_dead_letter(
+    db: sqlite3.Connection, client_id: str, row: int, failure: Exception | None
+) -> None:
+    """After a replay of a claimed row: out of the table when it is done (handled, refused,
+    or already handled elsewhere), else its failure noted and the claim freed."""
+    if failure is None:
+        db.execute("DELETE FROM dead_letters WHERE id = ?", (row,))
+        return
+    db.execute(
+        "UPDATE dead_letters SET replays = replays + 1, tried_at = ?, error = ?,"
+        " claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+        (time.time(), type(failure).__name__, row, client_id),
+    )

@@ -239,6 +239,150 @@ def test_a_failing_handler_is_retried_then_kept_aside(broker, device, tmp_path) 
     assert [m.id for m in recorder.messages] == [first.id]
 
 
+def dead_letters(state: Path) -> list[tuple]:
+    """The kept-aside messages: (topic, payload, error, replays, claimed_by)."""
+    db = sqlite3.connect(state)
+    try:
+        query = "SELECT topic, payload, error, replays, claimed_by FROM dead_letters ORDER BY id"
+        return [(t, bytes(p), e, r, c) for t, p, e, r, c in db.execute(query)]
+    finally:
+        db.close()
+
+
+def handled_ids(state: Path) -> set[str]:
+    db = sqlite3.connect(state)
+    try:
+        return {row[0] for row in db.execute("SELECT id FROM seen_ids")}
+    finally:
+        db.close()
+
+
+def failing_service(
+    broker: Mosquitto, state: Path, client_id: str = "svc-1", **kwargs
+) -> tuple[Recorder, MqttService]:
+    """A worker with a state file whose handler fails (1000 times) until told otherwise."""
+    recorder = Recorder()
+    recorder.fail_times = 1000
+    kwargs.setdefault("retry_delay_s", 0.01)
+    return recorder, service_for(broker, recorder, client_id, state_path=state, **kwargs)
+
+
+def park(broker, device, state: Path, message: Message, client_id: str = "svc-1") -> None:
+    """Run `message` into a handler that fails every time, so that it is kept aside."""
+    failing, service = failing_service(broker, state, client_id)
+    with service:
+        device.send(message)
+        assert eventually(lambda: service.dead_letters == 1, 10)
+    assert failing.messages == [] and failing.fail_times == 1000 - 3
+
+
+def test_a_kept_aside_message_is_handled_once_after_a_restart(broker, device, tmp_path) -> None:
+    state, sent = tmp_path / "state.sqlite3", alert()
+    park(broker, device, state, sent)
+    assert dead_letters(state) == [(sent.topic, encode(sent), "OSError", 0, None)]
+    assert sent.id not in handled_ids(state)  # else its replay would be dropped as a duplicate
+    working = Recorder()
+    with service_for(broker, working, state_path=state) as service:
+        assert working.wait_for(1)  # replayed at the start
+        assert eventually(lambda: service.dead_letters_done == 1, 5)
+        assert dead_letters(state) == [] and sent.id in handled_ids(state)
+        device.send(sent)  # the device sends it again: now a duplicate
+        assert eventually(lambda: service.rejections[Reason.DUPLICATE] == 1, 5)
+    assert [m.id for m in working.messages] == [sent.id]
+    with service_for(broker, working, state_path=state):  # and not replayed again
+        time.sleep(0.3)
+    assert [m.id for m in working.messages] == [sent.id]
+
+
+def test_a_kept_aside_message_is_replayed_while_running(broker, device, tmp_path) -> None:
+    state, sent = tmp_path / "state.sqlite3", alert()
+    recorder, service = failing_service(broker, state, dead_letter_retry_s=0.2)
+    with service:
+        device.send(sent)
+        assert eventually(lambda: service.dead_letters == 1, 10)
+        with recorder.cond:
+            recorder.fail_times = 0  # the database is back
+        assert recorder.wait_for(1, 5)
+        assert eventually(lambda: dead_letters(state) == [], 5)
+        time.sleep(0.6)  # a few more rounds
+    assert [m.id for m in recorder.messages] == [sent.id]
+    assert service.dead_letters_done == 1
+
+
+def test_a_message_still_failing_stays_kept_aside(broker, device, tmp_path, caplog) -> None:
+    state, sent = tmp_path / "state.sqlite3", alert()
+    recorder, service = failing_service(broker, state, dead_letter_retry_s=0.2)
+    with service:
+        device.send(sent)
+        assert eventually(lambda: dead_letters(state) and dead_letters(state)[0][3] >= 2, 10)
+    ((topic, payload, error, replays, claimed_by),) = dead_letters(state)
+    assert (topic, payload, error, claimed_by) == (sent.topic, encode(sent), "OSError", None)
+    assert 1000 - recorder.fail_times == 3 + replays  # one run a replay, none twice
+    assert recorder.messages == [] and sent.id not in handled_ids(state)
+    failed_again = [r for r in caplog.records if "failed again" in r.getMessage()]
+    assert len(failed_again) == replays and {r.levelname for r in failed_again} == {"ERROR"}
+    assert "I fell" not in caplog.text  # never the payload
+
+
+def test_a_kept_aside_message_handled_elsewhere_is_dropped(broker, device, tmp_path) -> None:
+    state, sent = tmp_path / "state.sqlite3", alert()
+    first = Recorder()
+    first.fail_times = 3  # every try of the first delivery
+    kwargs = {"state_path": state, "retry_delay_s": 0.01, "dead_letter_retry_s": 3600}
+    with service_for(broker, first, "worker-a", **kwargs) as service:
+        device.send(sent)
+        assert eventually(lambda: service.dead_letters == 1, 10)
+        device.send(sent)  # the device sends it again, and this time it is handled
+        assert first.wait_for(1)
+    assert [m.id for m in first.messages] == [sent.id] and len(dead_letters(state)) == 1
+    second = Recorder()
+    with service_for(broker, second, "worker-b", state_path=state) as service:
+        assert eventually(lambda: service.dead_letters_done == 1, 5)
+        assert service.rejections[Reason.DUPLICATE] == 1
+    assert second.messages == [] and dead_letters(state) == []
+
+
+class SlowRecorder(Recorder):
+    def __call__(self, message: Message) -> None:
+        time.sleep(1.0)
+        super().__call__(message)
+
+
+def test_two_workers_never_replay_the_same_message(broker, device, tmp_path) -> None:
+    state, sent = tmp_path / "state.sqlite3", alert()
+    park(broker, device, state, sent, "worker-a")
+    shared = SlowRecorder()  # both replay at their start, the second while the first is in it
+    with (
+        service_for(broker, shared, "worker-a", state_path=state) as first,
+        service_for(broker, shared, "worker-b", state_path=state) as second,
+    ):
+        assert shared.wait_for(1)
+        assert eventually(lambda: dead_letters(state) == [], 5)
+        time.sleep(1.2)
+        assert first.dead_letters_done + second.dead_letters_done == 1
+    assert [m.id for m in shared.messages] == [sent.id]
+
+
+def test_an_old_dead_letters_table_is_taken_over(broker, device, tmp_path) -> None:
+    state, sent = tmp_path / "state.sqlite3", alert()
+    db = sqlite3.connect(state)
+    db.execute(  # the table as the first version made it
+        "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, at REAL NOT NULL,"
+        " topic TEXT NOT NULL, payload BLOB NOT NULL, error TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO dead_letters (at, topic, payload, error) VALUES (?, ?, ?, ?)",
+        (time.time(), sent.topic, encode(sent), "OSError"),
+    )
+    db.commit()
+    db.close()
+    recorder = Recorder()
+    with service_for(broker, recorder, state_path=state) as service:
+        assert recorder.wait_for(1)
+        assert eventually(lambda: service.dead_letters_done == 1, 5)
+    assert [m.id for m in recorder.messages] == [sent.id] and dead_letters(state) == []
+
+
 def test_credentials_and_tls(tmp_path) -> None:
     tls = make_tls(tmp_path / "tls")
     users = {"family-notify": "s3cret", "device": "d3vice"}
