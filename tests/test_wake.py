@@ -81,7 +81,9 @@ def test_sound_alikes_score_below_the_phrase_and_do_not_wake(wake_set) -> None:
     """Sound-alikes said clearly by flite's four voices do not wake it, "a helper" among
     them: flite says its "a" as the letter, /eI/, "hey" without its h, which woke the
     first network (a perceptron) for slt and rms. Measured: every sound-alike scores below
-    the candidate floor (-4) but kal16's "hey helen" (-2.1); the phrase 6.5-8.6."""
+    the candidate floor (-4) but kal16's "hey helen" (-1.1) and slt's "a helper" (-2.8);
+    the phrase 3.4 (slt) to 7.3. The network trained on more noisy scenes scores the clean
+    phrase lower than the one before (6.5-8.6), hence a margin of 1 above the threshold."""
     from tests.wake_set import Voice
 
     scores: dict[str, list[float]] = {}
@@ -97,7 +99,7 @@ def test_sound_alikes_score_below_the_phrase_and_do_not_wake(wake_set) -> None:
             spotter.finish()
             scores.setdefault(text, []).append(max(found, default=-np.inf))
     threshold = WakeConfig().threshold
-    assert all(score >= threshold + 2 for score in scores["hey helper"]), scores
+    assert all(score >= threshold + 1 for score in scores["hey helper"]), scores
     for text in texts[1:]:
         assert all(score < threshold - 2 for score in scores[text]), (text, scores[text])
 
@@ -249,17 +251,17 @@ def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
     of other speech, one stream of it holding every sound-alike by every voice. A guard
     against getting worse, not the issue's target (miss <= 5% at <= 1 false alarm per
     10 h at 10 dB), which it does not reach (README, "Wake word"). Measured with the
-    time-delay network: 10 dB 3/24 missed (awb in babble, slowed slt and espeak's grandma
-    in TV noise), 1 false alarm, on a sound-alike; 20 dB 0/24, none. The perceptron before
-    it: 10 dB 5/24, 5; 20 dB 1/24, 8. The pocketsphinx spotter before that: 8 of flite's
-    12 alone, 9."""
+    time-delay network trained on more noisy scenes: 10 dB 2/24 missed (awb in babble,
+    espeak's grandma in TV noise), no false alarm; 20 dB 0/24, none. The same network
+    before (stop 19): 10 dB 3/24, 1. The perceptron: 10 dB 5/24, 5; 20 dB 1/24, 8. The
+    pocketsphinx spotter: 8 of flite's 12 alone, 9."""
     report = WakeReport(
         hear(load_wake_cases(wake_set.dataset(snr, subset=True)), WakeWordSpotter("hey helper")),
         "hey helper",
         WakeConfig().threshold,
     )
     assert len(report.positives) == 24 and len(report.negatives) == 2
-    assert len(report.misses()) <= {20: 1, 10: 3}[snr], report.lines(30)
-    assert report.false_alarms() <= {20: 0, 10: 1}[snr], report.lines()
+    assert len(report.misses()) <= {20: 0, 10: 2}[snr], report.lines(30)
+    assert report.false_alarms() == 0, report.lines()
     ordinary = report.negatives[1]  # five minutes of other speech, no sound-alikes
     assert not any(s >= report.threshold for s in ordinary.scores)
