@@ -265,3 +265,12 @@ def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
     assert report.false_alarms() == 0, report.lines()
     ordinary = report.negatives[1]  # five minutes of other speech, no sound-alikes
     assert not any(s >= report.threshold for s in ordinary.scores)
+
+
+def test_another_seed_makes_another_set_of_the_same_design(tmp_path) -> None:
+    """`python -m tests.wake_set --seed 13`: the same voices and texts, other noise."""
+    first, second = WakeSet(cache=tmp_path), WakeSet(cache=tmp_path, seed=13)
+    assert first.seed == json.loads(first.spec_path.read_text())["seed"] != 13
+    assert second.seed == 13 and second.directory != first.directory
+    assert second.voices == first.voices
+    assert not np.array_equal(first.noise("babble")[:RATE], second.noise("babble")[:RATE])
