@@ -392,8 +392,7 @@ def _eval_wake(args: argparse.Namespace, config: Config) -> int:
     cases = load_wake_cases(args.dataset)
     config.wake.phrase = args.wake
     spotter = spotter_for(config.wake)
-    threshold = spotter.threshold  # hear() judges every candidate, whatever the threshold
-    report = WakeReport(hear(cases, spotter), args.wake, threshold)
+    report = WakeReport(hear(cases, spotter), args.wake, spotter.threshold)
     if args.calibrate is not None:
         report.threshold = report.calibrate(args.calibrate)
         target = Path(args.config) if args.config else default_config_path()

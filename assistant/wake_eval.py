@@ -74,20 +74,25 @@ def load_wake_cases(path: str | Path) -> list[WakeCase]:
 
 def hear(cases: list[WakeCase], spotter: WakeWordSpotter | KeyphraseSpotter) -> list[WakeOutcome]:
     """Every clip through the spotter, which reports every candidate's score (and wakes on
-    none of them: the threshold is judged afterwards)."""
+    none of them: the threshold is judged afterwards). The spotter's threshold and candidate
+    listener are its own again afterwards."""
     outcomes: list[WakeOutcome] = []
+    threshold, listener = spotter.threshold, spotter.on_candidate
     spotter.threshold = math.inf
     spotter.on_candidate = lambda score, _: outcomes[-1].scores.append(score)
-    for case in cases:
-        samples = read_wav(case.audio)
-        outcomes.append(WakeOutcome(case, len(samples) / RATE))
-        spotter.reset()
-        data = samples.tobytes()
-        for i in range(0, len(data), CHUNK * 2):
-            spotter.feed(data[i : i + CHUNK * 2])
-        spotter.feed(bytes(RATE))  # half a second of silence: a candidate at the end is judged
-        if isinstance(spotter, WakeWordSpotter):
-            spotter.finish()
+    try:
+        for case in cases:
+            samples = read_wav(case.audio)
+            outcomes.append(WakeOutcome(case, len(samples) / RATE))
+            spotter.reset()
+            data = samples.tobytes()
+            for i in range(0, len(data), CHUNK * 2):
+                spotter.feed(data[i : i + CHUNK * 2])
+            spotter.feed(bytes(RATE))  # half a second of silence: a candidate at the end counts
+            if isinstance(spotter, WakeWordSpotter):
+                spotter.finish()
+    finally:
+        spotter.threshold, spotter.on_candidate = threshold, listener
     return outcomes
 
 

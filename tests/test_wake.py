@@ -174,6 +174,20 @@ def small_set(wake_set, tmp_path_factory) -> Path:
     return dataset
 
 
+def test_hearing_a_set_leaves_the_spotter_as_it_was(small_set) -> None:
+    """hear() scores every candidate (no threshold) and then gives the spotter back its
+    own threshold and listener, so it still wakes as configured."""
+    woke: list[float] = []
+    spotter = WakeWordSpotter(
+        "hey helper", threshold=2.0, on_candidate=lambda score, _: woke.append(score)
+    )
+    outcomes = hear(load_wake_cases(small_set), spotter)
+    assert [o.best() >= 2.0 for o in outcomes] == [True, True, False]
+    assert spotter.threshold == 2.0 and woke == []
+    spotter.on_candidate(1.0, 0)
+    assert woke == [1.0]
+
+
 def test_eval_reports_misses_and_false_alarms_last(small_set, tmp_path) -> None:
     result = run_cli("eval", str(small_set), "--wake", "hey helper", timeout=300)
     assert result.returncode == 0, result.stderr
