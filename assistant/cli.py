@@ -160,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npz",
         help="where to write it (default: wake-<phrase>.npz in the state folder)",
     )
-    training.add_argument("--seed", type=int, default=7)
-    training.add_argument("--epochs", type=int, default=10)
+    shipped = "(default: what made the shipped network)"
+    training.add_argument("--seed", type=int, help=shipped)
+    training.add_argument("--epochs", type=int, help=shipped)
     training.set_defaults(handler=cmd_wake_train)
     _add_status_command(sub)
     add_reminders_command(sub)
@@ -416,7 +417,8 @@ def cmd_wake_train(args: argparse.Namespace, config: Config) -> int:
     name = "wake-" + "_".join(phrase.split()) + ".npz"
     out = Path(args.out) if args.out else config.state_dir() / name
     cache = cache_dir() / "wake-training"  # synthesised speech
-    net = train(phrase, cache, seed=args.seed, epochs=args.epochs, progress=print)
+    given = {"seed": args.seed, "epochs": args.epochs}  # else train()'s own defaults
+    net = train(phrase, cache, progress=print, **{k: v for k, v in given.items() if v is not None})
     net.save(out)
     print(f'wake network for {phrase!r} written to {out}: set [wake] model = "{out}"')
     return 0
