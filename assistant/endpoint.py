@@ -13,9 +13,10 @@ the utterance ends there unless what was heard is only the start of a request.
 grammar search (the intents' sentences as a word graph) places the audio either on a whole
 phrase or, when the words so far lead only into the middle of phrases ("i need a", "call
 my"), on the start of one; it waits too when the grammar placed the audio nowhere. A last
-word that runs on into the pause is left out before that is judged: the search fitted it
-into the silence ("call my wife" is "call my"; assistant/speech/sphinx.py). A recognizer
-with no grammar search to ask (vosk) ends only what is understood at the short pause.
+word that runs on into the pause, little of it before the pause, is left out before that
+is judged: the search fitted it into the silence ("call my wife" is "call my";
+assistant/speech/sphinx.py). A recognizer with no grammar search to ask (vosk) ends only
+what is understood at the short pause.
 Whether the request is *understood* is a different question:
 slowed and unfamiliar voices are often misheard (free recognition does not confirm the
 grammar's phrase), and such a request used to wait the long pause only to be answered
@@ -24,8 +25,8 @@ again. Understood means the intent engine understands the transcript, or the gra
 words when free recognition confirms them though they are no whole phrase (slowed speech:
 "call my girl for"); those words are then the transcript. A request that is understood
 ends at the short pause as before, so an emergency is never slower. Measured on
-tests/endpoint_set.py (README, "Wake word and endpointing"): 62 of 64 end within 0.5 s of
-the last word (48 at first, 61 before the last two changes), none cut at its inner pause,
+tests/endpoint_set.py (README, "Wake word and endpointing"): 63 of 64 end within 0.5 s of
+the last word (48 at first, 62 before the last change), none cut at its inner pause,
 in both orders of the set.
 """
 

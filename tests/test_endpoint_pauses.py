@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from assistant.config import EndpointConfig
@@ -119,41 +120,57 @@ def test_a_short_pause_ends_unless_only_the_start_of_a_request_was_heard(
 @dataclass
 class _Segment:
     word: str
+    start_frame: int
     end_frame: int
 
 
 class _Decoded:
     """A decoder's word segments (pocketsphinx counts 100 frames a second)."""
 
-    def __init__(self, *segments: tuple[str, int]) -> None:
-        self.segments = [_Segment(word, end) for word, end in segments]
+    def __init__(self, *segments: tuple[str, int, int]) -> None:
+        self.segments = [_Segment(word, start, end) for word, start, end in segments]
 
     def seg(self) -> list[_Segment]:
         return self.segments
 
 
+def _speech_then_pause(speech_frames: int, frames: int = 120) -> np.ndarray:
+    """Loud noise for `speech_frames` 10 ms frames, then a faint floor to `frames`."""
+    rng = np.random.default_rng(3)
+    samples = rng.normal(0, 30, frames * SAMPLES_PER_FRAME)
+    samples[: speech_frames * SAMPLES_PER_FRAME] *= 100
+    return samples.astype(np.int16)
+
+
 @pytest.mark.parametrize(
-    ("segments", "text", "before"),
+    ("segments", "speech_frames", "text", "before"),
     [
-        # "wife" runs on to the end of the 1.2 s heard: fitted into the pause, left out
-        ((("<sil>", 10), ("call", 40), ("my", 66), ("wife", 119)), "call my wife", "call my"),
+        # "wife" runs on to the end of the 1.2 s heard with 0.13 s of it before the 0.4 s
+        # pause: fitted into the pause, left out
+        ((("call", 10, 40), ("my", 41, 66), ("wife", 67, 119)), 80, "call my wife", "call my"),
         # a whole phrase padded with the start of a longer one
         (
-            (("find", 30), ("the", 45), ("doctor(2)", 80), ("with(2)", 119)),
+            (("find", 0, 30), ("the", 31, 45), ("doctor(2)", 46, 80), ("with(2)", 81, 119)),
+            85,
             "find the doctor with",
             "find the doctor",
         ),
         # the last word ended 0.4 s before the end: said, and kept
         (
-            (("call", 45), ("my", 60), ("girl", 70), ("for(2)", 80), ("<sil>", 119)),
+            (("call", 0, 45), ("my", 46, 60), ("girl", 61, 70), ("for(2)", 71, 80)),
+            80,
             "call my girl for",
             "call my girl for",
         ),
-        ((), "", ""),
+        # runs on to the end, but 0.35 s of it is before the pause: said and stretched, kept
+        ((("no", 5, 30), ("i", 31, 49), ("don't", 50, 119)), 85, "no i don't", "no i don't"),
+        # the same word with a longer pause (measured, not assumed): fitted, left out
+        ((("no", 5, 30), ("i", 31, 49), ("don't", 50, 119)), 60, "no i don't", "no i"),
+        ((), 80, "", ""),
     ],
 )
 def test_a_last_word_fitted_into_the_pause_is_left_out(
-    segments: tuple[tuple[str, int], ...], text: str, before: str
+    segments: tuple[tuple[str, int, int], ...], speech_frames: int, text: str, before: str
 ) -> None:
-    samples = 120 * SAMPLES_PER_FRAME  # 1.2 s
+    samples = _speech_then_pause(speech_frames)  # 1.2 s
     assert _words_before_the_pause(_Decoded(*segments), text, samples) == before.split()

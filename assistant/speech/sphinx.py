@@ -91,9 +91,18 @@ SECOND_LOOK_CUTOFF_HZ = 3500.0
 URGENT_SEARCH = "urgent"
 SAMPLES_PER_FRAME = 160  # pocketsphinx's 100 frames a second at 16 kHz
 # A last word ending this close to the end of audio decoded after a pause of 300 ms or more
-# lies in the pause (Transcript.whole_phrase). On tests/endpoint_set.py rightly heard last
-# words ended 0.3 s or more before the end but one (slowed awb's "it", understood anyway).
+# runs on into the pause (Transcript.whole_phrase). It was fitted there, not said, when
+# less than SAID_WORD_FRAMES of it lie before the pause (measured from the audio's energy):
+# the search borrowed the tail of the word before it. On tests/endpoint_set.py the words
+# fitted had 8-23 frames before the pause ("call my wife", "i'm a bit", "phone my down it",
+# "... but"); rightly heard ones that the search stretched over the pause had 31-36 ("... my
+# son", slowed awb's "what time is it"), and so had slowed awb's "fell", heard as "don't"
+# (43): dropping it left "no i", the start of a phrase, and "help, I fell" waited the long
+# pause. Its share of the word in the pause (45-54% against 62-83%) had less margin.
 PAUSE_WORD_FRAMES = 10
+SAID_WORD_FRAMES = 26
+QUICK_PAUSE_FRAMES = 30  # the shortest pause the endpointer asks after (quick_end_ms, 300)
+PAUSE_ABOVE_FLOOR_DB = 6.0  # a 10 ms frame this far above the quietest tenth is not pause
 
 
 def model_dir() -> str:
@@ -228,7 +237,7 @@ class PocketsphinxRecognizer(Recognizer):
         constrained = decode_whole(self._grammar, audio)
         assert self.grammar is not None
         whole = bool(constrained.text) and self.grammar.accepts(constrained.text.split())
-        before_pause = _words_before_the_pause(self._grammar, constrained.text, len(samples))
+        before_pause = _words_before_the_pause(self._grammar, constrained.text, samples)
         whole_phrase = bool(before_pause) and self.grammar.accepts(before_pause)
         heard = " ".join(before_pause)
         confirmed = bool(heard) and fuzz.ratio(heard, free.text) >= self.verify_threshold
@@ -273,18 +282,36 @@ class PocketsphinxRecognizer(Recognizer):
         return dataclasses.replace(heard, verified=False, whole_phrase=True)
 
 
-def _words_before_the_pause(decoder, text: str, samples: int) -> list[str]:
-    """The words of `decoder`'s decode (`text`) without a last word that runs on to the end
-    of the audio. Asked after a pause, such a word was fitted into the silence, not said: a
-    grammar search pads the start of a phrase ("call my ...") with a word ("call my wife"),
-    and a whole phrase with the start of a longer one ("find the doctor with"). What is
-    left is what to judge: "call my" is the start of a request, "find the doctor" a whole."""
+def _words_before_the_pause(decoder, text: str, samples: np.ndarray) -> list[str]:
+    """The words of `decoder`'s decode (`text`) without a last word fitted into the pause at
+    the end of the audio. Asked after a pause, a grammar search pads the start of a phrase
+    ("call my ...") with a word ("call my wife"), and a whole phrase with the start of a
+    longer one ("find the doctor with"). What is left is what to judge: "call my" is the
+    start of a request, "find the doctor" a whole. A last word that runs on to the end but
+    has SAID_WORD_FRAMES or more before the pause was said, and the search only stretched
+    it over the silence: it is kept."""
     words = text.split()
     segments = [seg for seg in decoder.seg() or () if not _is_filler(seg.word)]
-    frames = samples // SAMPLES_PER_FRAME
-    if words and segments and segments[-1].end_frame >= frames - PAUSE_WORD_FRAMES:
+    frames = len(samples) // SAMPLES_PER_FRAME
+    if not words or not segments or segments[-1].end_frame < frames - PAUSE_WORD_FRAMES:
+        return words
+    last = segments[-1]
+    pause_start = frames - max(QUICK_PAUSE_FRAMES, _pause_frames(samples))
+    if min(last.end_frame + 1, pause_start) - last.start_frame < SAID_WORD_FRAMES:
         return words[:-1]
     return words
+
+
+def _pause_frames(samples: np.ndarray) -> int:
+    """How many 10 ms frames at the end of the audio are pause: not louder than
+    PAUSE_ABOVE_FLOOR_DB above the recording's quietest tenth."""
+    count = len(samples) // SAMPLES_PER_FRAME
+    if count == 0:
+        return 0
+    frames = samples[: count * SAMPLES_PER_FRAME].astype(np.float64)
+    energy = (frames.reshape(count, SAMPLES_PER_FRAME) ** 2).mean(axis=1) + 1.0
+    loud = np.flatnonzero(energy > np.percentile(energy, 10) * 10 ** (PAUSE_ABOVE_FLOOR_DB / 10))
+    return count - int(loud[-1]) - 1 if len(loud) else count
 
 
 def _is_filler(word: str) -> bool:
