@@ -218,8 +218,13 @@ class CompleteRequest:
         words = transcript.grammar_words
         if not understood and words and words != transcript.text and self._understood(words):
             # The grammar's words, confirmed by free recognition, are what was understood:
-            # they are the transcript the request is answered with.
-            transcript = dataclasses.replace(transcript, text=words)
+            # they are the transcript the request is answered with. Confirmed only by their
+            # letters: free recognition did not hear a request at all, so an emergency among
+            # them is asked about, never alerted at once (awb's "my neighbour had a fall
+            # last week", free "my neighbor had to fall last week", was "my neighbor has had
+            # a fall off stool please", similarity 71).
+            urgent = self.engine.is_emergency(words)
+            transcript = dataclasses.replace(transcript, text=words, verified=not urgent)
             understood = True
         finished = understood or transcript.whole_phrase is True
         log.debug(

@@ -117,6 +117,25 @@ def test_a_short_pause_ends_unless_only_the_start_of_a_request_was_heard(
         assert check.transcript is not None and check.transcript.text == grammar_words
 
 
+def test_an_emergency_in_the_grammars_words_alone_is_asked_about(engine) -> None:
+    """Out-of-domain speech whose grammar words only resemble the free transcript by their
+    letters: the dialog asks "do you need help?" instead of alerting the family at once."""
+    heard = Transcript(
+        "my neighbor had to fall last week",
+        0.5,
+        True,
+        whole_phrase=False,
+        grammar_words="my neighbor has had a fall off stool please",
+    )
+    check = CompleteRequest(_Heard(heard), engine)
+    check.start()
+    check.accept(b"\0\0" * 1600)
+    assert check() is True
+    assert check.transcript is not None
+    assert check.transcript.text == "my neighbor has had a fall off stool please"
+    assert check.transcript.verified is False
+
+
 @dataclass
 class _Segment:
     word: str

@@ -28,7 +28,18 @@ free model hears nothing usable ("if five fifth"), so
   there, the vowels of "help" do not). Only in heavy noise (`SECOND_LOOK_BELOW_DB`): that
   grammar knows nothing but emergencies and forces any speech onto one.
 Either way the dialog asks "do you need help?" before it alerts, and alerts when no answer
-comes. Measured (same set): emergencies at 10 dB SNR 6 → 23 of 76; at 20 dB 32 → 56 of 76
+comes. It asks too when a long emergency sentence (`LONG_URGENT_WORDS`) is confirmed by
+its letters but the free words are no emergency: the likeness then comes from the words
+around the emergency. "my brother was a nurse in the war" by awb is "my brother has
+collapsed in the hall" to the grammar and "my brother was a nurse in the wall" free
+(similarity 80), and alerted the family at once. Short phrases keep the plain rule: the free
+model mishears "help" ("helped by fell", similarity 80 to "help i fell"), and asking every
+such senior first would delay most spoken emergencies. On the 72 out-of-domain requests of
+tests/data/intents_en.jsonl by the four voices in a quiet room, through the endpointer, 2 of
+288 were such alerts; of the 38 emergency requests by the same voices, 125 of 152 were sure
+emergencies. Asking whenever the free words are no emergency, whatever the length, asked
+about 10 of those 125 (and rms's "help, I fell" in tests/test_loop.py); from six words on, 3.
+Measured (same set): emergencies at 10 dB SNR 6 → 23 of 76; at 20 dB 32 → 56 of 76
 (26 sure, 30 asked); a quiet room asks nothing of anybody; at 10 dB a third of other
 requests are answered with the question instead of "sorry, I did not understand".
 
@@ -89,6 +100,7 @@ NOISY_BELOW_DB = 30.0
 SECOND_LOOK_BELOW_DB = 18.0
 SECOND_LOOK_CUTOFF_HZ = 3500.0
 URGENT_SEARCH = "urgent"
+LONG_URGENT_WORDS = 6  # an emergency sentence this long needs the free words to be one too
 SAMPLES_PER_FRAME = 160  # pocketsphinx's 100 frames a second at 16 kHz
 # A last word ending this close to the end of audio decoded after a pause of 300 ms or more
 # runs on into the pause (Transcript.whole_phrase). It was fitted there, not said, when
@@ -247,6 +259,9 @@ class PocketsphinxRecognizer(Recognizer):
         if whole:
             similarity = fuzz.ratio(constrained.text, free.text)
             if similarity >= self.verify_threshold:
+                if self._confirmed_by_frame_words(constrained.text, free.text):
+                    log.info("an urgent sentence the free model heard as something else: asking")
+                    return dataclasses.replace(constrained, verified=False)
                 return constrained
             plausible = snr_db < NOISY_BELOW_DB or similarity >= URGENT_SIMILARITY
             if plausible and self._is_urgent(constrained.text):
@@ -265,6 +280,13 @@ class PocketsphinxRecognizer(Recognizer):
 
     def _is_urgent(self, text: str) -> bool:
         return self._urgent is not None and self._urgent(text)
+
+    def _confirmed_by_frame_words(self, grammar_text: str, free_text: str) -> bool:
+        """A long emergency sentence whose likeness to the free words comes from the words
+        around the emergency ("my brother ... in the ..."), not from an emergency the free
+        model heard too."""
+        long = len(grammar_text.split()) >= LONG_URGENT_WORDS
+        return long and self._is_urgent(grammar_text) and not self._is_urgent(free_text)
 
     def _look_again(self, samples: np.ndarray, free_text: str) -> Transcript | None:
         """The emergency sentences alone, on the low-passed audio: an unconfirmed emergency,
