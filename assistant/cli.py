@@ -225,10 +225,12 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         "routines": device.routines,
         "on_say": _show_said,
         "indicator": device.hardware.lights.activity,
+        "checks": device.checks,
     }
     if args.text is not None:
         assistant = Assistant(engine, voice, **parts)
         assistant.dialog.phone_line = device.hardware.calls is not None
+        _resume(assistant)
         return _run_typed(assistant, args.text, args.once)
     from assistant.speech.factory import create_recognizer
     from assistant.speech.wake import spotter_for
@@ -251,9 +253,17 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         **parts,
     )
     assistant.dialog.phone_line = device.hardware.calls is not None
+    _resume(assistant)
     if args.input:
         return _run_file(assistant, config, Path(args.input), not args.no_wake, args.once)
     return _run_microphone(assistant, config, not args.no_wake, args.once, controls)
+
+
+def _resume(assistant) -> None:
+    """An emergency check the last run left unanswered alerts before anything else."""
+    turn = assistant.resume_emergency_check()
+    if turn is not None:
+        _show(turn)
 
 
 def _run_typed(assistant, text: str, once: bool) -> int:

@@ -14,6 +14,7 @@ from assistant.actions import ActionHandler
 from assistant.announcer import Announcer
 from assistant.config import Config
 from assistant.emergency import Emergencies
+from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
@@ -62,6 +63,7 @@ class Device:
         self.reminders = ReminderStore(
             config.state_dir() / REMINDERS_FILE, tz=tz, policy=reminder_policy(config)
         )
+        self.checks = EmergencyCheckStore(config.state_dir() / CHECK_FILE)
         self.link: Link | None = None
         if link:
             self.link = Link.from_config(config, on_message=self._received)
@@ -129,6 +131,7 @@ class Device:
                 log.warning("stopping with messages still to send: they go at the next start")
             self.link.close()
         self.reminders.close()
+        self.checks.close()
         self.hardware.close()
 
     def __enter__(self) -> Device:

@@ -346,6 +346,18 @@ class Dialog:
         and listening on, as after a spoken one."""
         return self._alert({"kind": "help"}, trigger)
 
+    def open_emergency_check(self) -> dict[str, str] | None:
+        """The slots of the emergency the senior is being asked about, or None."""
+        pending = self.pending
+        if pending is not None and pending.kind == "emergency_check":
+            return dict(pending.slots)
+        return None
+
+    def unanswered_check(self, slots: dict[str, str]) -> DialogReply:
+        """An emergency check a restart cut short: no "no" came, so it alerts, as silence
+        does (`no_answer`)."""
+        return self._alert(dict(slots))
+
     def _alert(self, slots: dict[str, str], trigger: str = "voice") -> DialogReply:
         kind = slots.get("kind", "help")
         text = replies.EMERGENCY_SENT.get(kind, replies.EMERGENCY_SENT["help"])

@@ -20,6 +20,7 @@ from assistant import replies
 from assistant.announcer import Announcer
 from assistant.config import EndpointConfig
 from assistant.dialog import Action, Dialog, DialogReply
+from assistant.emergency_check import EmergencyCheckStore
 from assistant.endpoint import CompleteRequest, Endpointer, EndReason, Utterance
 from assistant.routines import CareRoutines
 from assistant.speech.recognizer import Recognizer
@@ -67,11 +68,14 @@ class Assistant:
         routines: CareRoutines | None = None,
         on_say: Callable[[str], None] | None = None,
         indicator: Callable[[str], None] | None = None,
+        checks: EmergencyCheckStore | None = None,
     ) -> None:
         """`on_action(action, said)`: carries out an action (see assistant/actions.py);
         `announcer`: what the services sent, said between turns; `routines`: reminders
         and check-ins, said when due, and their answers; `indicator(state)`: told idle,
-        listening, thinking, speaking as they change (devices/indicator.py)."""
+        listening, thinking, speaking as they change (devices/indicator.py); `checks`:
+        where an unanswered "do you need help?" is kept across a restart
+        (assistant/emergency_check.py)."""
         self.engine = engine
         self.clock = clock
         self.dialog = Dialog(engine, clock, routines)
@@ -80,6 +84,8 @@ class Assistant:
         self.routines = routines
         self.on_say = on_say
         self.indicator = indicator
+        self.checks = checks
+        self._check_on_disk = True  # unknown at start: the first settling clears any
         self._resting = "idle"  # what the indicator returns to after an announcement
         self._speaking = threading.Lock()  # one sentence at a time, from any thread
         self.voice = voice
@@ -142,12 +148,31 @@ class Assistant:
             return True
         return False
 
+    def resume_emergency_check(self) -> Turn | None:
+        """Alert for a "do you need help?" that the last run asked and a restart cut short
+        (no "no" came); None when there is none. Call once, before listening."""
+        left = self.checks.left_open() if self.checks is not None else None
+        if left is None:
+            return None
+        slots, asked_at = left
+        log.warning("an emergency check asked at %s was never answered: alerting", asked_at)
+        return self._perform(self.dialog.unanswered_check(slots))
+
     def _perform(self, reply: DialogReply, said: str | None = None) -> Turn:
-        """Actions first (an alert must not wait for a sentence to be spoken), then speech."""
+        """Actions first (an alert must not wait for a sentence to be spoken), then an
+        emergency check written down or settled, then speech."""
         for action in reply.actions:
             log.info("action %s", action.kind)
             if self.on_action is not None:
                 self.on_action(action, said)
+        if self.checks is not None:
+            asking = self.dialog.open_emergency_check()
+            if asking is not None:
+                self.checks.asked(asking, self.clock())
+                self._check_on_disk = True
+            elif self._check_on_disk:
+                self.checks.settled()
+                self._check_on_disk = False
         if reply.text:
             self._say(reply.text)
         self._show("listening" if reply.expects_answer else "idle")

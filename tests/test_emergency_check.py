@@ -1,0 +1,103 @@
+"""An unanswered "do you need help?" survives a restart and alerts (assistant/emergency_check.py):
+real SQLite files, the real dialog and speech output, and the real command run twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+
+import pytest
+
+from assistant import replies
+from assistant.config import SpeechOutputConfig
+from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
+from assistant.loop import Assistant
+from assistant.speech.tts import SpeechSynthesizer
+from assistant.voice import Voice, WavRecorder
+from tests.cli import run_cli, turn_lines
+
+ASKED_AT = dt.datetime(2026, 11, 24, 7, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def synthesizer() -> SpeechSynthesizer:
+    return SpeechSynthesizer(SpeechOutputConfig())
+
+
+def assistant_with(engine, synthesizer, checks: EmergencyCheckStore, tmp_path) -> Assistant:
+    voice = Voice(synthesizer, WavRecorder(tmp_path / "reply.wav"))
+    actions: list = []
+    assistant = Assistant(engine, voice, checks=checks, on_action=lambda a, _: actions.append(a))
+    assistant.actions = actions  # type: ignore[attr-defined]
+    return assistant
+
+
+def test_an_open_check_is_on_disk_for_the_next_start(tmp_path) -> None:
+    path = tmp_path / "state" / CHECK_FILE
+    store = EmergencyCheckStore(path)
+    assert store.left_open() is None
+    store.asked({"kind": "fall"}, ASKED_AT)
+    store.close()
+    again = EmergencyCheckStore(path)
+    assert again.left_open() == ({"kind": "fall"}, ASKED_AT)
+    again.settled()
+    assert again.left_open() is None
+    again.close()
+    assert os.stat(path).st_mode & 0o777 == 0o600  # what kind of emergency is health data
+
+
+def test_an_unreadable_check_still_counts_as_open(tmp_path) -> None:
+    path = tmp_path / CHECK_FILE
+    EmergencyCheckStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO open_check VALUES (1, 'not json', 'not a time')")
+    slots, _ = EmergencyCheckStore(path).left_open() or ({"no": "row"}, None)
+    assert slots == {}  # an alert for "help" rather than none
+
+
+def test_a_restart_during_the_question_alerts_at_the_next_start(
+    engine, synthesizer, tmp_path
+) -> None:
+    path = tmp_path / CHECK_FILE
+    first = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
+    turn = first.respond("help")  # a lone "help": the dialog asks before it alerts
+    assert turn.reply == replies.EMERGENCY_CHECK and turn.actions == []
+    first.checks.close()  # the device stops here: no answer, no silence timed out
+    second = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
+    resumed = second.resume_emergency_check()
+    assert resumed is not None
+    assert [(a.kind, a.slots) for a in second.actions] == [("emergency", {"kind": "help"})]
+    assert resumed.reply == replies.EMERGENCY_SENT["help"]
+    second.checks.close()
+    third = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
+    assert third.resume_emergency_check() is None  # alerted once, not at every start
+    assert third.actions == []
+
+
+def test_an_answered_check_is_not_alerted_after_a_restart(engine, synthesizer, tmp_path) -> None:
+    path = tmp_path / CHECK_FILE
+    first = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
+    first.respond("help")
+    assert first.respond("no").actions == []
+    first.checks.close()
+    second = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
+    assert second.resume_emergency_check() is None
+    assert second.actions == []
+
+
+def test_the_command_alerts_for_a_question_its_last_run_left_open(tmp_path) -> None:
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    reply = str(tmp_path / "r.wav")
+    asked = run_cli("run", "--offline", "--text", "help", "--once", "--reply-wav", reply, env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert turn_lines(asked.stdout)["reply"] == replies.EMERGENCY_CHECK
+    # The next start: the alert comes first, before the request typed now.
+    later = run_cli(
+        "run", "--offline", "--text", "what time is it", "--once", "--reply-wav", reply, env=env
+    )
+    assert later.returncode == 0, later.stderr
+    replies_said = [line.removeprefix("reply: ") for line in later.stdout.splitlines()]
+    said = [line for line in replies_said if not line.startswith(("heard:", "intent:"))]
+    assert said[0] == replies.EMERGENCY_SENT["help"]
+    assert "never answered" in later.stderr
