@@ -344,3 +344,22 @@ def test_the_roster_cli_refuses_what_it_cannot_take_with_one_line(tmp_path: Path
         result = cli(*args)
         assert result.returncode == 2 and result.stderr.startswith("doctor-connect: ")
         assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_the_dead_letter_interval_is_configured_checked_and_used(tmp_path: Path) -> None:
+    from services.doctor_connect.config import ConfigError, load_config
+    from services.doctor_connect.service import DoctorConnect
+
+    path = tmp_path / "dc.toml"
+    database = tmp_path / "dc.sqlite3"
+    path.write_text(f'[service]\ndead_letter_retry_s = 5\ndatabase = "{database}"\n')
+    config = load_config(path)
+    assert config.service.dead_letter_retry_s == 5.0
+    service = DoctorConnect(config)
+    try:
+        assert service.mqtt.dead_letter_retry_s == 5.0
+    finally:
+        service.store.close()
+    path.write_text("[service]\ndead_letter_retry_s = 0\n")
+    with pytest.raises(ConfigError, match="dead_letter_retry_s must be above 0"):
+        load_config(path)

@@ -206,6 +206,20 @@ def test_the_command_deadline_is_configured_and_checked() -> None:
         config_from_dict({"service": {"command_timeout_s": 0}})
 
 
+def test_the_dead_letter_interval_is_configured_checked_and_used(tmp_path: Path) -> None:
+    from services.family.service import FamilyService
+
+    assert config_from_dict({}).service.dead_letter_retry_s == 60.0
+    with pytest.raises(ConfigError, match="dead_letter_retry_s"):
+        config_from_dict({"service": {"dead_letter_retry_s": 0}})
+    raw = {"service": {"dead_letter_retry_s": 5, "database": str(tmp_path / "f.sqlite3")}}
+    service = FamilyService(config_from_dict(raw))
+    try:
+        assert service.mqtt.dead_letter_retry_s == 5.0
+    finally:
+        service.store.close()
+
+
 def test_commands_from_before_the_undo_columns_still_work(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     import sqlite3

@@ -34,6 +34,7 @@ class ServiceSettings:
     database: str = ""  # default: $XDG_STATE_HOME/senior-assistant/doctor-connect.sqlite3
     timezone: str = "UTC"  # working hours and appointment times are in this zone
     tick_s: float = 1.0  # how often promises, positions and reminders are looked at
+    dead_letter_retry_s: float = 60.0  # a message kept aside (dead_letters) is run again
 
 
 @dataclass
@@ -110,6 +111,10 @@ def load_config(path: str | Path | None) -> Config:
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}]")
-    return Config(
+    config = Config(
         **{name: _section(cls, data.get(name, {}), name) for name, cls in sections.items()}
     )
+    for key in ("tick_s", "dead_letter_retry_s"):
+        if getattr(config.service, key) <= 0:
+            raise ConfigError(f"service.{key} must be above 0")
+    return config

@@ -62,6 +62,7 @@ class DoctorConnect:
             # a file of its own: with it in the store's file, other processes (the status
             # command) were seen reading stale counts
             state_path=config.database_path().with_suffix(".mqtt.sqlite3"),
+            dead_letter_retry_s=config.service.dead_letter_retry_s,
         )
         # refusals counted before this run, to which this run's counts are added
         self._refused_before = self.store.rejections()

@@ -36,6 +36,7 @@ class ServiceSection:
     tick_s: float = 1.0  # how often a worker looks for due escalations and deliveries
     claim_s: float = 30.0  # a delivery a worker took and did not finish is retried after
     command_timeout_s: float = 600.0  # a command the device did not confirm by then failed
+    dead_letter_retry_s: float = 60.0  # a message kept aside (dead_letters) is run again
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def _check(config: FamilyConfig, source: str) -> None:
         "service.tick_s": config.service.tick_s,
         "service.claim_s": config.service.claim_s,
         "service.command_timeout_s": config.service.command_timeout_s,
+        "service.dead_letter_retry_s": config.service.dead_letter_retry_s,
         "escalation.step_s": config.escalation.step_s,
         "escalation.repeat_s": config.escalation.repeat_s,
         "mqtt.keepalive_s": config.mqtt.keepalive_s,

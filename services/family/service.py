@@ -78,6 +78,7 @@ class FamilyService:
             plain_filters=PLAIN_FILTERS,
             handler=self.handle,
             state_path=config.database(),
+            dead_letter_retry_s=config.service.dead_letter_retry_s,
             rejection_listener=lambda reason: self.store.count_rejection(reason, time.time()),
         )
         channels: dict[str, Channel] = {"mqtt": MqttChannel(self.mqtt)}
