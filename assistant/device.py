@@ -20,6 +20,7 @@ from assistant.link import Link
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
 from assistant.routines import CareRoutines
 from assistant.schedule import household_clock, parse_clock, time_zone
+from assistant.unanswered_alerts import ALERTS_FILE, UnansweredAlertStore
 from devices import hardware as hw
 from devices.profiles import profile
 from protocol import AlertAck, CommandDone, Message
@@ -76,8 +77,13 @@ class Device:
             clock=clock,
             on_command=RemoteControl(self.hardware),
         )
+        self.alerts = UnansweredAlertStore(config.state_dir() / ALERTS_FILE)
         self.emergencies = Emergencies(
-            self.link, self.announcer, self.hardware.lights, self.hardware.notifier
+            self.link,
+            self.announcer,
+            self.hardware.lights,
+            self.hardware.notifier,
+            store=self.alerts if self.link is not None else None,
         )
         self.actions = DeviceActions(
             handler,
@@ -132,6 +138,7 @@ class Device:
             self.link.close()
         self.reminders.close()
         self.checks.close()
+        self.alerts.close()
         self.hardware.close()
 
     def __enter__(self) -> Device:

@@ -6,7 +6,8 @@ local part never waits for the network. If the broker has not taken the alert - 
 down, or it is still not acknowledged `grace_s` later - the senior hears that it is queued
 and that the device keeps trying; once it is acknowledged after that, that it has gone
 out. An alert that leaves at once needs no word beyond the reassurance already said. When
-someone answers (`alert.ack`) the announcer says who; the alert light goes off.
+someone answers (`alert.ack`) the announcer says who; the alert light goes off. Until then
+it is sent again now and then, also after a restart (assistant/unanswered_alerts.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from assistant.announcer import Announcer
 from assistant.link import Link
+from assistant.unanswered_alerts import UnansweredAlertStore
 from devices.indicator import StatusLights
 from devices.interfaces import Notifier
 from protocol import AlertAck, Message
@@ -65,8 +67,12 @@ class Emergencies:
         notifier: Notifier | None = None,
         grace_s: float = GRACE_S,
         resend_s: tuple[float, float] = (RESEND_FIRST_S, RESEND_MAX_S),
+        store: UnansweredAlertStore | None = None,
     ) -> None:
+        """`store`: where unanswered alerts are kept across a restart, to be sent again
+        (assistant/unanswered_alerts.py); without one they are kept in memory only."""
         self.link = link
+        self.store = store
         self.announcer = announcer
         self.lights = lights
         self.notifier = notifier
@@ -87,6 +93,8 @@ class Emergencies:
         if message is None or self.link is None:
             self.announcer.queue(NO_LINK, urgent=True)
             return
+        if self.store is not None:
+            self.store.add(message)
         now = time.monotonic()
         with self._lock:
             self._waiting[message.id] = _Watch(now)
@@ -97,6 +105,8 @@ class Emergencies:
 
     def answered(self, ack: AlertAck) -> None:
         """Someone took charge of an alert: the light goes off once all are answered."""
+        if self.store is not None:
+            self.store.answered(ack.alert_id)
         with self._lock:
             self._unanswered.pop(ack.alert_id, None)
             still_open = bool(self._unanswered)
@@ -143,12 +153,30 @@ class Emergencies:
             log.info("alert %s not answered yet: sending it again", message.id)
             self.link.publish(message)
 
+    def _resume(self) -> None:
+        """Alerts a previous run raised and nobody answered: the alert light goes on again
+        and they are sent again on the usual schedule (the service drops a copy it has)."""
+        if self.store is None or self.link is None:
+            return
+        left = self.store.all(self.link.household, self.link.device)
+        if not left:
+            return
+        log.warning("%d alert(s) from before the restart still unanswered", len(left))
+        self.lights.alert(True)
+        now = time.monotonic()
+        with self._lock:
+            for message in left:
+                self._unanswered[message.id] = _Unanswered(
+                    message, now + self.resend_first_s, self.resend_first_s
+                )
+
     @property
     def waiting(self) -> int:
         with self._lock:
             return len(self._waiting)
 
     def start(self) -> None:
+        self._resume()
         self._thread = threading.Thread(target=self._run, name="emergencies", daemon=True)
         self._thread.start()
 

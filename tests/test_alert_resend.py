@@ -1,7 +1,8 @@
 """An alert the broker took is not yet an alert delivered: a service worker that died with
 its session alive keeps receiving its share of a shared subscription, and holds it until
 it comes back (a day). The device sends an unanswered alert again, so a live worker gets
-it; a copy the service has already is dropped by its id."""
+it; a copy the service has already is dropped by its id. It does so after a restart too
+(assistant/unanswered_alerts.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pathlib import Path
 from assistant.announcer import Announcer
 from assistant.emergency import Emergencies
 from assistant.link import Link
+from assistant.unanswered_alerts import ALERTS_FILE, UnansweredAlertStore
 from devices.indicator import StatusLights
 from devices.simulated import RecordingIndicator
-from protocol import EmergencyAlert, topics
+from protocol import AlertAck, EmergencyAlert, topics
+from tests.assistant_process import wait_for
 from tests.backend import Backend
 from tests.broker import Mosquitto
 from tests.test_link import settings
@@ -39,7 +42,8 @@ client.loop_forever()
 """
 
 
-def test_alerts_held_by_a_dead_worker_reach_the_live_one(broker: Mosquitto, tmp_path: Path):
+def start_and_kill_a_worker(broker: Mosquitto) -> None:
+    """A worker in the group that dies with its session and its place in the group kept."""
     shared = topics.shared(GROUP, topics.subscription("alert", topics.ANY))
     worker_a = subprocess.Popen(
         [sys.executable, "-c", DEAD_WORKER, broker.host, str(broker.port), shared],
@@ -49,6 +53,10 @@ def test_alerts_held_by_a_dead_worker_reach_the_live_one(broker: Mosquitto, tmp_
     assert worker_a.stdout is not None and worker_a.stdout.readline().strip() == "subscribed"
     worker_a.kill()  # no DISCONNECT: its session and its place in the group stay
     worker_a.wait()
+
+
+def test_alerts_held_by_a_dead_worker_reach_the_live_one(broker: Mosquitto, tmp_path: Path):
+    start_and_kill_a_worker(broker)
 
     link = Link(settings(broker), household=H, device=D, state_dir=tmp_path / "state")
     announcer = Announcer()
@@ -71,3 +79,57 @@ def test_alerts_held_by_a_dead_worker_reach_the_live_one(broker: Mosquitto, tmp_
         finally:
             emergencies.close()
             link.close()
+
+
+def test_an_unanswered_alert_is_sent_again_after_a_restart(broker: Mosquitto, tmp_path: Path):
+    """The broker hands the alert to the dead worker (the group's only member), and the
+    device restarts before anyone answers. The next start sends it again, and the live
+    worker that has joined gets it; once answered it is forgotten."""
+    start_and_kill_a_worker(broker)
+    state = tmp_path / "state"
+
+    def device(resend_s: tuple[float, float]) -> tuple[Link, Emergencies, RecordingIndicator]:
+        link = Link(settings(broker), household=H, device=D, state_dir=state)
+        indicator = RecordingIndicator()
+        store = UnansweredAlertStore(state / ALERTS_FILE)
+        emergencies = Emergencies(
+            link, Announcer(), StatusLights(indicator), resend_s=resend_s, store=store
+        )
+        link.start()
+        emergencies.start()
+        assert link.wait_connected(10)
+        return link, emergencies, indicator
+
+    def stop(link: Link, emergencies: Emergencies) -> None:
+        emergencies.close()
+        link.close()
+        assert emergencies.store is not None
+        emergencies.store.close()
+
+    link, emergencies, _ = device(resend_s=(600.0, 600.0))
+    message = link.publish(EmergencyAlert(trigger="sos_button"))
+    emergencies.raised(message)
+    assert wait_for(lambda: not link.outbox.contains(message.id), 10)  # the broker took it
+    stop(link, emergencies)  # the restart, before anyone answered
+
+    with Backend(broker, kinds=["alert"], client_id="worker-b", group=GROUP) as b:
+        link, emergencies, indicator = device(resend_s=(0.5, 1.0))
+        try:
+            assert indicator.state == "alert"  # still unanswered: the light says so
+            assert b.wait_until(lambda: message.id in b.ids("alert"), 30)
+            ack = AlertAck(alert_id=message.id, by="Anna", action="calling")
+            emergencies.answered(ack)
+            assert emergencies.store is not None and emergencies.store.all(H, D) == []
+        finally:
+            stop(link, emergencies)
+
+
+def test_an_unreadable_unanswered_alert_is_logged_and_kept(tmp_path: Path, caplog) -> None:
+    path = tmp_path / ALERTS_FILE
+    store = UnansweredAlertStore(path)
+    store._db.execute("INSERT INTO unanswered VALUES ('x', ?)", (b"not an alert",))
+    with caplog.at_level("ERROR"):
+        assert store.all(H, D) == []
+    assert "cannot be sent again" in caplog.text
+    assert store._db.execute("SELECT count(*) FROM unanswered").fetchone() == (1,)
+    store.close()

@@ -1,0 +1,65 @@
+"""Alerts nobody has answered yet, kept on disk so that sending them again survives a
+restart (assistant/emergency.py).
+
+The broker's acknowledgement only says a broker has an alert; a service worker that died
+holding its share of a shared subscription can leave it undelivered, so the device sends
+an unanswered alert again until someone answers (`alert.ack`). The list of those alerts
+lived only in memory: a restart after the broker took an alert and before anyone answered
+it dropped the resending, and with it the alert held by the dead worker. An alert is now
+written here when it is raised and removed when it is answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from protocol import Message, RejectedMessage, decode, encode
+from protocol.sqlite import open_db
+
+log = logging.getLogger(__name__)
+
+ALERTS_FILE = "unanswered-alerts.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS unanswered (
+    id TEXT PRIMARY KEY,
+    payload BLOB NOT NULL
+)
+"""
+
+
+class UnansweredAlertStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = open_db(self.path)  # owner-only: an alert may carry the senior's position
+        self._db.execute(_SCHEMA)
+
+    def add(self, message: Message) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO unanswered (id, payload) VALUES (?, ?)",
+                (message.id, encode(message)),
+            )
+
+    def answered(self, alert_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM unanswered WHERE id = ?", (alert_id,))
+
+    def all(self, household: str, device: str) -> list[Message]:
+        """The alerts still unanswered, oldest first. One that no longer reads as a valid
+        alert of this device is logged at ERROR and kept (it is never silently dropped)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, payload FROM unanswered ORDER BY rowid").fetchall()
+        messages = []
+        for alert_id, payload in rows:
+            try:
+                messages.append(decode(bytes(payload), household, expected_device=device))
+            except RejectedMessage as exc:
+                log.error("unanswered alert %s cannot be sent again: %s", alert_id, exc.reason)
+        return messages
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
