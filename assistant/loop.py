@@ -85,7 +85,9 @@ class Assistant:
         self.on_say = on_say
         self.indicator = indicator
         self.checks = checks
-        self._check_on_disk = True  # unknown at start: the first settling clears any
+        # Whether a check of ours may be on disk. Not one a previous run left: that is
+        # cleared only by alerting for it (resume_emergency_check), never by a new turn.
+        self._check_on_disk = False
         self._resting = "idle"  # what the indicator returns to after an announcement
         self._speaking = threading.Lock()  # one sentence at a time, from any thread
         self.voice = voice
@@ -156,6 +158,7 @@ class Assistant:
             return None
         slots, asked_at = left
         log.warning("an emergency check asked at %s was never answered: alerting", asked_at)
+        self._check_on_disk = True  # settled once the alert is out of our hands
         return self._perform(self.dialog.unanswered_check(slots))
 
     def _perform(self, reply: DialogReply, said: str | None = None) -> Turn:

@@ -75,6 +75,20 @@ def test_a_restart_during_the_question_alerts_at_the_next_start(
     assert third.actions == []
 
 
+def test_only_alerting_clears_a_check_a_previous_run_left(engine, synthesizer, tmp_path) -> None:
+    path = tmp_path / CHECK_FILE
+    store = EmergencyCheckStore(path)
+    store.asked({"kind": "fall"}, ASKED_AT)
+    store.close()
+    later = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
+    later.respond("what time is it")  # a turn of its own does not settle the old question
+    resumed = later.resume_emergency_check()
+    assert resumed is not None and resumed.reply == replies.EMERGENCY_SENT["fall"]
+    assert [(a.kind, a.slots) for a in later.actions] == [("emergency", {"kind": "fall"})]
+    assert later.checks.left_open() is None
+    later.checks.close()
+
+
 def test_an_answered_check_is_not_alerted_after_a_restart(engine, synthesizer, tmp_path) -> None:
     path = tmp_path / CHECK_FILE
     first = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
