@@ -98,9 +98,7 @@ class Emergencies:
         now = time.monotonic()
         with self._lock:
             self._waiting[message.id] = _Watch(now)
-            self._unanswered[message.id] = _Unanswered(
-                message, now + self.resend_first_s, self.resend_first_s
-            )
+            self._await_answer(message, now)
         self.check()
 
     def answered(self, ack: AlertAck) -> None:
@@ -166,9 +164,13 @@ class Emergencies:
         now = time.monotonic()
         with self._lock:
             for message in left:
-                self._unanswered[message.id] = _Unanswered(
-                    message, now + self.resend_first_s, self.resend_first_s
-                )
+                self._await_answer(message, now)
+
+    def _await_answer(self, message: Message, now: float) -> None:
+        """Send `message` again after the first wait unless answered (under the lock)."""
+        self._unanswered[message.id] = _Unanswered(
+            message, now + self.resend_first_s, self.resend_first_s
+        )
 
     @property
     def waiting(self) -> int:

@@ -154,15 +154,21 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     return np.clip(mixed, -32768, 32767).astype(np.int16)
 
 
+def frame_energies(samples: np.ndarray, frame: int) -> np.ndarray:
+    """Mean power of each whole frame of `frame` samples, plus 1 (so digital silence has a
+    finite level in dB); a short last frame is left out."""
+    count = len(samples) // frame
+    frames = samples[: count * frame].astype(np.float64).reshape(count, frame)
+    return (frames**2).mean(axis=1) + 1.0
+
+
 def estimated_snr_db(samples: np.ndarray, frame: int = 480) -> float:
     """How far the loud part of a recording stands above its quiet part, in dB: the 90th
     against the 10th percentile of 30 ms frame energies. An utterance with its pauses and
     pre-roll measures above 40 in a quiet room and near its mixing SNR in steady noise."""
-    count = len(samples) // frame
-    if count < 2:
+    energy = frame_energies(samples, frame)
+    if len(energy) < 2:
         return 0.0
-    frames = samples[: count * frame].astype(np.float64).reshape(count, frame)
-    energy = (frames**2).mean(axis=1) + 1.0
     return float(10 * np.log10(np.percentile(energy, 90) / np.percentile(energy, 10)))
 
 

@@ -77,7 +77,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from rapidfuzz import fuzz
 
-from assistant.pcm import estimated_snr_db, low_pass
+from assistant.pcm import estimated_snr_db, frame_energies, low_pass
 from assistant.speech.recognizer import Recognizer, RecognizerError, Transcript, sayable_phrases
 from intents.grammar import Grammar, WordGraph, build_word_graph
 
@@ -327,13 +327,11 @@ def _words_before_the_pause(decoder, text: str, samples: np.ndarray) -> list[str
 def _pause_frames(samples: np.ndarray) -> int:
     """How many 10 ms frames at the end of the audio are pause: not louder than
     PAUSE_ABOVE_FLOOR_DB above the recording's quietest tenth."""
-    count = len(samples) // SAMPLES_PER_FRAME
-    if count == 0:
+    energy = frame_energies(samples, SAMPLES_PER_FRAME)
+    if len(energy) == 0:
         return 0
-    frames = samples[: count * SAMPLES_PER_FRAME].astype(np.float64)
-    energy = (frames.reshape(count, SAMPLES_PER_FRAME) ** 2).mean(axis=1) + 1.0
     loud = np.flatnonzero(energy > np.percentile(energy, 10) * 10 ** (PAUSE_ABOVE_FLOOR_DB / 10))
-    return count - int(loud[-1]) - 1 if len(loud) else count
+    return len(energy) - int(loud[-1]) - 1 if len(loud) else len(energy)
 
 
 def _is_filler(word: str) -> bool:
