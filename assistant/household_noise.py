@@ -51,7 +51,7 @@ class HouseholdNoise:
         """`length` samples of one kind from a random place (looped)."""
         noise = self.noise(kind)
         start = rng.randrange(len(noise))
-        return np.tile(noise, 2 + length // len(noise))[start : start + length]
+        return noise[(start + np.arange(length)) % len(noise)]
 
 
 def back_to_back(
