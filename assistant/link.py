@@ -44,6 +44,7 @@ every connection, and a stale "online" replayed from disk would be wrong.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -60,7 +61,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from assistant.config import Config, MqttConfig, default_device_id
-from assistant.outbox import Outbox, state_db_path
+from assistant.outbox import RETRY_MAX_S, Outbox, state_db_path
 from protocol import (
     Body,
     DeviceStatus,
@@ -132,6 +133,9 @@ class Link:
         self._inflight: dict[int, int | None] = {}
         self._early_acks: dict[int, ReasonCode] = {}  # PUBACKs that beat the bookkeeping
         self._acked: list[int] = []  # outbox seqs acknowledged, to delete in one commit
+        # outbox seqs the broker did not take: (seq, why, longest wait), deferred on disk by
+        # the sender thread; a write failing on paho's network thread would end that thread
+        self._refused: list[tuple[int, str, float]] = []
         self._sender: threading.Thread | None = None
         self._client = self._make_client()
 
@@ -246,13 +250,13 @@ class Link:
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)  # no limit: the outbox bounds what paho holds
         client.on_socket_open = no_delay
-        client.on_pre_connect = self._on_pre_connect
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
+        client.on_pre_connect = _guarded(self._on_pre_connect)
+        client.on_connect = _guarded(self._on_connect)
+        client.on_connect_fail = _guarded(self._on_connect_fail)
+        client.on_disconnect = _guarded(self._on_disconnect)
+        client.on_publish = _guarded(self._on_publish)
+        client.on_message = _guarded(self._on_message)
+        client.on_subscribe = _guarded(self._on_subscribe)
         return client
 
     def _presence(self, state: str, reason: str) -> tuple[str, bytes]:
@@ -298,14 +302,14 @@ class Link:
         )
         self._publish_presence("online", "connected")
         self._set_state("connected", session_present=self.session_present)
+        self._connected.set()
+        self._wake.set()
         log.info(
             "link connected to %s (session %s, %d queued)",
             self.broker,
             "kept" if self.session_present else "new",
             len(self.outbox),
         )
-        self._connected.set()
-        self._wake.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.info("cannot reach the broker %s; trying again", self.broker)
@@ -342,10 +346,7 @@ class Link:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            self._receiver.receive(msg.topic, msg.payload)
-        except Exception:  # e.g. the state file; the network thread must survive it
-            log.exception("could not process an incoming message")
+        self._receiver.receive(msg.topic, msg.payload)
 
     # --- sending and acknowledgements -------------------------------------------------------
 
@@ -362,8 +363,19 @@ class Link:
         self._forget_acknowledged()
 
     def _forget_acknowledged(self) -> None:
+        """On the sender thread: delete what the broker acknowledged, defer what it did not
+        take. A deferral that cannot be written is logged and dropped: the message is
+        then offered again at once rather than held back."""
         with self._lock:
             seqs = list(self._acked)
+            refused, self._refused = self._refused, []
+        for seq, why, longest_s in refused:
+            try:
+                wait = self.outbox.defer(seq, why, longest_s)
+            except Exception:
+                log.exception("could not defer message %d; offering it again", seq)
+                continue
+            log.warning("message %d not taken (%s); again in %.0f s", seq, why, wait)
         self.outbox.remove_many(seqs)
         with self._lock:
             del self._acked[: len(seqs)]
@@ -374,6 +386,7 @@ class Link:
             # acknowledged rows not yet deleted must not be offered again either
             held = {seq for seq in self._inflight.values() if seq is not None}
             held.update(self._acked)
+            held.update(seq for seq, _, _ in self._refused)
         for row in self.outbox.pending(self.window - with_paho, exclude=held):
             if self._pacer is not None and not self._pacer.allow(row.topic):
                 return  # alerts come first and are never paced: the rest waits its turn
@@ -409,21 +422,19 @@ class Link:
         self._acknowledged(seq, reason_code)
 
     def _acknowledged(self, seq: int | None, reason_code: ReasonCode) -> None:
+        """Settled on disk by the sender thread, batched: the network thread does not write
+        (a failed write there would end it) nor fsync."""
         if seq is None:
             return  # presence: nothing stored
-        if reason_code.value == NO_MATCHING_SUBSCRIBERS:
-            # Accepted, but no service was there to take it (restarting, or all its workers
-            # gone): the broker has dropped it, so it is not delivered. Kept and offered
-            # again soon; a service that got an earlier copy drops the repeat by its id.
-            wait = self.outbox.defer(seq, "no service listening", NO_LISTENER_RETRY_MAX_S)
-            log.warning("no service took message %d; again in %.0f s", seq, wait)
-        elif reason_code.is_failure:
-            wait = self.outbox.defer(seq, str(reason_code))
-            log.warning(
-                "the broker refused message %d (%s); again in %.0f s", seq, reason_code, wait
-            )
-        else:  # deleted by the sender thread, batched: the network thread does not fsync
-            with self._lock:
+        with self._lock:
+            if reason_code.value == NO_MATCHING_SUBSCRIBERS:
+                # Accepted, but no service was there to take it (restarting, or all its
+                # workers gone): the broker has dropped it, so it is not delivered. Kept and
+                # offered again soon; a service that got an earlier copy drops the repeat.
+                self._refused.append((seq, "no service listening", NO_LISTENER_RETRY_MAX_S))
+            elif reason_code.is_failure:
+                self._refused.append((seq, f"refused: {reason_code}", RETRY_MAX_S))
+            else:
                 self._acked.append(seq)
         self._wake.set()
 
@@ -437,3 +448,18 @@ class Link:
             )
         except Exception:  # status is informative; the link must go on without it
             log.exception("could not record the link state")
+
+
+def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """A paho callback that cannot end paho's network thread: paho 2 re-raises what a
+    callback raises there, and the thread dies without a word in our log, the link still
+    "connected" and nothing sent or received again until a restart."""
+
+    @functools.wraps(callback)
+    def run(*args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("the link's %s failed; the link goes on", callback.__name__)
+
+    return run

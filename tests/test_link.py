@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -213,6 +214,33 @@ def test_an_alert_no_service_was_there_to_take_is_kept_and_sent_again(
     with Backend(broker, household=H, client_id="service-back") as service:
         assert service.wait_until(lambda: message.id in service.ids(), 30)
     assert link.wait_drained(5)
+
+
+def test_a_state_file_failing_while_a_puback_is_handled_does_not_silence_the_link(
+    broker: Mosquitto, link: Link, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """A disk error in the bookkeeping of an acknowledgement (here: deferring an alert the
+    broker dropped for want of a subscriber) used to be raised on paho's network thread,
+    which died: no log record, the link still "connected", and the alert never sent until
+    the device restarted. The disk cannot be filled here, so the deferral fails once."""
+    real_defer = link.outbox.defer
+    failures = []
+
+    def defer_failing_once(seq: int, error: str, longest_s: float = 300.0) -> float:
+        if not failures:
+            failures.append(seq)
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_defer(seq, error, longest_s)
+
+    monkeypatch.setattr(link.outbox, "defer", defer_failing_once)
+    alert = link.publish(EmergencyAlert(trigger="voice"))
+    assert wait_for(lambda: failures, 5)
+    assert "could not defer message" in caplog.text
+    with Backend(broker, household=H, client_id="service-back") as service:
+        assert service.wait_until(lambda: alert.id in service.ids(), 30)
+        later = link.publish(family("after the failure"))
+        assert service.wait_until(lambda: later.id in service.ids(), 10)
+    assert link.connected and link.wait_drained(5)
 
 
 def test_presence_is_retained_online_and_then_offline_after_a_shutdown(
