@@ -138,14 +138,16 @@ class Outbox:
         self, limit: int, exclude: set[int] | frozenset[int] = frozenset()
     ) -> list[OutboxRow]:
         """Up to `limit` messages to send next, alerts first, then oldest first; rows in
-        `exclude` (already with the MQTT client) and rows waiting for a retry are skipped."""
+        `exclude` (already with the MQTT client) and rows waiting for a retry are skipped.
+        A retry time further off than any wait `defer` sets is due now: the wall clock was
+        put back (a clock that ran ahead, corrected), and an alert must not wait for it."""
         if limit <= 0:
             return []
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE retry_at <= ?"
+                f"SELECT {_COLUMNS} FROM outbox WHERE retry_at <= ? OR retry_at > ?"
                 " ORDER BY priority DESC, seq LIMIT ?",
-                (time.time(), limit + len(exclude)),
+                (now := time.time(), now + RETRY_MAX_S, limit + len(exclude)),
             ).fetchall()
         out = [_row(r) for r in rows if r[0] not in exclude]
         return out[:limit]
@@ -154,7 +156,8 @@ class Outbox:
         """When the earliest deferred message may be offered again (None: nothing deferred)."""
         with self._lock:
             (when,) = self._db.execute(
-                "SELECT MIN(retry_at) FROM outbox WHERE retry_at > ?", (time.time(),)
+                "SELECT MIN(retry_at) FROM outbox WHERE retry_at > ? AND retry_at <= ?",
+                (now := time.time(), now + RETRY_MAX_S),
             ).fetchone()
         return when
 
@@ -165,7 +168,7 @@ class Outbox:
             row = self._db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
             if row is None:
                 return 0.0
-            wait = min(longest_s, 2.0 ** row[0])
+            wait = min(longest_s, RETRY_MAX_S, 2.0 ** row[0])
             self._db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, retry_at = ?, last_error = ?"
                 " WHERE seq = ?",

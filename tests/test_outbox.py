@@ -91,6 +91,23 @@ def test_a_refused_message_waits_longer_after_each_refusal(outbox: Outbox) -> No
     assert len(outbox) == 1  # kept, never dropped
 
 
+def test_a_retry_time_left_far_ahead_by_a_clock_put_back_is_due_now(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retry times are wall-clock times (they outlive the process). A device clock that ran
+    an hour ahead and is then corrected would hold a deferred alert back for that hour."""
+    row = outbox.put(alert())
+    for _ in range(4):
+        wait = outbox.defer(row.seq, "no service listening", 15.0)
+    assert wait == 8.0 and outbox.pending(10) == []
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now - 3600)  # the clock put back an hour
+    assert [r.seq for r in outbox.pending(10)] == [row.seq]
+    assert outbox.next_retry_at() is None
+    monkeypatch.undo()
+    assert outbox.pending(10) == []  # the clock as it was: still waiting its 8 s
+
+
 def test_stats_count_alerts_and_the_oldest_age(outbox: Outbox) -> None:
     assert outbox.stats().queued == 0 and outbox.stats().oldest_age_s() is None
     outbox.put(family())
