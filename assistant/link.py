@@ -83,6 +83,7 @@ _QOS = 1
 NO_MATCHING_SUBSCRIBERS = 0x10  # a PUBACK reason code that is a success to MQTT, not to us
 NO_LISTENER_RETRY_MAX_S = 15.0  # a service restarts in seconds; an alert must not wait long
 _POLL_S = 0.5  # the sender also wakes this often, for messages whose retry time came
+UNHANDLED_RETRY_S = 2.0  # an incoming message the handler failed on is tried again after
 # What goes through the outbox: all a device publishes but its presence (see above).
 _SENDABLE = frozenset(topics.DEVICE_OUTBOUND) - {"status"}
 
@@ -113,8 +114,14 @@ class Link:
         self.outbox = Outbox(path)
         self.rejections = RejectionCounter(listener=self.outbox.count_rejection)
         self._dedup = DuplicateFilter(path=path)
+        self._handler = on_message or self.incoming.put
+        self._handler_failed = False
+        self._receiving = threading.Lock()
+        # incoming messages the handler failed on, unacknowledged, tried again by the sender
+        self._unhandled: list[mqtt.MQTTMessage] = []
+        self._unhandled_at = 0.0  # when to try them again (monotonic)
         self._receiver = Receiver(
-            on_message or self.incoming.put,
+            self._handle,
             household=household,
             device=device,
             dedup=self._dedup,
@@ -239,6 +246,7 @@ class Link:
             CallbackAPIVersion.VERSION2,
             client_id=topics.device_client_id(self.household, self.device),
             protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,  # acknowledged once handled: a failed handler's message is kept
         )
         s = self.settings
         if s.username:
@@ -326,6 +334,8 @@ class Link:
         was_connected = self._connected.is_set()
         self._connected.clear()
         self._subscribed.clear()
+        with self._lock:
+            self._unhandled.clear()  # unacknowledged: the broker sends them again
         if self._stop.is_set() or not was_connected:
             return  # a failed attempt: on_connect or on_connect_fail said why
         log.warning("link to %s lost: %s; reconnecting", self.broker, reason_code)
@@ -346,7 +356,44 @@ class Link:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._receiver.receive(msg.topic, msg.payload)
+        if self._received(msg):
+            return
+        log.error("could not handle a message from %s; trying again", msg.topic)
+        with self._lock:
+            self._unhandled.append(msg)
+            self._unhandled_at = time.monotonic() + UNHANDLED_RETRY_S
+
+    def _received(self, msg: mqtt.MQTTMessage) -> bool:
+        """Run an incoming message through the receiver; acknowledge it unless the handler
+        failed (refused and duplicate messages are acknowledged: they are settled)."""
+        with self._receiving:  # the network thread, or the sender trying again
+            self._handler_failed = False
+            self._receiver.receive(msg.topic, msg.payload)
+            if self._handler_failed:
+                return False
+        self._client.ack(msg.mid, msg.qos)
+        return True
+
+    def _handle(self, message: Message) -> None:
+        try:
+            self._handler(message)
+        except Exception:
+            self._handler_failed = True
+            log.exception("the handler failed on a %s message", message.type)
+            raise
+
+    def _retry_unhandled(self) -> None:
+        """On the sender thread: the messages the handler failed on, again. Those of a lost
+        connection are left to the broker, which sends them again on the next one."""
+        with self._lock:
+            if not self._unhandled or time.monotonic() < self._unhandled_at:
+                return
+            waiting, self._unhandled = self._unhandled, []
+        for msg in waiting:
+            if not self._received(msg):
+                with self._lock:
+                    self._unhandled.append(msg)
+                    self._unhandled_at = time.monotonic() + UNHANDLED_RETRY_S
 
     # --- sending and acknowledgements -------------------------------------------------------
 
@@ -357,6 +404,7 @@ class Link:
             try:
                 self._forget_acknowledged()
                 if self._connected.is_set() and not self._stop.is_set():
+                    self._retry_unhandled()
                     self._fill_window()
             except Exception:
                 log.exception("sending from the outbox failed; trying again")

@@ -296,6 +296,47 @@ def test_a_command_delivered_again_after_a_restart_is_handled_once(
         again.close()
 
 
+def test_a_message_the_handler_failed_on_is_handled_again_not_lost(
+    broker: Mosquitto, backend: Backend, tmp_path: Path
+) -> None:
+    """The device's handler failing (its state file, say, for an alert.ack) used to lose the
+    message: paho acknowledged it when the callback returned. It is now acknowledged only
+    once handled: tried again while connected, and sent again by the broker after a
+    restart when the device could not handle it at all."""
+    handled: list[Message] = []
+    failures = {"left": 1}
+    state = tmp_path / "state"
+
+    def flaky(message: Message) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        handled.append(message)
+
+    first = Link(settings(broker), household=H, device=D, state_dir=state, on_message=flaky)
+    first.start()
+    try:
+        assert first.wait_connected(10)
+        command = say("first")
+        backend.send(command)
+        assert wait_for(lambda: handled == [command], 10)
+        assert first.rejections[Reason.HANDLER_ERROR] == 1
+        failures["left"] = 10**6  # from now on the device cannot handle anything
+        lost = say("second")
+        backend.send(lost)
+        assert wait_for(lambda: first.rejections[Reason.HANDLER_ERROR] >= 2)
+    finally:
+        first.close()
+    failures["left"] = 0
+    again = Link(settings(broker), household=H, device=D, state_dir=state, on_message=flaky)
+    again.start()
+    try:
+        assert again.wait_connected(10)
+        assert wait_for(lambda: handled == [command, lost], 10)  # the broker sent it again
+    finally:
+        again.close()
+
+
 def test_credentials_are_required_and_a_refusal_keeps_the_message(tmp_path: Path) -> None:
     users = {"family-service": "service-secret", "kitchen-speaker": "device-secret"}
     with Mosquitto(tmp_path / "auth", users=users) as broker, Backend(broker) as backend:
