@@ -12,6 +12,11 @@ announcing it twice, and the row's state from forgetting it:
       │ no answer: asked again every `repeat_every`, `repeats` times in all
       └──────────► missed (the device tells the family service)
 
+A miss is owed to the family service until its report is stored in the link's outbox
+(`report_sent`, set with the miss in the same transaction): the report is stored first and
+noted as stored after, so a report that could not be stored (a full disk, a locked
+database) or a power cut in between is sent at a later tick, not lost (`unreported`).
+
 An occurrence that fell due while the device was off is announced late, saying so, when
 the device comes back within `catch_up`; later than that it is recorded as missed at once.
 Only medication reminders and check-ins ask for an answer; other reminders are said once.
@@ -78,6 +83,7 @@ class Due:
     reason: str = ""  # for "missed": "no_answer" or "device_off"
     final: bool = False  # the last announcement before a miss is recorded
     late: bool = False  # announced later than its time (the device was off or busy)
+    reported: int = 0  # for "missed": how many of its report's messages are stored already
 
 
 _SCHEMA = """
@@ -100,6 +106,7 @@ CREATE TABLE IF NOT EXISTS occurrences (
     next_at TEXT,
     snoozes INTEGER NOT NULL DEFAULT 0,
     answered_at TEXT,
+    report_sent INTEGER,          -- a miss owed: its messages stored so far (NULL: none owed)
     PRIMARY KEY (reminder_id, key)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -135,6 +142,7 @@ class ReminderStore:
         self._db = open_db(self.path)  # owner-only: what the senior takes is health data
         _migrate(self._db)
         self._db.executescript(_SCHEMA)
+        _add_report_column(self._db)
 
     def close(self) -> None:
         with self._lock:
@@ -293,8 +301,9 @@ class ReminderStore:
             else:
                 continue  # an appointment reminder hours late helps nobody
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO occurrences (reminder_id, key, due, state, asked, next_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO occurrences"
+                " (reminder_id, key, due, state, asked, next_at, report_sent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     reminder.id,
                     occurrence.key,
@@ -302,6 +311,7 @@ class ReminderStore:
                     state,
                     asked,
                     utc(now + policy.repeat_every),
+                    0 if state == "missed" else None,  # a report is owed
                 ),
             )
             if cursor.rowcount:
@@ -365,7 +375,7 @@ class ReminderStore:
                 )
             else:
                 self._db.execute(
-                    "UPDATE occurrences SET state = 'missed', next_at = NULL"
+                    "UPDATE occurrences SET state = 'missed', next_at = NULL, report_sent = 0"
                     " WHERE reminder_id = ? AND key = ?",
                     (reminder_id, key),
                 )
@@ -373,6 +383,43 @@ class ReminderStore:
                     Due(reminder, key, due_at, "missed", asked, now - due_at, reason="no_answer")
                 )
         return found
+
+    # --- reporting misses -------------------------------------------------------------
+
+    def unreported(self, now: dt.datetime) -> list[Due]:
+        """The misses whose report is not all stored for sending yet, oldest first: just
+        found by `tick`, or left over because storing the report failed or the device
+        stopped before it was noted (`Due.reported`: how many of its messages are stored).
+        A miss answered since ("I took it") is no longer reported."""
+        now = aware(now)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT o.reminder_id, o.key, o.due, o.asked, o.report_sent FROM occurrences o"
+                " JOIN reminders r ON r.id = o.reminder_id"
+                " WHERE o.state = 'missed' AND o.report_sent IS NOT NULL"
+                " ORDER BY o.due, o.reminder_id"
+            ).fetchall()
+            found = []
+            for reminder_id, key, due_text, asked, sent in rows:
+                reminder = self._get_locked(reminder_id)
+                if reminder is None:
+                    continue
+                due_at = from_utc(due_text).astimezone(self.tz)
+                reason = "no_answer" if asked else "device_off"
+                found.append(
+                    Due(reminder, key, due_at, "missed", asked, now - due_at, reason=reason,
+                        reported=sent)
+                )  # fmt: skip
+        return found
+
+    def mark_reported(self, due: Due, messages: int | None) -> None:
+        """The first `messages` of a miss's report are stored for sending (None: all of
+        them, nothing more is owed). Called only after they are stored."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE occurrences SET report_sent = ? WHERE reminder_id = ? AND key = ?",
+                (messages, due.reminder.id, due.key),
+            )
 
     def _get_locked(self, reminder_id: str) -> Reminder | None:
         row = self._db.execute("SELECT * FROM reminders WHERE id = ?", (reminder_id,)).fetchone()
@@ -463,6 +510,14 @@ def _reminder(row: tuple) -> Reminder:
         source=source,
         since=since,
     )
+
+
+def _add_report_column(db: sqlite3.Connection) -> None:
+    """Occurrences stored before misses were tracked until reported get the column, NULL:
+    their misses were reported (or attempted) when they were found."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(occurrences)")]
+    if "report_sent" not in columns:
+        db.execute("ALTER TABLE occurrences ADD COLUMN report_sent INTEGER")
 
 
 def _migrate(db: sqlite3.Connection) -> None:

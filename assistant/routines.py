@@ -6,6 +6,10 @@ The loop asks `tick()` between turns; what it returns is said, and a prompt that
 for an answer makes the dialog listen for it (`Dialog.expect`). Messages to the family
 service go through `publish` (the link's outbox): stored before `publish` returns, sent
 when the broker can be reached, so a reminder missed offline reaches the family later.
+
+A miss and an inactivity alert are noted as told only after `publish` returned: when it
+raises (a full disk, a locked database) the error is logged and the next tick tries again,
+and the loop goes on. A power cut between the two commits sends it twice, never not at all.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ CHECK_IN_QUESTION = "Good morning! How are you feeling today?"
 CHECK_IN_ID = "check-in-{}"
 LAST_ACTIVITY = "last_activity"
 INACTIVITY_SENT = "inactivity_alert_for"
+# While storing a report keeps failing it is retried at every tick; its traceback is logged
+# when it starts failing and again this often, not at every tick.
+FAILURE_LOG_EVERY = dt.timedelta(minutes=5)
 # A feeling the family service raises a wellness alert for from a check-in answer on its
 # own (services/family/service.py, WORRYING_FEELINGS); the device adds the bodily ones.
 BODILY_CONCERNS = {"unwell": "medium", "pain": "medium"}
@@ -65,6 +72,7 @@ class CareRoutines:
         self.publish = publish
         self.inactivity = inactivity
         self.on_reminder = on_reminder
+        self._failing: dict[str, dt.datetime] = {}  # what fails to be stored: traceback last logged
 
     # --- set up -----------------------------------------------------------------------
 
@@ -90,7 +98,7 @@ class CareRoutines:
         prompts: list[Prompt] = []
         for due in self.store.tick(now):
             if due.event == "missed":
-                self._report_missed(due)
+                log.warning("reminder %s missed (%s)", due.reminder.id, due.reason)
                 prompts.append(Prompt(replies.reminder_missed(due)))
                 continue
             text = replies.reminder_due(due)
@@ -106,7 +114,8 @@ class CareRoutines:
             if due.reminder.kind == "medication" and due.reminder.answered:
                 expects = "reminder"
             prompts.append(Prompt(text, expects, replies.REMINDER_SILENCE if expects else ""))
-        prompts += self._inactivity(now)
+        self._report_misses(now)  # the ones just found, and any an earlier tick could not
+        self._inactivity(now)
         # the ones that wait for an answer last: the answer is what is heard next
         return sorted(prompts, key=lambda prompt: prompt.expects is not None)
 
@@ -114,24 +123,29 @@ class CareRoutines:
         """Someone spoke to the device (or pressed its button)."""
         self.store.set_meta(LAST_ACTIVITY, utc(now))
 
-    def _inactivity(self, now: dt.datetime) -> list[Prompt]:
+    def _inactivity(self, now: dt.datetime) -> None:
+        """One alert per quiet period, noted as sent only once it is stored for sending."""
         if self.inactivity is None:
-            return []
+            return
         last = self.store.get_meta(LAST_ACTIVITY)
         if last is None:  # first start: the quiet period begins now
             self.activity(now)
-            return []
+            return
         now = aware(now)
         quiet = now - dt.datetime.fromisoformat(last)
         if quiet < self.inactivity or self.store.get_meta(INACTIVITY_SENT) == last:
-            return []
-        self.store.set_meta(INACTIVITY_SENT, last)  # one alert per quiet period
-        log.warning(
-            "no interaction for %.1f hours: telling the family", quiet.total_seconds() / 3600
-        )
+            return
         since = utc_timestamp(dt.datetime.fromisoformat(last))
-        self._send(InactivityAlert(quiet_for_s=int(quiet.total_seconds()), last_activity=since))
-        return []
+        try:
+            self._send(InactivityAlert(quiet_for_s=int(quiet.total_seconds()), last_activity=since))
+            self.store.set_meta(INACTIVITY_SENT, last)
+        except Exception:
+            self._failed("inactivity", "the inactivity alert", now)
+            return
+        self._stored("inactivity", "the inactivity alert")
+        log.warning(
+            "no interaction for %.1f hours: the family is told", quiet.total_seconds() / 3600
+        )
 
     # --- answers ----------------------------------------------------------------------
 
@@ -178,28 +192,58 @@ class CareRoutines:
             self._send(WellnessAlert(concern="check_in", severity=severity, detail=feeling))
         return True
 
-    def _report_missed(self, due: Due) -> None:
-        reminder = due.reminder
-        log.warning("reminder %s missed (%s)", reminder.id, due.reason)
-        if reminder.kind == "check_in":
-            self._send(
-                WellnessAlert(
-                    concern="check_in", severity="medium", detail="no answer to the check-in"
-                )
-            )
-            return
-        self._send(ReminderMissed(reminder_id=reminder.id, due=utc_timestamp(due.at)))
-        self._send(
-            MissedMedicationAlert(
-                reminder_id=reminder.id,
-                medication=reminder.medication or reminder.text,
-                due=utc_timestamp(due.at),
-                missed_times=max(1, due.attempt),
-            )
-        )
+    def _report_misses(self, now: dt.datetime) -> None:
+        """Tell the family service of every miss not told yet. Each message is stored
+        for sending first and noted as stored after, so one that could not be stored is
+        tried again at the next tick, and one already stored is not sent again."""
+        for due in self.store.unreported(now):
+            what = f"the report of missed reminder {due.reminder.id} ({due.key})"
+            failing = f"missed {due.reminder.id} {due.key}"
+            messages = _miss_report(due)
+            try:
+                for done in range(due.reported, len(messages)):
+                    self._send(messages[done])
+                    last = done + 1 == len(messages)
+                    self.store.mark_reported(due, None if last else done + 1)
+            except Exception:
+                self._failed(failing, what, now)
+                continue  # the others may still go
+            self._stored(failing, what)
+
+    def _failed(self, key: str, what: str, now: dt.datetime) -> None:
+        """Storing `what` for sending raised: logged (its traceback when it starts failing
+        and every FAILURE_LOG_EVERY while it goes on), tried again at the next tick."""
+        since = self._failing.get(key)
+        if since is None or now - since >= FAILURE_LOG_EVERY:
+            self._failing[key] = now
+            log.exception("%s could not be stored for sending; trying again at the next tick", what)
+        else:
+            log.debug("%s could not be stored for sending again", what, exc_info=True)
+
+    def _stored(self, key: str, what: str) -> None:
+        if self._failing.pop(key, None) is not None:
+            log.info("%s is stored for sending after all", what)
 
     def _send(self, body: Any) -> None:
+        """Store for sending; raises what `publish` raises."""
         if self.publish is None:
             log.warning("%s not sent: this device has no link to the services", type(body).__name__)
             return
         self.publish(body)
+
+
+def _miss_report(due: Due) -> list[Any]:
+    """What the family service is told of a miss, in order."""
+    reminder = due.reminder
+    if reminder.kind == "check_in":
+        detail = "no answer to the check-in"
+        return [WellnessAlert(concern="check_in", severity="medium", detail=detail)]
+    return [
+        ReminderMissed(reminder_id=reminder.id, due=utc_timestamp(due.at)),
+        MissedMedicationAlert(
+            reminder_id=reminder.id,
+            medication=reminder.medication or reminder.text,
+            due=utc_timestamp(due.at),
+            missed_times=max(1, due.attempt),
+        ),
+    ]
