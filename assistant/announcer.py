@@ -98,8 +98,9 @@ class Announcer:
     # --- the link's side --------------------------------------------------------------
 
     def handle(self, message: Message) -> None:
-        """The link's `on_message`. Raises for a message this device cannot carry out (the
-        receiver counts it as a handler error and does not mark it handled)."""
+        """The link's `on_message`. A command that cannot be carried out is answered as
+        failed; what raises (the link's outbox failing under `on_done`) leaves the message
+        unacknowledged, and the link hands it over again (assistant/link.py)."""
         body = message.body
         sentence: str | None = None
         urgent = False

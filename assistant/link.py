@@ -83,7 +83,8 @@ _QOS = 1
 NO_MATCHING_SUBSCRIBERS = 0x10  # a PUBACK reason code that is a success to MQTT, not to us
 NO_LISTENER_RETRY_MAX_S = 15.0  # a service restarts in seconds; an alert must not wait long
 _POLL_S = 0.5  # the sender also wakes this often, for messages whose retry time came
-UNHANDLED_RETRY_S = 2.0  # an incoming message the handler failed on is tried again after
+UNHANDLED_RETRY_S = 2.0  # an incoming message the handler failed on is tried again after,
+UNHANDLED_RETRY_MAX_S = 60.0  # doubling up to this while it keeps failing (a bug, a dead disk)
 # What goes through the outbox: all a device publishes but its presence (see above).
 _SENDABLE = frozenset(topics.DEVICE_OUTBOUND) - {"status"}
 
@@ -120,6 +121,7 @@ class Link:
         # incoming messages the handler failed on, unacknowledged, tried again by the sender
         self._unhandled: list[mqtt.MQTTMessage] = []
         self._unhandled_at = 0.0  # when to try them again (monotonic)
+        self._unhandled_wait = UNHANDLED_RETRY_S
         self._receiver = Receiver(
             self._handle,
             household=household,
@@ -359,9 +361,14 @@ class Link:
         if self._received(msg):
             return
         log.error("could not handle a message from %s; trying again", msg.topic)
+        self._keep_unhandled(msg)
+
+    def _keep_unhandled(self, msg: mqtt.MQTTMessage) -> None:
+        """To be tried again, after a wait that doubles while the handler keeps failing."""
         with self._lock:
             self._unhandled.append(msg)
-            self._unhandled_at = time.monotonic() + UNHANDLED_RETRY_S
+            self._unhandled_at = time.monotonic() + self._unhandled_wait
+            self._unhandled_wait = min(UNHANDLED_RETRY_MAX_S, 2 * self._unhandled_wait)
 
     def _received(self, msg: mqtt.MQTTMessage) -> bool:
         """Run an incoming message through the receiver; acknowledge it unless the handler
@@ -390,10 +397,11 @@ class Link:
                 return
             waiting, self._unhandled = self._unhandled, []
         for msg in waiting:
-            if not self._received(msg):
+            if self._received(msg):
                 with self._lock:
-                    self._unhandled.append(msg)
-                    self._unhandled_at = time.monotonic() + UNHANDLED_RETRY_S
+                    self._unhandled_wait = UNHANDLED_RETRY_S
+            else:
+                self._keep_unhandled(msg)
 
     # --- sending and acknowledgements -------------------------------------------------------
 

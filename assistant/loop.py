@@ -137,7 +137,12 @@ class Assistant:
         True when what was said last asks for an answer (a medication reminder, the
         check-in): the dialog then listens for it without the wake phrase."""
         sentences = self.announcer.take() if self.announcer is not None else []
-        prompts = self.routines.tick(self.clock()) if self.routines is not None else []
+        prompts = []
+        if self.routines is not None:
+            try:
+                prompts = self.routines.tick(self.clock())
+            except Exception:  # the reminders' file: what the family sent is said all the same
+                log.exception("the reminders could not be checked; trying again")
         sentences += [prompt.text for prompt in prompts]
         for sentence in sentences:
             log.info("announcing (%d words)", len(sentence.split()))

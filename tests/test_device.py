@@ -31,6 +31,7 @@ from protocol import (
     ReminderAdd,
     ReminderMissed,
     ReminderTaken,
+    Say,
     ServiceRefused,
     WellnessAlert,
     create,
@@ -152,6 +153,30 @@ def test_help_i_fell_reaches_the_services_and_the_answer_is_said(
         assistant.speak_pending()
         assert said == ["Your daughter has seen your message."]
         assert (tmp_path / "said.wav").stat().st_size > 20_000  # real speech was rendered
+
+
+def test_a_reminders_file_failing_loses_no_family_news_and_no_reminder(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str], caplog
+) -> None:
+    """speak_pending takes what the services sent, then checks the reminders: a failing
+    reminders file used to raise out of it, losing the news it had taken and ending the
+    listening loop. The file closed under it stands in for a disk failing."""
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        assistant = assistant_for(dev, engine, tmp_path, said)
+        assert assistant.routines is not None
+        store = assistant.routines.store
+        path = store.path
+        store.close()
+        backend.send(create(Say(text="Anna is on her way"), H, D))
+        assert dev.announcer.wait(10)
+        assert assistant.speak_pending() is False
+        assert said == ["Anna is on her way"]
+        assert "the reminders could not be checked" in caplog.text
+        reopened = ReminderStore(path)  # the disk is back: the reminders go on
+        assistant.routines.store = reopened
+        assert assistant.speak_pending() is False
+        reopened.close()
 
 
 def test_an_alert_said_while_the_broker_is_down_arrives_when_it_is_back(
