@@ -74,13 +74,13 @@ from protocol import (
     topics,
 )
 from protocol.ratelimit import DEVICE_LIMIT, DEVICE_PACE, RateLimit, RateLimiter, kind_of
+from protocol.reason_codes import NO_MATCHING_SUBSCRIBERS
 from protocol.tcp import no_delay
 
 log = logging.getLogger("assistant.link")
 
 DEFAULT_WINDOW = 20  # messages with paho at once; mosquitto's default receive maximum
 _QOS = 1
-NO_MATCHING_SUBSCRIBERS = 0x10  # a PUBACK reason code that is a success to MQTT, not to us
 NO_LISTENER_RETRY_MAX_S = 15.0  # a service restarts in seconds; an alert must not wait long
 _POLL_S = 0.5  # the sender also wakes this often, for messages whose retry time came
 UNHANDLED_RETRY_S = 2.0  # an incoming message the handler failed on is tried again after,

@@ -48,6 +48,13 @@ How a message is handled, and why it is never lost:
   the same row at once; the claim of a worker that died is freed when it starts again
   under its client id, or lapses after 5 minutes. An older file's table gets the new
   columns when opened.
+
+What a PUBACK means: paho counts any PUBACK as "published", whatever its MQTT 5 reason code,
+but a broker answers 0x10 "No matching subscribers" when nobody was there to take the
+message (it is dropped) and 0x80 and up when it refused it (not authorised...). The reason
+code of every PUBACK is kept by packet id (`on_publish`), and `publish_many(...,
+delivered=True)` reports either as an `Undelivered` error: for a sender that must know
+someone got it (a member's inbox). Without it any PUBACK is success, as before.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ from protocol import (
 )
 from protocol.dedup import DEFAULT_CAPACITY
 from protocol.ratelimit import SERVICE_LIMIT, RateLimit, RateLimiter
+from protocol.reason_codes import NO_MATCHING_SUBSCRIBERS
 from protocol.schema import canonical_uuid
 from protocol.sqlite import open_db
 from protocol.tcp import no_delay
@@ -132,6 +140,29 @@ class Refusal(Exception):
 
 class PublishError(RuntimeError):
     """The broker did not acknowledge a publication in time (or the client refused it)."""
+
+
+class Undelivered(PublishError):
+    """The broker acknowledged a publication without passing it on: nobody subscribed to
+    its topic (0x10 "No matching subscribers", so it was dropped) or it refused it (a reason
+    code of 0x80 and up, e.g. 0x87 "Not authorized"). Only with `delivered=True`."""
+
+    def __init__(self, reason_code: int, reason: str) -> None:
+        self.reason_code = reason_code
+        self.reason = reason
+        what = "no subscriber" if self.no_subscriber else "refused by the broker"
+        super().__init__(f"{what} (0x{reason_code:02x} {reason})")
+
+    @property
+    def no_subscriber(self) -> bool:
+        return self.reason_code == NO_MATCHING_SUBSCRIBERS
+
+
+def undelivered(reason_code: ReasonCode) -> Undelivered | None:
+    """The error a PUBACK's reason code stands for when the message went nowhere, else None."""
+    if reason_code.value == NO_MATCHING_SUBSCRIBERS or reason_code.is_failure:
+        return Undelivered(reason_code.value, str(reason_code))
+    return None
 
 
 class SharedDuplicateFilter(DuplicateFilter):
@@ -267,6 +298,11 @@ class MqttService:
         self._unsubscribed = threading.Event()
         self._worker: threading.Thread | None = None
         self.last_error: str | None = None
+        # The reason code of each PUBACK by packet id, until publish_many reads it. paho calls
+        # on_publish before it marks the message published, so a publication seen published
+        # has its own code here (a packet id used again overwrites an older, unread one).
+        self._pubacks: dict[int, ReasonCode] = {}
+        self._pubacks_lock = threading.Lock()
         self._client = self._make_client()
 
     # --- the API ----------------------------------------------------------------------------
@@ -333,21 +369,26 @@ class MqttService:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def publish(self, message: Message, timeout: float = 10.0) -> None:
+    def publish(self, message: Message, timeout: float = 10.0, *, delivered: bool = False) -> None:
         """Publish at QoS 1 and return once the broker acknowledged it; PublishError when it
-        did not in `timeout` (paho keeps trying; a receiver drops the copy by its id)."""
-        self.publish_raw(message.topic, encode(message), timeout)
+        did not in `timeout` (paho keeps trying; a receiver drops the copy by its id), and
+        with `delivered`, `Undelivered` when the broker passed it on to nobody."""
+        self.publish_raw(message.topic, encode(message), timeout, delivered=delivered)
 
-    def publish_raw(self, topic: str, payload: bytes, timeout: float = 10.0) -> None:
-        error = self.publish_many([(topic, payload)], timeout)[0]
+    def publish_raw(
+        self, topic: str, payload: bytes, timeout: float = 10.0, *, delivered: bool = False
+    ) -> None:
+        error = self.publish_many([(topic, payload)], timeout, delivered=delivered)[0]
         if error is not None:
             raise error
 
     def publish_many(
-        self, messages: list[tuple[str, bytes]], timeout: float = 10.0
+        self, messages: list[tuple[str, bytes]], timeout: float = 10.0, *, delivered: bool = False
     ) -> list[PublishError | None]:
         """Publish (topic, payload) pairs at QoS 1 together and wait for every PUBACK: one
-        error (or None) per message, in order."""
+        error (or None) per message, in order. `delivered`: a PUBACK saying the broker had no
+        subscriber for it (0x10) or refused it (0x80 and up) is an `Undelivered` error, not
+        success."""
         infos: list[mqtt.MQTTMessageInfo | PublishError] = []
         for topic, payload in messages:
             info = self._client.publish(topic, payload, qos=_QOS)
@@ -367,7 +408,13 @@ class MqttService:
             except (RuntimeError, ValueError) as exc:
                 errors.append(PublishError(str(exc)))
                 continue
-            errors.append(None if published else PublishError(f"no PUBACK in {timeout:.0f} s"))
+            if not published:
+                errors.append(PublishError(f"no PUBACK in {timeout:.0f} s"))
+                continue
+            with self._pubacks_lock:
+                reason_code = self._pubacks.pop(info.mid, None)
+            refused = undelivered(reason_code) if reason_code is not None else None
+            errors.append(refused if delivered else None)
         return errors
 
     def refuse(self, topic: str, payload: bytes, reason: str, detail: str = "") -> None:
@@ -405,6 +452,7 @@ class MqttService:
         client.on_subscribe = self._on_subscribe
         client.on_unsubscribe = lambda *args: self._unsubscribed.set()
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     def _subscriptions(self) -> list[str]:
@@ -453,6 +501,18 @@ class MqttService:
             log.error("the broker refused %s's subscriptions: %s", self.client_id, refused)
             return
         self._subscribed.set()
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        # The network thread: only noted here, publish_many judges it.
+        with self._pubacks_lock:
+            self._pubacks[mid] = reason_code
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # Only queued here: the handler publishes and waits for PUBACKs, which needs this

@@ -161,4 +161,8 @@ def test_trail_entries_are_in_words() -> None:
     assert render._detail("sent", "alert by mqtt") == "the alert to the app"
     assert render._detail("sent", "escalation by sms") == "an escalation by SMS"
     assert render._detail("sent", "ack by mqtt") == "the answer, to the device"
+    undelivered = "alert by mqtt: no subscriber (0x10 No matching subscribers)"
+    assert render._detail("undelivered", undelivered) == (
+        "the alert to the app: no subscriber (0x10 No matching subscribers)"
+    )
     assert render._detail("escalated", "step 1: contacts") == "step 1: contacts"

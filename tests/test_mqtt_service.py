@@ -26,9 +26,9 @@ from protocol import (
     encode,
     topics,
 )
-from services.mqtt_service import MqttService, MqttSettings, PublishError, Refusal
+from services.mqtt_service import MqttService, MqttSettings, PublishError, Refusal, Undelivered
 from tests.backend import Backend
-from tests.broker import Mosquitto, make_tls
+from tests.broker import Mosquitto, free_port, make_tls
 from tests.device_process import _wait as eventually  # polls a condition until true
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,6 +430,51 @@ def test_publishing_without_a_broker_fails_clearly(tmp_path) -> None:
             service.publish(alert(), timeout=0.5)
     finally:
         service.stop()
+
+
+def test_a_puback_for_nobody_is_not_a_delivery_when_it_must_be(broker, device) -> None:
+    """Mosquitto answers a publication nobody subscribed to with PUBACK 0x10 "No matching
+    subscribers" and drops it: paho calls that published. With `delivered` it is reported."""
+    with service_for(broker, Recorder()) as service:
+        nobody = topics.inbox(H, "anna")  # no app subscribed to it
+        heard = topics.command(H, D)  # the device stand-in listens here
+        pairs = [(nobody, b"{}"), (heard, b"{}")]
+        assert service.publish_many(pairs) == [None, None]  # any PUBACK, as before
+        missed, taken = service.publish_many(pairs, delivered=True)
+        assert isinstance(missed, Undelivered) and missed.no_subscriber
+        assert missed.reason_code == 0x10 and "no subscriber" in str(missed)
+        assert taken is None
+        with pytest.raises(Undelivered):
+            service.publish_raw(nobody, b"{}", delivered=True)
+        service.publish_raw(heard, b"{}", delivered=True)
+
+
+def test_a_puback_refusing_the_message_is_not_a_delivery(tmp_path) -> None:
+    """A broker that refuses a publication (an ACL: 0x87 "Not authorized") acknowledges it
+    all the same; with `delivered` it is reported, not taken for a delivery."""
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    (folder / "acl").write_text(
+        "".join(f"topic readwrite {f}\n" for f in (topics.subscription("alert", H),
+                                                     topics.subscription("command", H)))
+    )  # fmt: skip
+    port = free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        "per_listener_settings false\nallow_anonymous true\npersistence false\n"
+        f"acl_file {folder / 'acl'}\nlog_dest file {folder / 'mosquitto.log'}\n"
+        + ("user root\n" if os.getuid() == 0 else "")
+        + f"listener {port} 127.0.0.1\n"
+    )
+    with Mosquitto(folder, config=conf, port=port) as acl_broker:
+        alerts_here = [topics.subscription("alert", H)]
+        service = service_for(acl_broker, Recorder(), group=None, filters=alerts_here)
+        with service:
+            elsewhere = topics.command("house-2", D)  # not this client's to write
+            (refused,) = service.publish_many([(elsewhere, b"{}")], delivered=True)
+            assert isinstance(refused, Undelivered) and not refused.no_subscriber
+            assert refused.reason_code == 0x87 and "refused by the broker" in str(refused)
+            assert service.publish_many([(elsewhere, b"{}")]) == [None]  # as before
 
 
 def test_settings_refuse_unknown_keys() -> None:

@@ -1,10 +1,11 @@
 """Alerts from a senior's device: who hears of them, when, and what becomes of them.
 
-States: `open` (received) → `delivered` (the first member's inbox has it) → `escalated`
-(an emergency nobody answered moved up the ladder) → `acknowledged` (a member answered:
-escalation stops, the device is told who) → `closed` (resolved, or a missed dose taken
-late, or closed by hand). Every change and every delivery is written to `alert_events`, the
-audit trail.
+States: `open` (received) → `delivered` (the first member's inbox has it: the broker passed
+it on to an app, not only acknowledged it) → `escalated` (an emergency nobody answered moved
+up the ladder) → `acknowledged` (a member answered: escalation stops, the device is told
+who) → `closed` (resolved, or a missed dose taken late, or closed by hand). Every change and
+every delivery is written to `alert_events`, the audit trail; so is a notice the broker
+passed on to nobody (`undelivered`: no app listening, or refused), which is tried again.
 
 Routing:
 - an emergency goes to every member but the senior at once, quiet hours or not; unanswered,
@@ -47,6 +48,7 @@ from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox, Planned, stable_id
 from services.family.store import Store
 from services.family.texts import text, where
+from services.mqtt_service import Undelivered
 
 CATEGORIES = {
     "alert.emergency": "emergency",
@@ -610,6 +612,25 @@ class Alerts:
                 ).rowcount
                 if delivered:
                     audit(db, d.alert_id, now, "delivered", d.member)
+
+    def failed(
+        self, db: sqlite3.Connection, failures: list[tuple[Delivery, Exception]], now: float
+    ) -> None:
+        """The outbox's hook for deliveries that did not go out (each once, not at every
+        retry): one about an alert that the broker acknowledged but passed on to nobody (no
+        app subscribed to the member's inbox, or refused) goes into its trail as
+        `undelivered`. The outbox keeps it and tries again with its backoff, the alert is not
+        `delivered` until an inbox took its first notice, and the ladder climbs on its own
+        clock meanwhile, as it does while a gateway fails."""
+        for d, error in failures:
+            if d.alert_id is None or not isinstance(error, Undelivered):
+                continue
+            detail = f"{d.purpose} by {d.channel}: {error}"
+            audit(db, d.alert_id, now, "undelivered", d.member, detail)
+            log.warning(
+                "alert %s: %s by %s for %s not received: %s; kept, tried again",
+                d.alert_id, d.purpose, d.channel, d.member, error,
+            )  # fmt: skip
 
 
 def wording(body: Any, category: str, household: Household, language: str) -> str:

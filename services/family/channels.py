@@ -1,6 +1,7 @@
 """How the service reaches people: channels behind one interface.
 
 `mqtt` is a member's inbox topic (what a family app subscribes to) and a device's topics;
+a delivery over it counts as sent only when the broker passed it on (see `MqttChannel`);
 `sms` and `phone` go through gateways. No SMS or telephony gateway exists on this machine,
 so the one gateway here is `FileGateway`, which records what it was asked to send (one JSON
 line each, fsync'd) exactly where a real gateway would make the HTTP call; a real one
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from services.mqtt_service import MqttService
+from protocol import topics
+from services.mqtt_service import MqttService, PublishError, Undelivered
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,15 @@ class Channel(Protocol):
 
 
 class MqttChannel:
-    """Publishes to the delivery's topic and waits for the broker's acknowledgement."""
+    """Publishes to the delivery's topic and waits for the broker's acknowledgement.
+
+    An acknowledgement is not a delivery: a PUBACK that says the broker refused the message
+    (0x80 and up) is an `Undelivered` error, and so is one saying nobody subscribed to a
+    member's topic (0x10: the app never connected, or its session expired; the broker has
+    dropped it), so the outbox keeps it and tries again until the app takes it. On a
+    device's topic 0x10 counts as sent, as before: a device away longer than its session
+    gets the commands it has not confirmed again when it says it is online, and sends again
+    the alerts nobody answered."""
 
     name = "mqtt"
 
@@ -60,7 +70,17 @@ class MqttChannel:
         if not self.service.connected:  # fail fast: the outbox tries again after a backoff
             return [ChannelError("the broker is unreachable")] * len(deliveries)
         pairs = [(d.address, d.payload) for d in deliveries]
-        return list(self.service.publish_many(pairs, self.timeout))
+        errors = self.service.publish_many(pairs, self.timeout, delivered=True)
+        return [_judged(d, e) for d, e in zip(deliveries, errors, strict=True)]
+
+
+def _judged(delivery: Delivery, error: PublishError | None) -> Exception | None:
+    """A publication's error, but none for 0x10 on a device's topic (see MqttChannel)."""
+    if isinstance(error, Undelivered) and error.no_subscriber:
+        info = topics.parse(delivery.address)
+        if info is None or info.party != "member":
+            return None
+    return error
 
 
 class FileGateway:

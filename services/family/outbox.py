@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from protocol import Message, encode
-from services.family.channels import Channel, Delivery
+from services.family.channels import Channel, ChannelError, Delivery
 from services.family.store import Store
 
 log = logging.getLogger("services.family.outbox")
@@ -63,6 +63,10 @@ class Planned:
 
 # Told of deliveries that went out, inside the transaction that records them.
 SentHook = Callable[[sqlite3.Connection, list[Delivery], float], None]
+# Told of deliveries that did not, with why, inside the transaction that records them: only
+# those whose error is news (the first failure, or another error than the last time), so a
+# delivery retried for hours is told of once, not at every retry.
+FailedHook = Callable[[sqlite3.Connection, list[tuple[Delivery, Exception]], float], None]
 
 
 class Outbox:
@@ -75,6 +79,7 @@ class Outbox:
         on_sent: SentHook | None = None,
         *,
         claims: bool = True,
+        on_failed: FailedHook | None = None,
     ) -> None:
         """`claims` False: planned rows are left for a running worker to send (the CLI)."""
         self.store = store
@@ -83,6 +88,7 @@ class Outbox:
         self.worker = worker
         self.claim_s = claim_s
         self.on_sent = on_sent
+        self.on_failed = on_failed
         self.sent = 0
         self.failed = 0
 
@@ -143,17 +149,17 @@ class Outbox:
         for delivery in deliveries:
             by_channel.setdefault(delivery.channel, []).append(delivery)
         done: list[Delivery] = []
-        failed: list[tuple[Delivery, str]] = []
+        failed: list[tuple[Delivery, Exception]] = []
         for name, group in by_channel.items():
             channel = self.channels.get(name)
             if channel is None:
-                failed += [(d, f"no {name} channel configured") for d in group]
+                failed += [(d, ChannelError(f"no {name} channel configured")) for d in group]
                 continue
             for delivery, error in zip(group, channel.send_many(group), strict=True):
                 if error is None:
                     done.append(delivery)
                 else:
-                    failed.append((delivery, str(error)))
+                    failed.append((delivery, error))
         now = time.time()
         # Not fsync'd: lost in a power cut, a delivery is only sent again (same id).
         with self.store.write(durable=False) as db:
@@ -162,14 +168,23 @@ class Outbox:
                 " WHERE id = ?",
                 [(now, d.id) for d in done],
             )
+            news: list[tuple[Delivery, Exception]] = []
             for delivery, error in failed:
+                said = str(error)[:200]
+                before = db.execute(
+                    "SELECT last_error FROM outbox WHERE id = ?", (delivery.id,)
+                ).fetchone()
                 db.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_by = NULL,"
                     " claim_until = ? + MIN(60, 1 << MIN(attempts, 6)) WHERE id = ?",
-                    (error[:200], now, delivery.id),
+                    (said, now, delivery.id),
                 )
+                if before is not None and before[0] != said:
+                    news.append((delivery, error))
             if done and self.on_sent is not None:
                 self.on_sent(db, done, now)
+            if news and self.on_failed is not None:
+                self.on_failed(db, news, now)
         self.sent += len(done)
         self.failed += len(failed)
         for delivery, error in failed:

@@ -86,6 +86,7 @@ class FamilyService:
         self.outbox = Outbox(self.store, channels, self.client_id, config.service.claim_s)
         self.alerts = Alerts(self.store, self.outbox, config, self.client_id)
         self.outbox.on_sent = self.alerts.sent
+        self.outbox.on_failed = self.alerts.failed
         self.reminders = Reminders(self.store, self.outbox)
         self.digests = Digests(self.store, self.outbox, config.digest.at)
         self._stop = threading.Event()

@@ -207,6 +207,7 @@ EVENTS = {
     "no_recipient": "Nobody to tell",
     "repeated": "Called for help again",
     "step_failed": "A step could not be taken (skipped)",
+    "undelivered": "Not received (no app listening, or refused); tried again",
 }
 
 
@@ -224,6 +225,9 @@ CHANNELS = {"mqtt": "to the app", "sms": "by SMS", "phone": "by phone call"}
 
 def _detail(event: str, detail: str | None) -> str:
     """A trail entry's detail in words ("alert by mqtt" is "the alert to the app")."""
+    if event == "undelivered" and detail and ": " in detail:
+        what, _, why = detail.partition(": ")
+        return f"{_detail('sent', what)}: {why}"
     if event == "sent" and detail and " by " in detail:
         purpose, _, channel = detail.partition(" by ")
         if purpose in ("ack", "refused"):  # to the device, whatever carried it
