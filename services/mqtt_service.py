@@ -295,6 +295,7 @@ class MqttService:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
+        self._abandon = threading.Event()  # stop now, leaving the rest unacknowledged
         self._unsubscribed = threading.Event()
         self._worker: threading.Thread | None = None
         self.last_error: str | None = None
@@ -333,7 +334,12 @@ class MqttService:
         A broker keeps giving a share of the messages to a worker whose session lives on
         while it is away, so a clean stop unsubscribes, handles and acknowledges what had
         already arrived, and ends the session. (A worker that crashed keeps its session: what
-        it had not acknowledged waits for it to come back under the same client id.)"""
+        it had not acknowledged waits for it to come back under the same client id.)
+
+        When that takes longer than `timeout` (a backlog, a slow handler), the worker stops
+        after the message in hand and the session is kept, as after a crash: ending it would
+        make the broker discard what this worker was dealt and had not acknowledged, which
+        no other worker gets. Logged at ERROR with the count left."""
         self._stopping.set()
         if self._connected.is_set() and self._worker is not None:
             self._unsubscribed.clear()
@@ -341,11 +347,26 @@ class MqttService:
             if not self._unsubscribed.wait(timeout):
                 log.warning("%s: no UNSUBACK; stopping anyway", self.client_id)
         self._queue.put(_STOP)  # after everything that arrived before the UNSUBACK
+        drained = True
         if self._worker is not None:
             self._worker.join(timeout)
-        end = Properties(PacketTypes.DISCONNECT)
-        end.SessionExpiryInterval = 0
-        self._client.disconnect(properties=end)
+            if self._worker.is_alive():
+                drained = False
+                self._abandon.set()
+                self._worker.join(60.0)  # the message in hand: its handler's own timeouts
+        if drained:
+            end = Properties(PacketTypes.DISCONNECT)
+            end.SessionExpiryInterval = 0
+            self._client.disconnect(properties=end)
+        else:
+            left = self._queue.qsize()
+            log.error(
+                "%s: stopped with %d message(s) not handled; the session is kept, so they "
+                "come again when this worker starts again under the same client id",
+                self.client_id,
+                left,
+            )
+            self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
         self._subscribed.clear()
@@ -537,7 +558,7 @@ class MqttService:
                 item = self._queue.get(timeout=wait)
             except queue.Empty:
                 continue
-            if item is _STOP:
+            if item is _STOP or self._abandon.is_set():
                 return
             try:
                 if self._process(item):
