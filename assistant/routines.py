@@ -156,7 +156,7 @@ class CareRoutines:
         if due is None:
             return None
         self.store.answer(due, now)
-        self._send(
+        self._tell(
             ReminderTaken(
                 reminder_id=due.reminder.id, due=utc_timestamp(due.at), taken_at=utc_timestamp(now)
             )
@@ -179,7 +179,7 @@ class CareRoutines:
         if due is None:
             return False
         self.store.answer(due, now)
-        self._send(
+        self._tell(
             CheckinAnswer(
                 checkin_id=due.reminder.id,
                 question=due.reminder.text,
@@ -189,7 +189,7 @@ class CareRoutines:
         )
         severity = BODILY_CONCERNS.get(feeling or "")
         if severity is not None:
-            self._send(WellnessAlert(concern="check_in", severity=severity, detail=feeling))
+            self._tell(WellnessAlert(concern="check_in", severity=severity, detail=feeling))
         return True
 
     def _report_misses(self, now: dt.datetime) -> None:
@@ -223,6 +223,14 @@ class CareRoutines:
     def _stored(self, key: str, what: str) -> None:
         if self._failing.pop(key, None) is not None:
             log.info("%s is stored for sending after all", what)
+
+    def _tell(self, body: Any) -> None:
+        """Store an answer's news for sending. When that fails (a full disk) the answer is
+        still recorded and the senior still answered: logged at ERROR, the dialog goes on."""
+        try:
+            self._send(body)
+        except Exception:
+            log.exception("%s could not be stored for sending", type(body).__name__)
 
     def _send(self, body: Any) -> None:
         """Store for sending; raises what `publish` raises."""

@@ -299,3 +299,27 @@ def test_the_loop_keeps_listening_when_a_report_fails(
         assert stored(link) == MISS_REPORT
     finally:
         store.close()
+
+
+def test_i_took_it_is_recorded_when_its_news_cannot_be_stored(
+    tmp_path: Path, link: Link, caplog: pytest.LogCaptureFixture
+) -> None:
+    """'I took it' answers the reminder even when the outbox cannot store the news for the
+    family (it used to raise out of the dialog and end the listening loop)."""
+    store = open_store(tmp_path, repeats=2)
+    add_metformin(store)
+    routines = CareRoutines(store, FlakyPublish(link, failing={1}))
+    try:
+        now = DAY.replace(hour=8)
+        [asked] = routines.tick(now)
+        assert asked.expects == "reminder"
+        due = routines.taken(now + dt.timedelta(minutes=1))
+        assert due is not None and due.reminder.id == "metformin-am"
+        assert store.state_of("metformin-am", "2026-11-23T08:00") == "taken"
+        [error] = errors(caplog)
+        assert "ReminderTaken could not be stored" in error.getMessage() and error.exc_info
+        assert stored(link) == []
+        routines.tick(now + dt.timedelta(hours=2))  # answered: never reported missed
+        assert stored(link) == []
+    finally:
+        store.close()
