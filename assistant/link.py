@@ -25,7 +25,11 @@ validated (`protocol.Receiver`), duplicates dropped by id (the ids handled are k
 state file, so a redelivery after a reboot is dropped too) and handed to `on_message`, on
 the MQTT network thread: the handler should only queue the work. Without a handler they
 are put on `link.incoming`, a queue the loop can poll. Refused payloads are counted per
-reason (`link.rejections`, and in the state file for `senior-assistant status`).
+reason (`link.rejections`, and in the state file for `senior-assistant status`). A message
+is acknowledged to the broker only once handled: one the handler fails on (its state file,
+say) is logged at ERROR and tried again (after 2 s, doubling to a minute), and one never
+handled is sent again by the broker after a restart. No callback can end paho's network
+thread (`_guarded`): paho 2 re-raises there, and the thread would die without a word.
 
 The connection: MQTT 5, QoS 1, a persistent session (clean start off, a session expiry
 interval) so the broker keeps commands sent while the device was away; TLS and
