@@ -6,7 +6,10 @@ application. Whatever is refused is counted by reason and logged without its con
 payload, however broken, raises out of `receive`, so the MQTT client keeps serving.
 
 A message is remembered as handled only after its handler returned: a crash in between
-means it is handled again after a redelivery (at least once), never that it is lost.
+means it is handled again after a redelivery (at least once), never that it is lost. A
+handler that returns False ran, but asks that the id not be remembered: a service refusing
+a message for a cause that may change (a device not registered yet), or that remembers the
+id itself once its refusal is answered. A resend of that id is then handled afresh.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from protocol.rejections import RejectionCounter
 
 log = logging.getLogger("protocol.receiver")
 
-Handler = Callable[[Message], None]
+# Returns None (or True): remember the id; False: do not (see the module's docstring).
+Handler = Callable[[Message], bool | None]
 
 
 class Receiver:
@@ -61,12 +65,13 @@ class Receiver:
             self.rejections.count(Reason.DUPLICATE, topic=topic, detail=message.id)
             return None
         try:
-            self.handler(message)
+            remember = self.handler(message)
         except Exception as exc:  # the application's bug must not stop the link
             self.rejections.count(Reason.HANDLER_ERROR, topic=topic, detail=type(exc).__name__)
             log.debug("handler failed on %r", message, exc_info=True)
             return None
-        self.dedup.add(message.id)
+        if remember is not False:
+            self.dedup.add(message.id)
         self.handled += 1
         log.debug("handled %r", message)
         return message

@@ -34,6 +34,12 @@ How a message is handled, and why it is never lost:
   household, not a member...); a payload the Receiver refuses is refused for its
   `protocol.Reason`. Either way the refusal is counted, logged (reason and topic, never the
   content) and answered with `service.refused` on the sender's own `refused` topic.
+- A refused message's id is remembered as handled (a resend is a duplicate) only when the
+  refusal is `final` and its answer reached the broker. A refusal whose cause may change
+  (`final=False`: a device or member not registered yet) and one that could not be
+  answered leave the id unremembered: a resend of it (a device resends an unanswered
+  emergency) is handled afresh, taken once the cause is gone, else refused and answered
+  again. A payload the Receiver refuses never had its id remembered.
 - A handler that fails otherwise is tried again (`handler_attempts` in all); a message that
   still fails is kept in the state file's `dead_letters` table, logged at ERROR, and only
   then acknowledged. Its id is not recorded as handled (the Receiver records an id only
@@ -130,12 +136,18 @@ class MqttSettings:
 
 class Refusal(Exception):
     """Raised by a handler to refuse a valid message: `reason` is a `ServiceReason` (or the
-    service's own), `detail` a short text for the sender without the payload's content."""
+    service's own), `detail` a short text for the sender without the payload's content.
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    `final`: the same message would be refused again whatever changes (a type not taken, a
+    time in the past), so its id is remembered and a resend dropped as a duplicate. False
+    when the cause may change (a household, device, member or doctor an admin has not
+    registered yet): the id is not remembered, and a resend of it is handled afresh."""
+
+    def __init__(self, reason: str, detail: str = "", *, final: bool = True) -> None:
         super().__init__(f"{reason} ({detail})" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.final = final
 
 
 class PublishError(RuntimeError):
@@ -288,6 +300,7 @@ class MqttService:
         self.dead_letters = 0  # messages this worker kept aside
         self.dead_letters_done = 0  # kept-aside messages this worker's replays took out
         self._refusal: Refusal | None = None
+        self._refused_id: str | None = None  # the id of the message refused
         self._failure: Exception | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
         self._generation = 0
@@ -438,9 +451,10 @@ class MqttService:
             errors.append(refused if delivered else None)
         return errors
 
-    def refuse(self, topic: str, payload: bytes, reason: str, detail: str = "") -> None:
+    def refuse(self, topic: str, payload: bytes, reason: str, detail: str = "") -> bool:
         """Tell the sender of what came on `topic` why it was refused (best effort: a
-        refusal that cannot be sent is logged, not raised)."""
+        refusal that cannot be sent is logged, not raised). False when it could not be;
+        True when the broker took it, or the topic names no sender to tell."""
         try:
             answer = refusal_for(topic, payload, reason, detail)
             if answer is not None:
@@ -448,6 +462,8 @@ class MqttService:
                 self.refused_sent += 1
         except (PublishError, ValueError) as exc:
             log.warning("could not answer a refusal (%s) on %s: %s", reason, topic, exc)
+            return False
+        return True
 
     # --- the MQTT client --------------------------------------------------------------------
 
@@ -575,14 +591,18 @@ class MqttService:
             return  # a packet id of a dead connection; the broker sends it again
         self._client.ack(item.mid, item.qos)
 
-    def _run_handler(self, message: Message) -> None:
+    def _run_handler(self, message: Message) -> bool:
+        """The Receivers' handler; False (the id not remembered) for a refusal, whose id
+        `_handle` remembers itself once it is final and answered."""
         try:
             self.handler(message)
         except Refusal as refusal:
-            self._refusal = refusal  # handled (remembered as such), answered by _process
+            self._refusal, self._refused_id = refusal, message.id
+            return False
         except Exception as exc:
             self._failure = exc
             raise
+        return True
 
     def _process(self, item: _Delivery) -> bool:
         """Handle one delivery; True when it may be acknowledged."""
@@ -597,6 +617,7 @@ class MqttService:
         for attempt in range(1, attempts + 1):
             self.rejections.last = None
             self._refusal = self._failure = None
+            self._refused_id = None
             receiver.receive(topic, payload)
             if self._failure is None:
                 break
@@ -612,9 +633,15 @@ class MqttService:
         else:
             return self._failure
         if self._refusal is not None:
-            reason, detail = self._refusal.reason, self._refusal.detail
-            self.rejections.count(reason, topic=topic, detail=detail)
-            self.refuse(topic, payload, reason, detail)
+            refusal, refused_id = self._refusal, self._refused_id
+            self.rejections.count(refusal.reason, topic=topic, detail=refusal.detail)
+            answered = self.refuse(topic, payload, refusal.reason, refusal.detail)
+            if refusal.final and answered and refused_id is not None:
+                receiver.dedup.add(refused_id)  # a resend is a duplicate
+            else:  # a resend is handled afresh: taken if the cause is gone, else refused again
+                log.info(
+                    "refused (%s) on %s; a resend will be looked at again", refusal.reason, topic
+                )
         elif self.rejections.last is not None:
             error = self.rejections.last
             self.refuse(topic, payload, error.reason, error.detail)

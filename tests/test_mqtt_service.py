@@ -141,6 +141,74 @@ def test_a_handler_refusal_is_answered_counted_and_not_retried(broker, device, c
     assert recorder.messages == []
 
 
+def refusals_of(device: Backend, message_id: str) -> list[Message]:
+    return [
+        m
+        for m in list(device.handled)
+        if m.type == "service.refused" and m.body.refused_id == message_id
+    ]
+
+
+def test_a_refusal_that_may_change_is_looked_at_again_when_the_message_comes_again(
+    broker, device
+) -> None:
+    """A device the service does not know yet: its alert is refused, and so is a resend of
+    it (answered again), until the admin registers the device; then the resend is taken."""
+    recorder = Recorder()
+    unknown = Refusal(ServiceReason.UNKNOWN_DEVICE, "not a device of this household", final=False)
+    recorder.refuse = unknown
+    with service_for(broker, recorder) as service:
+        sent = alert()
+        device.send(sent)
+        assert device.wait_until(lambda: len(refusals_of(device, sent.id)) == 1)
+        device.send(sent)  # still unknown: refused and answered again, not a duplicate
+        assert device.wait_until(lambda: len(refusals_of(device, sent.id)) == 2)
+        assert service.rejections[ServiceReason.UNKNOWN_DEVICE] == 2
+        assert not service.dedup.seen(sent.id)
+        recorder.refuse = None  # the admin registered the device
+        device.send(sent)
+        assert recorder.wait_for(1)
+        assert eventually(lambda: service.dedup.seen(sent.id), 5)
+        device.send(sent)  # taken now: a resend is a duplicate
+        assert eventually(lambda: service.rejections[Reason.DUPLICATE] == 1, 5)
+        assert service.rejections[ServiceReason.UNKNOWN_DEVICE] == 2
+    assert recorder.messages == [sent]
+    assert len(refusals_of(device, sent.id)) == 2
+
+
+def test_a_refusal_that_could_not_be_answered_is_answered_when_the_message_comes_again(
+    broker, device, tmp_path
+) -> None:
+    """The broker goes away while the service refuses: the answer cannot be sent, so the
+    id is not remembered, and the message sent again (after a worker restart, which loses
+    what paho had queued) is refused and answered then."""
+    state = tmp_path / "state.sqlite3"
+    gone = threading.Event()
+    running: list[MqttService] = []
+
+    def refuse_with_the_broker_gone(message: Message) -> None:
+        if not gone.is_set():
+            broker.stop()
+            gone.set()
+            assert eventually(lambda: not running[0].connected, 10)
+        raise Refusal(ServiceReason.UNSUPPORTED, "not taken here")  # a final refusal
+
+    sent = alert()
+    with service_for(broker, refuse_with_the_broker_gone, state_path=state) as first:
+        running.append(first)
+        device.send(sent)
+        assert eventually(lambda: first.rejections[ServiceReason.UNSUPPORTED] == 1, 15)
+        assert first.refused_sent == 0  # the answer did not go out
+    broker.start()
+    assert eventually(device._client.is_connected, 15)
+    with service_for(broker, refuse_with_the_broker_gone, state_path=state) as second:
+        device.send(sent)  # the device sends it again (and the broker may redeliver it)
+        assert device.wait_until(lambda: refusals_of(device, sent.id), 15)
+        assert eventually(lambda: second.dedup.seen(sent.id), 5)  # answered: final now
+    (answer,) = refusals_of(device, sent.id)
+    assert answer.body.reason == ServiceReason.UNSUPPORTED
+
+
 def test_a_member_is_answered_on_the_member_refused_topic(broker) -> None:
     recorder = Recorder()
     recorder.refuse = Refusal(ServiceReason.NOT_A_MEMBER, "not in this household")

@@ -6,7 +6,9 @@ message) and a ticker thread keeps promises, positions and reminders.
 Subscriptions (shared by the workers of `mqtt.group`): the devices' `consultation` topics
 of every household, and the practice's doctors' `doctor_status` and `doctor_action` topics.
 A refused message is answered with `service.refused` on its sender's own topic, counted (in
-the store too, for `doctor-connect status`) and logged.
+the store too, for `doctor-connect status`) and logged. A doctor not on the roster may be
+added to it (`doctor-connect doctor add`): that refusal is not final, so the same message
+sent again is looked at afresh.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import threading
 
 from protocol import Message, topics
 from services.doctor_connect.config import Config
-from services.doctor_connect.engine import Engine, Refused
+from services.doctor_connect.engine import Engine, RefusalReason, Refused
 from services.doctor_connect.store import Store
 from services.mqtt_service import MqttService, MqttSettings, PublishError, Refusal
 
 log = logging.getLogger("services.doctor_connect")
 
 _BATCH = 200
+# Refusals an admin makes go away (the roster): the message's id is not remembered.
+MAY_CHANGE = frozenset({RefusalReason.UNKNOWN_DOCTOR})
 
 
 def subscriptions(practice: str) -> list[str]:
@@ -83,7 +87,7 @@ class DoctorConnect:
         try:
             self.engine.handle(message)
         except Refused as exc:
-            raise Refusal(exc.reason, exc.detail) from None
+            raise Refusal(exc.reason, exc.detail, final=exc.reason not in MAY_CHANGE) from None
 
     def start(self, timeout: float | None = None) -> DoctorConnect:
         for thread in self._threads:

@@ -16,7 +16,9 @@ Incoming, by type:
 - `member.ack` on a member's topic: an answer to an alert;
 - `command.reminder.*` on a member's topic: a caregiver's reminder command;
 - `command.say/volume/call` on a member's topic: passed on to the household's device.
-Anything else, or from an unknown household, device or member, is refused with a reason.
+Anything else, or from an unknown household, device or member, is refused with a reason;
+a refusal an admin can make go away (`MAY_CHANGE`) is looked at again when the same message
+comes again.
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ FILTERS = (
 )
 # Presence is retained, and brokers give retained messages to plain subscriptions only.
 PLAIN_FILTERS = (topics.subscription("status"),)
+# Refusals an admin makes go away by registering what was missing (a household, a device,
+# a member, a member's role): not final, so the message's id is not remembered and a resend
+# of it (a device resends an emergency nobody answered) is handled afresh.
+MAY_CHANGE = frozenset(
+    {
+        ServiceReason.UNKNOWN_HOUSEHOLD,
+        ServiceReason.UNKNOWN_DEVICE,
+        ServiceReason.NOT_A_MEMBER,
+        ServiceReason.NOT_ALLOWED,
+    }
+)
 WORRYING_FEELINGS = ("lonely", "sad", "anxious")
 
 
@@ -138,7 +151,7 @@ class FamilyService:
         try:
             ids = self._dispatch(message)
         except HouseholdError as exc:
-            raise Refusal(exc.reason, str(exc)) from None
+            raise Refusal(exc.reason, str(exc), final=exc.reason not in MAY_CHANGE) from None
         self.outbox.send(ids)
 
     def _dispatch(self, message: Message) -> list[str]:

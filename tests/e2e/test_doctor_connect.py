@@ -17,6 +17,7 @@ from protocol import (
     ConsultationCancel,
     ConsultationRequest,
     ConsultationText,
+    DoctorStatus,
     Message,
     Reason,
     create,
@@ -26,7 +27,7 @@ from protocol import (
 from tests.backend import Backend
 from tests.broker import Mosquitto
 from tests.device_process import _wait
-from tests.doctor_connect_process import DoctorClient, DoctorConnectProcess
+from tests.doctor_connect_process import PRACTICE, DoctorClient, DoctorConnectProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -315,6 +316,33 @@ def test_bad_input_is_refused_with_a_reason(start, broker: Mosquitto, device: De
         assert _wait(lambda: sum(backend.status()["refused"].values()) == 5, timeout=10)
         assert backend.status()["requests"] == {}
         assert "unknown_department" in backend.log() and "astrology" not in backend.log()
+
+
+def test_a_doctor_added_to_the_roster_is_heard_when_the_app_sends_again(
+    start, broker: Mosquitto, device: Device
+) -> None:
+    """`unknown_doctor` is not final: the roster may change. The same status message sent
+    again after the admin added the doctor is taken, and the doctor gets consultations."""
+    backend = start()
+    with DoctorClient(broker, "neu") as neu:
+        status = create(DoctorStatus("available"), PRACTICE, "neu")
+        neu.send(status)
+        assert neu.wait_until(lambda: any(m.type == "service.refused" for m in neu.handled))
+        (refused,) = [m.body for m in neu.handled if m.type == "service.refused"]
+        assert (refused.reason, refused.refused_id) == ("unknown_doctor", status.id)
+        backend.add_doctor("neu", GP)
+        asked = device.ask()
+        # The app says its state again, the same message. The running engine reads the
+        # roster on its next tick: a resend before that is refused again, one after taken.
+        for _ in range(20):
+            neu.send(status)
+            if device.wait_until(lambda: device.updates(asked.id, "consultation.assigned"), 0.5):
+                break
+        assert len(device.expect(asked.id, "consultation.assigned")) == 1
+        assert neu.wait_until(lambda: [s.request_id for s in neu.sessions()] == [asked.id])
+    answers = [m.body for m in neu.handled if m.type == "service.refused"]
+    assert {(a.reason, a.refused_id) for a in answers} == {("unknown_doctor", status.id)}
+    assert _wait(lambda: set(backend.status()["refused"]) == {"unknown_doctor"}, timeout=10)
 
 
 def test_appointments_are_confirmed_with_a_reminder_before(

@@ -544,6 +544,32 @@ def test_bad_input_is_refused_with_a_clear_reason(config, broker, device, apps) 
     }
 
 
+def test_an_emergency_from_a_device_registered_late_is_handled_when_it_comes_again(
+    config, device, apps
+) -> None:
+    """A refusal whose cause the admin can fix is not remembered: the device's resends of an
+    unanswered emergency are refused (and answered) again until its device is registered,
+    then the same alert reaches the family."""
+    with FamilyWorker(config):
+        alert = emergency(H, "hall-speaker")  # a device the service does not know yet
+        device.send(alert)
+        assert device.wait_until(lambda: len(refusals(device)) == 1, 10)
+        device.send(alert)  # sent again, the same id: refused again, with an answer
+        assert device.wait_until(lambda: len(refusals(device)) == 2, 10)
+        assert {(m.device, m.body.reason, m.body.refused_id) for m in refusals(device)} == {
+            ("hall-speaker", "unknown_device", alert.id)
+        }
+        assert not inbox(apps, "anna", alert_id=alert.id)
+        ok(family_cli(config, "household", "change", H, "--device", D, "--device", "hall-speaker"))
+        device.send(alert)  # the device's next resend of the unanswered emergency
+        assert apps.wait_until(lambda: all(inbox(apps, m, alert_id=alert.id) for m in NOTIFIED))
+    alert_row = show(config, alert.id)
+    assert (alert_row["device"], alert_row["category"]) == ("hall-speaker", "emergency")
+    assert len(refusals(device)) == 2
+    status = json.loads(ok(family_cli(config, "status")))
+    assert status["refused"] == {"unknown_device": 2}
+
+
 def test_the_cli_refuses_bad_input_with_a_reason(config) -> None:
     result = family_cli(config, "reminder", "add", H, "x", "--text", "t", "--at", "8:00")
     assert result.returncode == 2 and "body.at: expected HH:MM" in result.stderr
