@@ -247,7 +247,7 @@ class MqttService:
         client_id: str,
         group: str | None,
         filters: Iterable[str],
-        handler: Callable[[Message], None],
+        handler: Callable[[Message], bool | None],
         state_path: str | Path | None = None,
         handler_attempts: int = 3,
         retry_delay_s: float = 0.2,
@@ -593,16 +593,17 @@ class MqttService:
 
     def _run_handler(self, message: Message) -> bool:
         """The Receivers' handler; False (the id not remembered) for a refusal, whose id
-        `_handle` remembers itself once it is final and answered."""
+        `_handle` remembers itself once it is final and answered, and when the service's
+        handler returns False (its outcome may change: an alert nobody could be told of)."""
         try:
-            self.handler(message)
+            remember = self.handler(message)
         except Refusal as refusal:
             self._refusal, self._refused_id = refusal, message.id
             return False
         except Exception as exc:
             self._failure = exc
             raise
-        return True
+        return remember is not False
 
     def _process(self, item: _Delivery) -> bool:
         """Handle one delivery; True when it may be acknowledged."""

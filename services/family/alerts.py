@@ -62,6 +62,7 @@ log = logging.getLogger("services.family.alerts")
 
 OPEN = ("open", "delivered", "escalated")
 NO_RECIPIENT = "no_recipient"  # the service's refusal of an alert nobody can be told of
+NOBODY_TOLD = "nobody to tell, no number to call"  # its trail entry's detail
 # What an acknowledgement makes unnecessary.
 _UNANSWERED = ("alert", "escalation", "update")
 
@@ -122,7 +123,7 @@ class Alerts:
         with self.store.write() as db:
             if category == "emergency":
                 if _known(db, message.id):
-                    return []
+                    return self._told_at_last(db, message, category, household, now)
                 running = db.execute(
                     "SELECT * FROM alerts WHERE household = ? AND category = 'emergency'"
                     " AND state IN ('open', 'delivered', 'escalated') AND next_step_at IS NOT NULL"
@@ -140,7 +141,7 @@ class Alerts:
                  json.dumps(to_dict(message.body)), message.ts, now, first_step),
             ).rowcount  # fmt: skip
             if not inserted:
-                return []
+                return self._told_at_last(db, message, category, household, now)
             audit(db, message.id, now, "opened", message.device, category)
             planned = self._first_notices(message, category, household, now)
             waiting = [p for p in planned if p.not_before > now]
@@ -188,6 +189,34 @@ class Alerts:
             )
         return planned
 
+    def told_nobody(self, alert_id: str) -> bool:
+        """An alert nobody could be told of, no number called (`_nobody_to_tell`), and
+        nobody told since: the device's resend of it is looked at again, not a duplicate."""
+        return _told_nobody(self.store.db, alert_id)
+
+    def _told_at_last(
+        self,
+        db: sqlite3.Connection,
+        message: Message,
+        category: str,
+        household: Household,
+        now: float,
+    ) -> list[str]:
+        """The device sent again an alert nobody could be told of: when the household has
+        someone to tell now (a member added since), the first notices go out and an
+        emergency's ladder starts; else nothing (its refusal went out the first time)."""
+        if not _told_nobody(db, message.id):
+            return []
+        planned = self._first_notices(message, category, household, now)
+        if not planned:
+            return []
+        audit(db, message.id, now, "recipients", None, f"{len(planned)} to tell since")
+        log.warning("alert %s of household %s: told at last", message.id, household.id)
+        if category == "emergency":
+            step_at = now + self.config.escalation.step_s
+            db.execute("UPDATE alerts SET next_step_at = ? WHERE id = ?", (step_at, message.id))
+        return self.outbox.plan(db, planned, now)
+
     def _nobody_to_tell(
         self,
         db: sqlite3.Connection,
@@ -210,7 +239,7 @@ class Alerts:
         log.warning("alert %s (%s) of household %s: nobody to tell", message.id, category,
                     household.id)  # fmt: skip
         db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (message.id,))
-        audit(db, message.id, now, "no_recipient", None, "nobody to tell, no number to call")
+        audit(db, message.id, now, "no_recipient", None, NOBODY_TOLD)
         if category not in ("emergency", "message"):
             return []
         refusal = create(
@@ -662,6 +691,24 @@ def alert_message(row: sqlite3.Row) -> Message:
         body=body, household=row["household"], device=row["device"], id=row["id"],
         ts=row["raised_ts"],
     )  # fmt: skip
+
+
+def _told_nobody(db: sqlite3.Connection, alert_id: str) -> bool:
+    row = db.execute(
+        "SELECT state FROM alerts WHERE id = ? AND category IN ('emergency', 'message')",
+        (alert_id,),
+    ).fetchone()
+    if row is None or row["state"] != "open":
+        return False
+    events = [
+        event
+        for (event, detail) in db.execute(
+            "SELECT event, detail FROM alert_events WHERE alert_id = ? ORDER BY at, rowid",
+            (alert_id,),
+        )
+        if event == "recipients" or (event == "no_recipient" and detail == NOBODY_TOLD)
+    ]
+    return bool(events) and events[-1] == "no_recipient"
 
 
 def _known(db: sqlite3.Connection, alert_id: str) -> bool:

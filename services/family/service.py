@@ -146,13 +146,16 @@ class FamilyService:
 
     # --- incoming ---------------------------------------------------------------------------
 
-    def handle(self, message: Message) -> None:
-        """The MqttService handler: persist, then send what is due (before the PUBACK)."""
+    def handle(self, message: Message) -> bool:
+        """The MqttService handler: persist, then send what is due (before the PUBACK).
+        False for an alert nobody could be told of: its id is not remembered as handled,
+        so the device's resend is looked at again once a member is added."""
         try:
             ids = self._dispatch(message)
         except HouseholdError as exc:
             raise Refusal(exc.reason, str(exc), final=exc.reason not in MAY_CHANGE) from None
         self.outbox.send(ids)
+        return not (message.type in CATEGORIES and self.alerts.told_nobody(message.id))
 
     def _dispatch(self, message: Message) -> list[str]:
         info_party = topics.party_of(message.kind)

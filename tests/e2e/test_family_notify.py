@@ -761,6 +761,32 @@ def test_an_emergency_nobody_can_be_told_of_is_refused_to_the_device(
     assert status["refused"] == {"no_recipient": 1}
 
 
+def test_an_emergency_nobody_could_be_told_of_goes_out_when_it_comes_again_after_a_member_is_added(
+    tmp_path, broker, device, apps
+) -> None:
+    """The device sends an unanswered emergency again. Once the household has somebody to
+    tell, that resend starts the alert's notices and ladder instead of being dropped as a
+    duplicate; while it has nobody, a resend changes nothing (no second refusal)."""
+    config = write_config(tmp_path / "family", broker, step_s=30.0)
+    setup_household(config, Household(emergency_number=None, members=(FAMILY[0],)))
+    with FamilyWorker(config):
+        alert = emergency()
+        device.send(alert)
+        assert device.wait_until(lambda: refusals(device), 10)
+        device.send(alert)  # still nobody: nothing new
+        time.sleep(0.5)
+        assert len(refusals(device)) == 1 and not inbox(apps, "anna")
+        ok(family_cli(config, "household", "member", "add", H, "anna", "--name", "Anna"))
+        device.send(alert)
+        assert apps.wait_until(lambda: inbox(apps, "anna", alert_id=alert.id), 10)
+        device.send(alert)  # told now: a duplicate
+        time.sleep(0.5)
+    assert len(inbox(apps, "anna", alert_id=alert.id)) == 1
+    events = trail(config, alert.id)
+    assert events.count("no_recipient") == 1 and events.count("recipients") == 1
+    assert show(config, alert.id)["next_step_at"] is not None  # its ladder climbs now
+
+
 def test_no_member_but_an_emergency_number_calls_it_at_once(tmp_path, broker, device) -> None:
     config = write_config(tmp_path / "family", broker, step_s=30.0)
     setup_household(config, Household(members=(FAMILY[0],)))
