@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -458,6 +460,9 @@ def test_a_command_the_broker_dropped_reaches_the_device_when_it_comes_online(
         request = create(pills(), H, "carla", on="member_command")
         apps.send(request)
         assert apps.wait_until(lambda: inbox(apps, "carla", "member.command.result"))
+        # the result and the command leave together, in no set order: the broker must have
+        # had (and dropped) the command before the device connects
+        assert wait_for(lambda: command_rows(config) == ["sent"], 10)
         with device_standin(broker, client_id="speaker-new") as device:
             time.sleep(0.5)
             assert not device.ids("command.")  # it was dropped, not queued
@@ -472,6 +477,12 @@ def test_a_command_the_broker_dropped_reaches_the_device_when_it_comes_online(
             )
         statuses = [m.body.status for m in inbox(apps, "carla", "member.command.result")]
         assert statuses == ["sent", "confirmed"]
+
+
+def command_rows(config: FamilyConfigFiles) -> list[str]:
+    """The states of the service's outbox rows that carry a command to a device."""
+    with closing(sqlite3.connect(config.database)) as db:
+        return [r[0] for r in db.execute("SELECT state FROM outbox WHERE purpose = 'command'")]
 
 
 # --- bad input ----------------------------------------------------------------------------
