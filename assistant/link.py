@@ -123,7 +123,8 @@ class Link:
         self._handler_failed = False
         self._receiving = threading.Lock()
         # incoming messages the handler failed on, unacknowledged, tried again by the sender
-        self._unhandled: list[mqtt.MQTTMessage] = []
+        self._unhandled: list[tuple[int, mqtt.MQTTMessage]] = []  # (connection, message)
+        self._connection = 0  # counts connections lost: a packet id is only good on its own
         self._unhandled_at = 0.0  # when to try them again (monotonic)
         self._unhandled_wait = UNHANDLED_RETRY_S
         self._receiver = Receiver(
@@ -342,6 +343,7 @@ class Link:
         self._subscribed.clear()
         with self._lock:
             self._unhandled.clear()  # unacknowledged: the broker sends them again
+            self._connection += 1
         if self._stop.is_set() or not was_connected:
             return  # a failed attempt: on_connect or on_connect_fail said why
         log.warning("link to %s lost: %s; reconnecting", self.broker, reason_code)
@@ -362,26 +364,35 @@ class Link:
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._received(msg):
+        with self._lock:
+            connection = self._connection
+        if self._received(msg, connection):
             return
         log.error("could not handle a message from %s; trying again", msg.topic)
-        self._keep_unhandled(msg)
+        self._keep_unhandled(msg, connection)
 
-    def _keep_unhandled(self, msg: mqtt.MQTTMessage) -> None:
+    def _keep_unhandled(self, msg: mqtt.MQTTMessage, connection: int) -> None:
         """To be tried again, after a wait that doubles while the handler keeps failing."""
         with self._lock:
-            self._unhandled.append(msg)
+            if connection != self._connection:
+                return  # its connection is gone: the broker sends it again
+            self._unhandled.append((connection, msg))
             self._unhandled_at = time.monotonic() + self._unhandled_wait
             self._unhandled_wait = min(UNHANDLED_RETRY_MAX_S, 2 * self._unhandled_wait)
 
-    def _received(self, msg: mqtt.MQTTMessage) -> bool:
+    def _received(self, msg: mqtt.MQTTMessage, connection: int) -> bool:
         """Run an incoming message through the receiver; acknowledge it unless the handler
-        failed (refused and duplicate messages are acknowledged: they are settled)."""
+        failed (refused and duplicate messages are acknowledged: they are settled). Not
+        when its connection is gone: its packet id may be another message's now, and the
+        broker sends it again, a duplicate then."""
         with self._receiving:  # the network thread, or the sender trying again
             self._handler_failed = False
             self._receiver.receive(msg.topic, msg.payload)
             if self._handler_failed:
                 return False
+        with self._lock:
+            if connection != self._connection:
+                return True
         self._client.ack(msg.mid, msg.qos)
         return True
 
@@ -400,12 +411,12 @@ class Link:
             if not self._unhandled or time.monotonic() < self._unhandled_at:
                 return
             waiting, self._unhandled = self._unhandled, []
-        for msg in waiting:
-            if self._received(msg):
+        for connection, msg in waiting:
+            if self._received(msg, connection):
                 with self._lock:
                     self._unhandled_wait = UNHANDLED_RETRY_S
             else:
-                self._keep_unhandled(msg)
+                self._keep_unhandled(msg, connection)
 
     # --- sending and acknowledgements -------------------------------------------------------
 
