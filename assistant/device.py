@@ -77,13 +77,16 @@ class Device:
             clock=clock,
             on_command=RemoteControl(self.hardware),
         )
-        self.alerts = UnansweredAlertStore(config.state_dir() / ALERTS_FILE)
+        # unanswered alerts are resent over the link; offline there is nothing to keep
+        self.alerts: UnansweredAlertStore | None = None
+        if self.link is not None:
+            self.alerts = UnansweredAlertStore(config.state_dir() / ALERTS_FILE)
         self.emergencies = Emergencies(
             self.link,
             self.announcer,
             self.hardware.lights,
             self.hardware.notifier,
-            store=self.alerts if self.link is not None else None,
+            store=self.alerts,
         )
         self.actions = DeviceActions(
             handler,
@@ -138,7 +141,8 @@ class Device:
             self.link.close()
         self.reminders.close()
         self.checks.close()
-        self.alerts.close()
+        if self.alerts is not None:
+            self.alerts.close()
         self.hardware.close()
 
     def __enter__(self) -> Device:

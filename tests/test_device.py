@@ -16,6 +16,7 @@ from assistant.dialog import Action
 from assistant.loop import Assistant
 from assistant.reminders import ReminderStore
 from assistant.speech.tts import SpeechSynthesizer
+from assistant.unanswered_alerts import ALERTS_FILE
 from assistant.voice import Voice, WavRecorder
 from protocol import (
     AlertAck,
@@ -378,3 +379,14 @@ def test_a_reminder_command_that_cannot_be_kept_is_refused_not_crashed(
         dev.announcer.handle(create(add, H, D))
         assert answers and answers[0][0] is False and answers[0][1]
         assert dev.reminders.get("r1") is None
+
+
+def test_an_offline_device_keeps_no_unanswered_alerts_file(tmp_path: Path) -> None:
+    """Unanswered alerts are kept to be sent again over the link; without one there is
+    nothing to resend, so no file is made (and an alert is still raised)."""
+    config = Config()
+    config.paths.state_dir = str(tmp_path)
+    with Device(config, link=False) as dev:
+        assert dev.alerts is None
+        dev.emergencies.raised(None)  # the SOS key with no link: the light, no store
+    assert not (tmp_path / ALERTS_FILE).exists()
