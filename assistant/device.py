@@ -120,10 +120,15 @@ class Device:
         self.announcer.handle(message)
 
     def _confirm(self, command: Message, ok: bool, why: str | None) -> None:
-        """Tell the sender whether a command was carried out (a caregiver sees it)."""
+        """Tell the sender whether a command was carried out (a caregiver sees it). Never
+        raises: the command is done, and a failed confirmation must not have the link hand
+        it over again (a call dialled twice); the caregiver sees it unconfirmed."""
         if self.link is not None:
             done = CommandDone(command_id=command.id, command=command.type, ok=ok, detail=why)
-            self.link.publish(done)
+            try:
+                self.link.publish(done)
+            except Exception:
+                log.exception("%s could not be confirmed (not stored for sending)", command.type)
 
     def start(self) -> Device:
         if self.link is not None:

@@ -150,6 +150,7 @@ class Link:
         # outbox seqs the broker did not take: (seq, why, longest wait), deferred on disk by
         # the sender thread; a write failing on paho's network thread would end that thread
         self._refused: list[tuple[int, str, float]] = []
+        self._resting: dict[int, float] = {}  # seq -> until when (monotonic): not deferred
         self._sender: threading.Thread | None = None
         self._client = self._make_client()
 
@@ -387,7 +388,11 @@ class Link:
         broker sends it again, a duplicate then."""
         with self._receiving:  # the network thread, or the sender trying again
             self._handler_failed = False
-            self._receiver.receive(msg.topic, msg.payload)
+            try:
+                self._receiver.receive(msg.topic, msg.payload)
+            except Exception:  # the dedup's state file: kept and tried again all the same
+                log.exception("could not settle a message from %s", msg.topic)
+                return False
             if self._handler_failed:
                 return False
         with self._lock:
@@ -435,8 +440,9 @@ class Link:
 
     def _forget_acknowledged(self) -> None:
         """On the sender thread: delete what the broker acknowledged, defer what it did not
-        take. A deferral that cannot be written is logged and dropped: the message is
-        then offered again at once rather than held back."""
+        take. A deferral that cannot be written (the state file) is logged, and the message
+        rests in memory for as long instead, then is offered again: neither held back for
+        good nor sent again at once, over and over."""
         with self._lock:
             seqs = list(self._acked)
             refused, self._refused = self._refused, []
@@ -444,7 +450,10 @@ class Link:
             try:
                 wait = self.outbox.defer(seq, why, longest_s)
             except Exception:
-                log.exception("could not defer message %d; offering it again", seq)
+                wait = min(longest_s, NO_LISTENER_RETRY_MAX_S)
+                log.exception("could not defer message %d; again in %.0f s", seq, wait)
+                with self._lock:
+                    self._resting[seq] = time.monotonic() + wait
                 continue
             log.warning("message %d not taken (%s); again in %.0f s", seq, why, wait)
         self.outbox.remove_many(seqs)
@@ -458,6 +467,9 @@ class Link:
             held = {seq for seq in self._inflight.values() if seq is not None}
             held.update(self._acked)
             held.update(seq for seq, _, _ in self._refused)
+            now = time.monotonic()
+            self._resting = {seq: t for seq, t in self._resting.items() if t > now}
+            held.update(self._resting)
         for row in self.outbox.pending(self.window - with_paho, exclude=held):
             if self._pacer is not None and not self._pacer.allow(row.topic):
                 return  # alerts come first and are never paced: the rest waits its turn

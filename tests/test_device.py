@@ -4,6 +4,7 @@ real Mosquitto, and what the services send back is said (real TTS into a WAV fil
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from pathlib import Path
 
@@ -390,3 +391,25 @@ def test_an_offline_device_keeps_no_unanswered_alerts_file(tmp_path: Path) -> No
         assert dev.alerts is None
         dev.emergencies.raised(None)  # the SOS key with no link: the light, no store
     assert not (tmp_path / ALERTS_FILE).exists()
+
+
+def test_a_command_whose_confirmation_cannot_be_stored_is_carried_out_once(
+    broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command is done (a sentence said, a call dialled) before its confirmation is
+    stored; a failing outbox must not make the link hand the command over again."""
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        real_publish = dev.link.publish
+
+        def publish_no_confirmation(body):
+            if isinstance(body, CommandDone):
+                raise sqlite3.OperationalError("database or disk is full")
+            return real_publish(body)
+
+        monkeypatch.setattr(dev.link, "publish", publish_no_confirmation)
+        backend.send(create(Say(text="Your pills are in the kitchen"), H, D))
+        assert dev.announcer.wait(10)
+        assert dev.announcer.take() == ["Your pills are in the kitchen"]
+        time.sleep(3.0)  # the link's first retry of a failed message comes after 2 s
+        assert dev.announcer.take() == []  # not said (or dialled) again

@@ -243,6 +243,56 @@ def test_a_state_file_failing_while_a_puback_is_handled_does_not_silence_the_lin
     assert link.connected and link.wait_drained(5)
 
 
+def test_a_deferral_that_keeps_failing_rests_the_message_instead_of_a_hot_loop(
+    broker: Mosquitto, link: Link, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the state file cannot take a deferral, a message nobody took rests in memory
+    for the deferral's time: offered again later, not at once and over and over (each
+    time an ERROR with a traceback)."""
+    tries: list[int] = []
+
+    def defer_failing(seq: int, error: str, longest_s: float = 300.0) -> float:
+        tries.append(seq)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(link.outbox, "defer", defer_failing)
+    alert = link.publish(EmergencyAlert(trigger="voice"))
+    assert wait_for(lambda: tries, 5)
+    time.sleep(2.0)
+    assert len(tries) == 1  # resting: not offered again within its 15 s
+    assert link.outbox.contains(alert.id)
+
+
+def test_a_message_whose_settling_fails_is_kept_and_handled(
+    broker: Mosquitto, backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler ran but remembering the id failed (the state file): the message is kept
+    unacknowledged and tried again, not dropped with the exception."""
+    handled: list[Message] = []
+    device = Link(settings(broker), household=H, device=D, state_dir=tmp_path / "s",
+                  on_message=handled.append)  # fmt: skip
+    real_add = device._dedup.add
+    failures = []
+
+    def add_failing_once(message_id: str) -> None:
+        if not failures:
+            failures.append(message_id)
+            raise sqlite3.OperationalError("disk I/O error")
+        real_add(message_id)
+
+    monkeypatch.setattr(device._dedup, "add", add_failing_once)
+    device.start()
+    try:
+        assert device.wait_connected(10)
+        command = say("settled at last")
+        backend.send(command)
+        assert wait_for(lambda: failures, 5)
+        assert wait_for(lambda: len(handled) == 2, 10)  # handled again on the retry
+        assert handled == [command, command]
+    finally:
+        device.close()
+
+
 def test_presence_is_retained_online_and_then_offline_after_a_shutdown(
     broker: Mosquitto, link: Link
 ) -> None:
