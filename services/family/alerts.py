@@ -204,16 +204,18 @@ class Alerts:
     ) -> list[str]:
         """The device sent again an alert nobody could be told of: when the household has
         someone to tell now (a member added since), the first notices go out and an
-        emergency's ladder starts; else nothing (its refusal went out the first time)."""
+        emergency's ladder starts; with an emergency number and still no member, the
+        number is called at once; else nothing (its refusal went out the first time)."""
         if not _told_nobody(db, message.id):
             return []
         planned = self._first_notices(message, category, household, now)
-        if not planned:
+        calls = category == "emergency" and self._calls(household)
+        if not planned and not calls:
             return []
         audit(db, message.id, now, "recipients", None, f"{len(planned)} to tell since")
         log.warning("alert %s of household %s: told at last", message.id, household.id)
         if category == "emergency":
-            step_at = now + self.config.escalation.step_s
+            step_at = now + self.config.escalation.step_s if planned else now
             db.execute("UPDATE alerts SET next_step_at = ? WHERE id = ?", (step_at, message.id))
         return self.outbox.plan(db, planned, now)
 
@@ -703,7 +705,7 @@ def _told_nobody(db: sqlite3.Connection, alert_id: str) -> bool:
     events = [
         event
         for (event, detail) in db.execute(
-            "SELECT event, detail FROM alert_events WHERE alert_id = ? ORDER BY at, rowid",
+            "SELECT event, detail FROM alert_events WHERE alert_id = ? ORDER BY seq",
             (alert_id,),
         )
         if event == "recipients" or (event == "no_recipient" and detail == NOBODY_TOLD)

@@ -810,6 +810,21 @@ def test_no_member_but_an_emergency_number_calls_it_at_once(tmp_path, broker, de
     assert not refusals(device)  # it is passed on: to the emergency number
 
 
+def test_an_emergency_nobody_could_be_told_of_calls_a_number_added_since(
+    tmp_path, broker, device
+) -> None:
+    config = write_config(tmp_path / "family", broker, step_s=30.0)
+    setup_household(config, Household(emergency_number=None, members=(FAMILY[0],)))
+    with FamilyWorker(config):
+        alert = emergency()
+        device.send(alert)
+        assert device.wait_until(lambda: refusals(device), 10)
+        ok(family_cli(config, "household", "change", H, "--emergency-number", "+49112"))
+        device.send(alert)  # the device's resend of the unanswered emergency
+        assert wait_for(lambda: read_gateway_file(config.phone), 10)  # at once
+    assert [c["to"] for c in read_gateway_file(config.phone)] == ["+49112"]
+
+
 # --- a dose taken late --------------------------------------------------------------------
 
 
