@@ -354,25 +354,28 @@ class MqttService:
         make the broker discard what this worker was dealt and had not acknowledged, which
         no other worker gets. Logged at ERROR with the count left."""
         self._stopping.set()
+        unsubscribed = True
         if self._connected.is_set() and self._worker is not None:
             self._unsubscribed.clear()
             self._client.unsubscribe(self._subscriptions())
             if not self._unsubscribed.wait(timeout):
+                unsubscribed = False  # the broker may go on dealing messages to this worker
                 log.warning("%s: no UNSUBACK; stopping anyway", self.client_id)
         self._queue.put(_STOP)  # after everything that arrived before the UNSUBACK
-        drained = True
+        drained = unsubscribed
         if self._worker is not None:
             self._worker.join(timeout)
             if self._worker.is_alive():
                 drained = False
                 self._abandon.set()
                 self._worker.join(60.0)  # the message in hand: its handler's own timeouts
+        drained = drained and self._queue.empty()  # nothing came after the sentinel
         if drained:
             end = Properties(PacketTypes.DISCONNECT)
             end.SessionExpiryInterval = 0
             self._client.disconnect(properties=end)
         else:
-            left = self._queue.qsize()
+            left = sum(1 for item in list(self._queue.queue) if item is not _STOP)
             log.error(
                 "%s: stopped with %d message(s) not handled; the session is kept, so they "
                 "come again when this worker starts again under the same client id",
