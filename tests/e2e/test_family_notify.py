@@ -772,18 +772,30 @@ def test_an_emergency_nobody_can_be_told_of_is_refused_to_the_device(
     assert status["refused"] == {"no_recipient": 1}
 
 
+def mum_alone(tmp_path: Path, broker: Mosquitto) -> FamilyConfigFiles:
+    """A household of the senior alone, with no emergency number: nobody to tell."""
+    config = write_config(tmp_path / "family", broker, step_s=30.0)
+    setup_household(config, Household(emergency_number=None, members=(FAMILY[0],)))
+    return config
+
+
+def refused_emergency(device: Backend) -> Message:
+    """An emergency the device sends and is told could not be passed on."""
+    alert = emergency()
+    device.send(alert)
+    assert device.wait_until(lambda: refusals(device), 10)
+    return alert
+
+
 def test_an_emergency_nobody_could_be_told_of_goes_out_when_it_comes_again_after_a_member_is_added(
     tmp_path, broker, device, apps
 ) -> None:
     """The device sends an unanswered emergency again. Once the household has somebody to
     tell, that resend starts the alert's notices and ladder instead of being dropped as a
     duplicate; while it has nobody, a resend changes nothing (no second refusal)."""
-    config = write_config(tmp_path / "family", broker, step_s=30.0)
-    setup_household(config, Household(emergency_number=None, members=(FAMILY[0],)))
+    config = mum_alone(tmp_path, broker)
     with FamilyWorker(config):
-        alert = emergency()
-        device.send(alert)
-        assert device.wait_until(lambda: refusals(device), 10)
+        alert = refused_emergency(device)
         device.send(alert)  # still nobody: nothing new
         time.sleep(0.5)
         assert len(refusals(device)) == 1 and not inbox(apps, "anna")
@@ -813,12 +825,9 @@ def test_no_member_but_an_emergency_number_calls_it_at_once(tmp_path, broker, de
 def test_an_emergency_nobody_could_be_told_of_calls_a_number_added_since(
     tmp_path, broker, device
 ) -> None:
-    config = write_config(tmp_path / "family", broker, step_s=30.0)
-    setup_household(config, Household(emergency_number=None, members=(FAMILY[0],)))
+    config = mum_alone(tmp_path, broker)
     with FamilyWorker(config):
-        alert = emergency()
-        device.send(alert)
-        assert device.wait_until(lambda: refusals(device), 10)
+        alert = refused_emergency(device)
         ok(family_cli(config, "household", "change", H, "--emergency-number", "+49112"))
         device.send(alert)  # the device's resend of the unanswered emergency
         assert wait_for(lambda: read_gateway_file(config.phone), 10)  # at once
