@@ -696,21 +696,16 @@ def alert_message(row: sqlite3.Row) -> Message:
 
 
 def _told_nobody(db: sqlite3.Connection, alert_id: str) -> bool:
-    row = db.execute(
-        "SELECT state FROM alerts WHERE id = ? AND category IN ('emergency', 'message')",
-        (alert_id,),
+    """An open emergency or family message whose last word on who to tell is that there
+    was nobody (no `recipients` entry since its `no_recipient` one)."""
+    last = db.execute(
+        "SELECT e.event FROM alerts a JOIN alert_events e ON e.alert_id = a.id"
+        " WHERE a.id = ? AND a.state = 'open' AND a.category IN ('emergency', 'message')"
+        " AND (e.event = 'recipients' OR (e.event = 'no_recipient' AND e.detail = ?))"
+        " ORDER BY e.seq DESC LIMIT 1",
+        (alert_id, NOBODY_TOLD),
     ).fetchone()
-    if row is None or row["state"] != "open":
-        return False
-    events = [
-        event
-        for (event, detail) in db.execute(
-            "SELECT event, detail FROM alert_events WHERE alert_id = ? ORDER BY seq",
-            (alert_id,),
-        )
-        if event == "recipients" or (event == "no_recipient" and detail == NOBODY_TOLD)
-    ]
-    return bool(events) and events[-1] == "no_recipient"
+    return last is not None and last[0] == "no_recipient"
 
 
 def _known(db: sqlite3.Connection, alert_id: str) -> bool:
