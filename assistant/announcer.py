@@ -20,6 +20,7 @@ from assistant.reminders import Reminder, ReminderStore
 from assistant.schedule import ScheduleError, schedule_of
 from protocol import (
     AlertAck,
+    AlertReceived,
     AppointmentConfirmed,
     AppointmentReminder,
     Call,
@@ -106,6 +107,8 @@ class Announcer:
         urgent = False
         if isinstance(body, AlertAck):
             sentence, urgent = replies.alert_acknowledged(body.by, body.action, body.eta_min), True
+        elif isinstance(body, AlertReceived):
+            pass  # the device stops sending it again (assistant/device.py); nobody saw it yet
         elif isinstance(body, ConsultationQueued | ConsultationPosition):
             sentence = replies.consultation_waiting(body.position, body.estimated_wait_s)
         elif isinstance(body, ConsultationAssigned):

@@ -18,12 +18,13 @@ from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
+from assistant.resend import Resender
 from assistant.routines import CareRoutines
 from assistant.schedule import household_clock, parse_clock, time_zone
-from assistant.unanswered_alerts import ALERTS_FILE, UnansweredAlertStore
+from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE, UnansweredAlertStore
 from devices import hardware as hw
 from devices.profiles import profile
-from protocol import AlertAck, CommandDone, Message
+from protocol import RECEIPTED, AlertAck, AlertReceived, CommandDone, Message
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ def reminder_policy(config: Config) -> ReminderPolicy:
 
 
 DRAIN_S = 5.0
+# An alert other than an emergency that the family service has not confirmed it stored
+# (`alert.received`) is sent again after these waits, doubling up to the last.
+CONFIRM_FIRST_S = 60.0
+CONFIRM_MAX_S = 600.0
 
 
 class Device:
@@ -66,9 +71,15 @@ class Device:
         )
         self.checks = EmergencyCheckStore(config.state_dir() / CHECK_FILE)
         self.link: Link | None = None
+        self.unconfirmed: Resender | None = None
+        publish = None
         if link:
             self.link = Link.from_config(config, on_message=self._received)
-        publish = self.link.publish if self.link is not None else None
+            store = UnansweredAlertStore(config.state_dir() / UNCONFIRMED_FILE)
+            self.unconfirmed = Resender(
+                self.link, store, CONFIRM_FIRST_S, CONFIRM_MAX_S, waits_for="a confirmation"
+            )
+            publish = self._publish
         handler = ActionHandler(publish, self.reminders, clock)
         self.announcer = Announcer(
             self.reminders,
@@ -114,9 +125,21 @@ class Device:
             notifier.vibrate(REMINDER_VIBRATION_MS)
             notifier.notify(text)
 
+    def _publish(self, body: Any) -> Message:
+        """Store `body` for sending (the link's outbox); an alert the family service
+        confirms is sent again until it does (assistant/resend.py)."""
+        assert self.link is not None and self.unconfirmed is not None
+        message = self.link.publish(body)
+        if message.type in RECEIPTED:
+            self.unconfirmed.add(message)
+        return message
+
     def _received(self, message: Message) -> None:
-        if isinstance(message.body, AlertAck):
-            self.emergencies.answered(message.body)
+        body = message.body
+        if isinstance(body, AlertAck | AlertReceived) and self.unconfirmed is not None:
+            self.unconfirmed.settle(body.alert_id)
+        if isinstance(body, AlertAck):
+            self.emergencies.answered(body)
         self.announcer.handle(message)
 
     def _confirm(self, command: Message, ok: bool, why: str | None) -> None:
@@ -133,6 +156,8 @@ class Device:
     def start(self) -> Device:
         if self.link is not None:
             self.link.start()
+        if self.unconfirmed is not None:
+            self.unconfirmed.start()
         self.emergencies.start()
         return self
 
@@ -140,6 +165,8 @@ class Device:
         """Stop; while connected, first give what was just stored a moment to go out (it
         stays in the outbox for the next start either way)."""
         self.emergencies.close()
+        if self.unconfirmed is not None:
+            self.unconfirmed.close()
         if self.link is not None:
             if self.link.connected and not self.link.wait_drained(drain_s):
                 log.warning("stopping with messages still to send: they go at the next start")
@@ -148,6 +175,8 @@ class Device:
         self.checks.close()
         if self.alerts is not None:
             self.alerts.close()
+        if self.unconfirmed is not None and self.unconfirmed.store is not None:
+            self.unconfirmed.store.close()
         self.hardware.close()
 
     def __enter__(self) -> Device:

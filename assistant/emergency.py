@@ -7,19 +7,19 @@ down, or it is still not acknowledged `grace_s` later - the senior hears that it
 and that the device keeps trying; once it is acknowledged after that, that it has gone
 out. An alert that leaves at once needs no word beyond the reassurance already said. When
 someone answers (`alert.ack`) the announcer says who; the alert light goes off. Until then
-it is sent again now and then, also after a restart (assistant/unanswered_alerts.py).
+it is sent again now and then, also after a restart (assistant/resend.py).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
 
 from assistant.announcer import Announcer
 from assistant.link import Link
+from assistant.resend import Resender
 from assistant.unanswered_alerts import UnansweredAlertStore
 from devices.indicator import StatusLights
 from devices.interfaces import Notifier
@@ -37,10 +37,8 @@ SCREEN_TEXT = "Calling for help"
 ALERT_VIBRATION_MS = (600, 200, 600, 200, 600)
 GRACE_S = 3.0
 POLL_S = 0.2
-# An alert out of the outbox but answered by nobody is sent again (the same message: the
-# service drops a copy it has) after these waits, doubling up to the last. The broker's
-# acknowledgement only says a broker has it: a service worker that died holding its share
-# of a shared subscription, or a service restarting, can leave it undelivered.
+# An alert out of the outbox but answered by nobody is sent again (assistant/resend.py)
+# after these waits, doubling up to the last.
 RESEND_FIRST_S = 30.0
 RESEND_MAX_S = 300.0
 
@@ -49,13 +47,6 @@ RESEND_MAX_S = 300.0
 class _Watch:
     raised: float
     told_queued: bool = False
-
-
-@dataclass
-class _Unanswered:
-    message: Message
-    next_send: float
-    wait: float
 
 
 class Emergencies:
@@ -77,10 +68,11 @@ class Emergencies:
         self.lights = lights
         self.notifier = notifier
         self.grace_s = grace_s
-        self.resend_first_s, self.resend_max_s = resend_s
+        self._unanswered = (
+            Resender(link, store, *resend_s, waits_for="an answer") if link is not None else None
+        )
         self._lock = threading.Lock()
         self._waiting: dict[str, _Watch] = {}  # alert id -> its watch, until it is out
-        self._unanswered: dict[str, _Unanswered] = {}  # alerts nobody has answered yet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -93,22 +85,15 @@ class Emergencies:
         if message is None or self.link is None:
             self.announcer.queue(NO_LINK, urgent=True)
             return
-        if self.store is not None:
-            self.store.add(message)
-        now = time.monotonic()
+        assert self._unanswered is not None
+        self._unanswered.add(message)
         with self._lock:
-            self._waiting[message.id] = _Watch(now)
-            self._await_answer(message, now)
+            self._waiting[message.id] = _Watch(time.monotonic())
         self.check()
 
     def answered(self, ack: AlertAck) -> None:
         """Someone took charge of an alert: the light goes off once all are answered."""
-        if self.store is not None:
-            self.store.answered(ack.alert_id)
-        with self._lock:
-            self._unanswered.pop(ack.alert_id, None)
-            still_open = bool(self._unanswered)
-        if not still_open:
+        if self._unanswered is None or not self._unanswered.settle(ack.alert_id):
             self.lights.alert(False)
 
     def check(self) -> None:
@@ -132,45 +117,6 @@ class Emergencies:
                     say.append(QUEUED)
         for sentence in dict.fromkeys(say):  # several alerts at once: each sentence once
             self.announcer.queue(sentence, urgent=True)
-        self._send_again(now)
-
-    def _send_again(self, now: float) -> None:
-        """Unanswered alerts the broker took a while ago go out once more."""
-        assert self.link is not None
-        with self._lock:
-            due = [u for u in self._unanswered.values() if u.next_send <= now]
-            for unanswered in due:
-                unanswered.wait = min(self.resend_max_s, unanswered.wait * 2)
-                # Jitter: a broker deals a shared subscription's messages in turn, so
-                # alerts re-sent together in the same order meet the same worker again.
-                unanswered.next_send = now + unanswered.wait * random.uniform(0.7, 1.3)
-        for unanswered in due:
-            message = unanswered.message
-            if self.link.outbox.contains(message.id):
-                continue  # still on its way: nothing to repeat
-            log.info("alert %s not answered yet: sending it again", message.id)
-            self.link.publish(message)
-
-    def _resume(self) -> None:
-        """Alerts a previous run raised and nobody answered: the alert light goes on again
-        and they are sent again on the usual schedule (the service drops a copy it has)."""
-        if self.store is None or self.link is None:
-            return
-        left = self.store.all(self.link.household, self.link.device)
-        if not left:
-            return
-        log.warning("%d alert(s) from before the restart still unanswered", len(left))
-        self.lights.alert(True)
-        now = time.monotonic()
-        with self._lock:
-            for message in left:
-                self._await_answer(message, now)
-
-    def _await_answer(self, message: Message, now: float) -> None:
-        """Send `message` again after the first wait unless answered (under the lock)."""
-        self._unanswered[message.id] = _Unanswered(
-            message, now + self.resend_first_s, self.resend_first_s
-        )
 
     @property
     def waiting(self) -> int:
@@ -178,11 +124,16 @@ class Emergencies:
             return len(self._waiting)
 
     def start(self) -> None:
-        self._resume()
+        """Alerts a previous run raised and nobody answered are sent again on the usual
+        schedule, and the alert light goes on again for them."""
+        if self._unanswered is not None and self._unanswered.start():
+            self.lights.alert(True)
         self._thread = threading.Thread(target=self._run, name="emergencies", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
+        if self._unanswered is not None:
+            self._unanswered.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)

@@ -1,12 +1,14 @@
-"""Alerts nobody has answered yet, kept on disk so that sending them again survives a
-restart (assistant/emergency.py).
+"""Alerts waiting for the service's answer, kept on disk so that sending them again
+survives a restart (assistant/resend.py): emergencies nobody has answered yet
+(`ALERTS_FILE`), and the other alerts the family service has not yet confirmed it stored
+(`UNCONFIRMED_FILE`), each in a file of its own.
 
 The broker's acknowledgement only says a broker has an alert; a service worker that died
 holding its share of a shared subscription can leave it undelivered, so the device sends
-an unanswered alert again until someone answers (`alert.ack`). The list of those alerts
-lived only in memory: a restart after the broker took an alert and before anyone answered
-it dropped the resending, and with it the alert held by the dead worker. An alert is now
-written here when it is raised and removed when it is answered.
+it again until the answer comes. The list of those alerts lived only in memory at first: a
+restart after the broker took an alert and before the answer dropped the resending, and
+with it the alert held by the dead worker. An alert is now written here when it is sent
+and removed when it is answered.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from protocol.sqlite import open_db
 log = logging.getLogger(__name__)
 
 ALERTS_FILE = "unanswered-alerts.sqlite3"
+UNCONFIRMED_FILE = "unconfirmed-alerts.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS unanswered (
     id TEXT PRIMARY KEY,

@@ -203,6 +203,22 @@ class AlertAck(Body):
     eta_min: int | None = rule(None, low=0, high=24 * 60)
 
 
+@message_type("alert.received", kind="alert_ack")
+class AlertReceived(Body):
+    """The family service has stored an alert: it is in the service's hands, and the device
+    stops sending it again (assistant/receipts.py). Not an answer: nobody has seen it yet.
+    Given for the alerts in `RECEIPTED`; an emergency is sent again until someone answers
+    it (`alert.ack`)."""
+
+    alert_id: str = rule(fmt="uuid")  # the alert message's id
+
+
+# The alerts the family service confirms with `alert.received` once stored. The broker's
+# acknowledgement only says a broker has them: a service worker that died holding its share
+# of a shared subscription can keep them for the life of its session.
+RECEIPTED = frozenset({"alert.missed_medication", "alert.wellness", "alert.inactivity"})
+
+
 # --- commands to the device -----------------------------------------------------------------
 
 

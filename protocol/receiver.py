@@ -10,6 +10,10 @@ means it is handled again after a redelivery (at least once), never that it is l
 handler that returns False ran, but asks that the id not be remembered: a service refusing
 a message for a cause that may change (a device not registered yet), or that remembers the
 id itself once its refusal is answered. A resend of that id is then handled afresh.
+
+A duplicate is not handled again, but `on_duplicate` (optional) is told of it: a sender
+that sends again may not have heard the answer to its first copy (a service confirms an
+alert it has stored again, `alert.received`).
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ class Receiver:
         dedup: DuplicateFilter | None = None,
         rejections: RejectionCounter | None = None,
         limiter: RateLimiter | None = None,
+        on_duplicate: Callable[[Message], None] | None = None,
     ) -> None:
         """`household`/`device`: what this receiver serves (None: any, as a service).
-        `limiter`: a sender over its rate limit is refused before its payload is read."""
+        `limiter`: a sender over its rate limit is refused before its payload is read.
+        `on_duplicate(message)`: told of a valid message whose id was handled already."""
         self.handler = handler
+        self.on_duplicate = on_duplicate
         self.household = household
         self.device = device
         self.dedup = dedup if dedup is not None else DuplicateFilter()
@@ -63,6 +70,11 @@ class Receiver:
             return None
         if self.dedup.seen(message.id):
             self.rejections.count(Reason.DUPLICATE, topic=topic, detail=message.id)
+            if self.on_duplicate is not None:
+                try:
+                    self.on_duplicate(message)
+                except Exception:  # as a handler's failure: it must not stop the link
+                    log.exception("the answer to a duplicate %s failed", message.type)
             return None
         try:
             remember = self.handler(message)

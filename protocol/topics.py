@@ -5,8 +5,8 @@ Everything lives under `care/v1/{household}/device/{device}/`:
 | kind                  | suffix                | direction               | types             |
 |-----------------------|-----------------------|-------------------------|-------------------|
 | `status`              | `status` (retained)   | device → everyone       | `device.status`   |
-| `alert`               | `alert`               | device → services       | `alert.*` but ack |
-| `alert_ack`           | `alert/ack`           | services → device       | `alert.ack`       |
+| `alert`               | `alert`               | device → services       | the other `alert.*` |
+| `alert_ack`           | `alert/ack`           | services → device       | `alert.ack, .received` |
 | `command`             | `command`             | services → device       | `command.*`       |
 | `event`               | `event`               | device → services       | `event.*`         |
 | `consultation`        | `consultation`        | device → doctor-connect | request, cancel   |

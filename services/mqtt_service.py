@@ -255,6 +255,7 @@ class MqttService:
         plain_filters: Iterable[str] = (),
         rate_limit: RateLimit | None = SERVICE_LIMIT,
         dead_letter_retry_s: float = 60.0,
+        on_duplicate: Callable[[Message], None] | None = None,
     ) -> None:
         """`filters`: topic filters (`topics.subscription(...)`), subscribed as shared
         subscriptions of `group` (None: plain subscriptions, every worker gets everything).
@@ -266,6 +267,8 @@ class MqttService:
         message would let a flood double itself).
         `dead_letter_retry_s`: how often the kept-aside messages (`dead_letters`) are run
         through the handler again; also once when the service starts.
+        `on_duplicate(message)`: told of a message whose id was handled already
+        (`protocol.Receiver`), to answer its sender again.
         """
         if dead_letter_retry_s <= 0:
             raise ValueError("dead_letter_retry_s must be positive")
@@ -290,6 +293,7 @@ class MqttService:
             dedup=self.dedup,
             rejections=self.rejections,
             limiter=RateLimiter(rate_limit) if rate_limit is not None else None,
+            on_duplicate=on_duplicate,
         )
         # The replays' own: the same validation and dedup, but a kept-aside message already
         # passed the sender's rate limit once, and the replays do not count as deliveries.

@@ -14,6 +14,7 @@ import protocol
 from protocol import (
     MAX_PAYLOAD_BYTES,
     AlertAck,
+    AlertReceived,
     AppointmentConfirmed,
     AppointmentReminder,
     AppointmentRequest,
@@ -80,6 +81,7 @@ EXAMPLES = [
     WellnessAlert(concern="feeling", severity="medium", detail="feels dizzy"),
     InactivityAlert(quiet_for_s=6 * 3600, last_activity=TS),
     AlertAck(alert_id=REQUEST, by="Anna", action="on_the_way", eta_min=20),
+    AlertReceived(alert_id=REQUEST),
     Say(text="Anna is on her way", urgent=True),
     Volume(level=0.8),
     ReminderAdd(

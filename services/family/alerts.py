@@ -30,7 +30,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from protocol import (
+    RECEIPTED,
     AlertAck,
+    AlertReceived,
     MemberAck,
     MemberAlert,
     MemberAlertUpdate,
@@ -114,9 +116,12 @@ class Alerts:
 
     # --- a new alert ------------------------------------------------------------------------
 
-    def receive(self, message: Message, household: Household) -> list[str]:
+    def receive(self, message: Message, household: Household, *, confirm: bool = True) -> list[str]:
         """Record an alert and plan its first notices; the ids to send now (none when the
-        alert was known already: another worker, or an earlier attempt, has it)."""
+        alert was known already: another worker, or an earlier attempt, has it). An alert
+        the device sends again until confirmed (`RECEIPTED`) is confirmed to it in the same
+        transaction, and again when it comes again (`confirm` False: the alert is the
+        service's own, raised from an event)."""
         category = CATEGORIES[message.type]
         now = time.time()
         first_step = now + self.config.escalation.step_s if category == "emergency" else None
@@ -140,8 +145,10 @@ class Alerts:
                 (message.id, household.id, message.device, category, message.type,
                  json.dumps(to_dict(message.body)), message.ts, now, first_step),
             ).rowcount  # fmt: skip
+            receipt = _receipt(message, fresh=inserted > 0) if confirm else []
             if not inserted:
-                return self._told_at_last(db, message, category, household, now)
+                again = self._told_at_last(db, message, category, household, now)
+                return again + self.outbox.plan(db, receipt, now)
             audit(db, message.id, now, "opened", message.device, category)
             planned = self._first_notices(message, category, household, now)
             waiting = [p for p in planned if p.not_before > now]
@@ -149,7 +156,7 @@ class Alerts:
                 audit(db, message.id, now, "waiting", None, f"{len(waiting)} notice(s) held")
             if not planned:
                 planned = self._nobody_to_tell(db, message, category, household, now)
-            return self.outbox.plan(db, planned, now)
+            return self.outbox.plan(db, receipt + planned, now)
 
     def _repeated(
         self,
@@ -188,6 +195,20 @@ class Alerts:
                 )
             )
         return planned
+
+    def confirm_again(self, message: Message) -> list[str]:
+        """The device sent again an alert this service has stored (the broker had it, but
+        the device did not hear `alert.received`): it is confirmed again. The ids to send."""
+        if message.type not in RECEIPTED:
+            return []
+        with self.store.write() as db:
+            stored = db.execute(
+                "SELECT 1 FROM alerts WHERE id = ? AND household = ? AND device = ?",
+                (message.id, message.household, message.device),
+            ).fetchone()
+            if stored is None:  # refused, or not stored yet: no confirmation
+                return []
+            return self.outbox.plan(db, _receipt(message, fresh=False), time.time())
 
     def told_nobody(self, alert_id: str) -> bool:
         """An alert nobody could be told of, no number called (`_nobody_to_tell`), and
@@ -684,6 +705,18 @@ def wording(body: Any, category: str, household: Household, language: str) -> st
     detail = body.detail or ""
     return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
                 detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
+
+
+def _receipt(message: Message, fresh: bool) -> list[Planned]:
+    """`alert.received` for the device that sent `message`, when it waits for one. The
+    first one's id is fixed (a worker that plans it twice sends it once); one for an alert
+    sent again is new each time, since the device asks because it did not hear it."""
+    if message.type not in RECEIPTED:
+        return []
+    receipt = create(AlertReceived(alert_id=message.id), message.household, message.device)
+    if fresh:
+        receipt = dataclasses.replace(receipt, id=stable_id(message.id, "received"))
+    return [Planned.message(receipt, "received", alert_id=message.id)]
 
 
 def alert_message(row: sqlite3.Row) -> Message:

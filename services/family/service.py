@@ -93,6 +93,7 @@ class FamilyService:
             state_path=config.database(),
             dead_letter_retry_s=config.service.dead_letter_retry_s,
             rejection_listener=lambda reason: self.store.count_rejection(reason, time.time()),
+            on_duplicate=self._duplicate,
         )
         channels: dict[str, Channel] = {"mqtt": MqttChannel(self.mqtt)}
         channels.update(gateways({"sms": config.channels.sms, "phone": config.channels.phone}))
@@ -157,6 +158,11 @@ class FamilyService:
         self.outbox.send(ids)
         return not (message.type in CATEGORIES and self.alerts.told_nobody(message.id))
 
+    def _duplicate(self, message: Message) -> None:
+        """A message handled already came again: an alert the device sends until it is
+        confirmed is confirmed again."""
+        self.outbox.send(self.alerts.confirm_again(message))
+
     def _dispatch(self, message: Message) -> list[str]:
         info_party = topics.party_of(message.kind)
         household = self._household(message.household)
@@ -204,5 +210,5 @@ class FamilyService:
                 id=message.id,  # one check-in answer, one alert, whoever handles it
                 ts=message.ts,
             )
-            return self.alerts.receive(raised, household)
+            return self.alerts.receive(raised, household, confirm=False)
         return []
