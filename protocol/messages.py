@@ -213,10 +213,13 @@ class AlertReceived(Body):
     alert_id: str = rule(fmt="uuid")  # the alert message's id
 
 
-# The alerts the family service confirms with `alert.received` once stored. The broker's
-# acknowledgement only says a broker has them: a service worker that died holding its share
-# of a shared subscription can keep them for the life of its session.
-RECEIPTED = frozenset({"alert.missed_medication", "alert.wellness", "alert.inactivity"})
+# What the family service confirms with `alert.received` once stored: the alerts but an
+# emergency, and the senior's messages for the family (kept as alerts there too). The
+# broker's acknowledgement only says a broker has them: a service worker that died holding
+# its share of a shared subscription can keep them for the life of its session.
+RECEIPTED = frozenset(
+    {"alert.missed_medication", "alert.wellness", "alert.inactivity", "family.message"}
+)
 
 
 # --- commands to the device -----------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""An alert other than an emergency (a missed dose, a worry, a long silence) is confirmed by
-the family service once stored (`alert.received`); the device sends it again until then,
-also after a restart. Without that, an alert the broker dealt to a service worker that died
-with its session kept (a container restarted under another name) waited a day with that
-session and was then dropped: nobody in the family ever heard of it.
+"""An alert other than an emergency (a missed dose, a worry, a long silence), or a message
+for the family, is confirmed by the family service once stored (`alert.received`); the
+device sends it again until then, also after a restart. Without that, an alert the broker
+dealt to a service worker that died with its session kept (a container restarted under
+another name) waited a day with that session and was then dropped: nobody in the family
+ever heard of it.
 
 Real Mosquitto, real `family-notify serve` processes and their SQLite file, the real device
 (its link, outbox and state files); the device's stand-in where only the service is tested."""
@@ -23,6 +24,7 @@ from protocol import (
     AlertReceived,
     CheckinAnswer,
     EmergencyAlert,
+    FamilyMessage,
     MemberAlert,
     Message,
     MissedMedicationAlert,
@@ -69,6 +71,10 @@ def test_the_service_confirms_a_stored_alert_and_again_when_it_comes_again(
         device.send(missed)
         assert device.wait_until(lambda: receipts(device.handled, missed.id), 20)
         assert stored(config, missed.id) == 1
+
+        note = create(FamilyMessage(to="all", text="Please call me back."), H, D)
+        device.send(note)
+        assert device.wait_until(lambda: receipts(device.handled, note.id), 20)
 
         device.send(missed)  # the device did not hear the confirmation: it sends again
         assert device.wait_until(lambda: len(receipts(device.handled, missed.id)) == 2, 20)
