@@ -74,6 +74,7 @@ class Announcer:
         self._urgent: list[str] = []
         self._normal: list[str] = []
         self._wakeup = threading.Event()
+        self._refusals_told: set[str] = set()  # ids of refused messages the senior heard of
 
     # --- the loop's side --------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class Announcer:
         elif isinstance(body, AppointmentReminder):
             sentence = replies.appointment_soon(body.doctor, body.minutes_before)
         elif isinstance(body, ServiceRefused):  # never let a refused request pass silently
-            sentence, urgent = replies.request_refused(self._sent_type(body.refused_id)), True
+            sentence, urgent = self._refused(body), True
         elif isinstance(body, Say):
             sentence, urgent = body.text, body.urgent
         elif isinstance(body, ReminderAdd | ReminderChange | ReminderRemove | Volume | Call):
@@ -154,6 +155,21 @@ class Announcer:
                 raise CommandFailed("this device has no hardware controls")
             return self.on_command(message)
         return self._reminder_command(message.body)
+
+    def _refused(self, body: ServiceRefused) -> str | None:
+        """What to say of a refusal: once for each message refused, since the device sends
+        an unconfirmed alert again and each copy is refused while the cause lasts (a device
+        not registered yet); but every time for an emergency, whose senior must know that
+        it is still not passed on."""
+        refused_type = self._sent_type(body.refused_id)
+        if body.refused_id is not None and refused_type != "alert.emergency":
+            with self._lock:
+                if body.refused_id in self._refusals_told:
+                    log.info("%s refused again (%s): said once already", body.refused_id,
+                             body.reason)  # fmt: skip
+                    return None
+                self._refusals_told.add(body.refused_id)
+        return replies.request_refused(refused_type)
 
     def _sent_type(self, message_id: str | None) -> str | None:
         if message_id is None or self.sent_type is None:

@@ -89,3 +89,21 @@ def test_a_very_long_sentence_is_cut_before_it_goes_out() -> None:
 
 def command_to_device(body):
     return create(body, "h1", "d1")
+
+
+def test_an_emergency_refused_again_is_said_again_a_calm_alert_once() -> None:
+    """Each copy of an unconfirmed alert the device sends again is refused while the cause
+    lasts: the senior hears of a calm alert once, of her emergency every time."""
+    from protocol import ServiceRefused
+
+    emergency, calm = "0f4ad3a4-5b6e-4c1f-9a43-5b1d0c2f8e11", "6c1e5e0a-0c9b-4a77-8f5e-2d9a3c4b7f21"
+    types = {emergency: "alert.emergency", calm: "alert.wellness"}
+    announcer = Announcer(sent_type=types.get)
+    said = []
+    for _ in range(2):
+        for refused_id in (emergency, calm):
+            refusal = ServiceRefused(reason="unknown_device", refused_id=refused_id)
+            announcer.handle(command_to_device(refusal))
+        said.append(announcer.take())
+    assert [len(each) for each in said] == [2, 1], said
+    assert "call for help" in said[1][0]

@@ -264,6 +264,14 @@ def test_a_refused_request_is_said_not_swallowed(
             "Please try again, or ask your family for help."
         ]
 
+        # The device sends the message again until the service confirms it, and while the
+        # cause lasts each copy is refused: the senior has heard it, once is enough.
+        handled = dev.link._receiver.handled
+        backend.send(create(refused, H, D))
+        assert wait_for(lambda: dev.link._receiver.handled > handled)
+        assistant.speak_pending()
+        assert len(said) == 1
+
 
 def test_a_caregivers_reminder_is_stored_confirmed_and_announced_at_its_time(
     broker: Mosquitto, engine, tmp_path: Path, said: list[str]
