@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import assistant.device as device_module
-from assistant.config import Config
 from assistant.device import Device
 from assistant.dialog import Action
 from protocol import (
@@ -43,6 +42,7 @@ from tests.family_process import (
     setup_household,
     write_config,
 )
+from tests.test_device import device_config
 
 
 def stored(config: FamilyConfigFiles, alert_id: str) -> int:
@@ -102,15 +102,6 @@ def told(handled: list[Message], alert_id: str) -> list[str]:
     ]
 
 
-def device_config(broker: Mosquitto, state_dir: Path) -> Config:
-    config = Config()
-    config.mqtt.host, config.mqtt.port = broker.host, broker.port
-    config.mqtt.reconnect_min_s, config.mqtt.reconnect_max_s = 0.1, 0.5
-    config.device.household, config.device.device_id = H, D
-    config.paths.state_dir = str(state_dir)
-    return config
-
-
 def test_an_alert_a_dead_worker_holds_reaches_the_family_after_the_device_restarts(
     tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,7 +112,7 @@ def test_an_alert_a_dead_worker_holds_reaches_the_family_after_the_device_restar
     family = write_config(tmp_path / "family", broker)
     setup_household(family)
     FamilyWorker(family, name="1").start().kill()  # no DISCONNECT: its session stays
-    config = device_config(broker, tmp_path / "state")
+    config = device_config(broker, tmp_path / "state", H, D)
 
     with Device(config) as device:
         assert device.link is not None and device.link.wait_connected(10)

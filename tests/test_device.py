@@ -46,11 +46,13 @@ from tests.clock import Clock
 H, D = "household-7", "living-room"
 
 
-def device_config(broker: Mosquitto, state_dir: Path) -> Config:
+def device_config(
+    broker: Mosquitto, state_dir: Path, household: str = H, device: str = D
+) -> Config:
     config = Config()
     config.mqtt.host, config.mqtt.port = broker.host, broker.port
     config.mqtt.reconnect_min_s, config.mqtt.reconnect_max_s = 0.1, 0.5
-    config.device.household, config.device.device_id = H, D
+    config.device.household, config.device.device_id = household, device
     config.paths.state_dir = str(state_dir)
     return config
 
