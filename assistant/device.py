@@ -46,6 +46,9 @@ DRAIN_S = 5.0
 # (`alert.received`) is sent again after these waits, doubling up to the last.
 CONFIRM_FIRST_S = 60.0
 CONFIRM_MAX_S = 600.0
+# ... and dropped, with an ERROR, once a day old: a service that refuses it for good (a
+# device removed from its household) would otherwise get it every ten minutes for ever.
+CONFIRM_GIVE_UP_S = 24 * 3600.0
 
 
 class Device:
@@ -77,14 +80,17 @@ class Device:
             self.link = Link.from_config(config, on_message=self._received)
             store = UnansweredAlertStore(config.state_dir() / UNCONFIRMED_FILE)
             self.unconfirmed = Resender(
-                self.link, store, CONFIRM_FIRST_S, CONFIRM_MAX_S, waits_for="a confirmation"
-            )
+                self.link, store, CONFIRM_FIRST_S, CONFIRM_MAX_S, waits_for="a confirmation",
+                give_up_after_s=CONFIRM_GIVE_UP_S,
+            )  # fmt: skip
             publish = self._publish
         handler = ActionHandler(publish, self.reminders, clock)
         self.announcer = Announcer(
             self.reminders,
             on_done=self._confirm,
-            sent_type=handler.sent.get,
+            sent_type=lambda message_id: (
+                handler.sent.get(message_id) or self._waiting_type(message_id)
+            ),
             clock=clock,
             on_command=RemoteControl(self.hardware),
         )
@@ -125,6 +131,14 @@ class Device:
             notifier.vibrate(REMINDER_VIBRATION_MS)
             notifier.notify(text)
 
+    def _waiting_type(self, message_id: str) -> str | None:
+        """The type of a message still sent again, also one from before a restart (a
+        refusal of an emergency is said every time, of another message once)."""
+        for resender in (self.emergencies.unanswered, self.unconfirmed):
+            if resender is not None and (found := resender.type_of(message_id)):
+                return found
+        return None
+
     def _publish(self, body: Any) -> Message:
         """Store `body` for sending (the link's outbox); an alert the family service
         confirms is sent again until it does (assistant/resend.py)."""
@@ -154,11 +168,12 @@ class Device:
                 log.exception("%s could not be confirmed (not stored for sending)", command.type)
 
     def start(self) -> Device:
-        if self.link is not None:
-            self.link.start()
+        # what waits to be sent again is taken up before the link can bring its answer
+        self.emergencies.start()
         if self.unconfirmed is not None:
             self.unconfirmed.start()
-        self.emergencies.start()
+        if self.link is not None:
+            self.link.start()
         return self
 
     def close(self, drain_s: float = DRAIN_S) -> None:

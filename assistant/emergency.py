@@ -68,7 +68,7 @@ class Emergencies:
         self.lights = lights
         self.notifier = notifier
         self.grace_s = grace_s
-        self._unanswered = (
+        self.unanswered = (
             Resender(link, store, *resend_s, waits_for="an answer") if link is not None else None
         )
         self._lock = threading.Lock()
@@ -85,15 +85,15 @@ class Emergencies:
         if message is None or self.link is None:
             self.announcer.queue(NO_LINK, urgent=True)
             return
-        assert self._unanswered is not None
-        self._unanswered.add(message)
+        assert self.unanswered is not None
+        self.unanswered.add(message)
         with self._lock:
             self._waiting[message.id] = _Watch(time.monotonic())
         self.check()
 
     def answered(self, ack: AlertAck) -> None:
         """Someone took charge of an alert: the light goes off once all are answered."""
-        if self._unanswered is None or not self._unanswered.settle(ack.alert_id):
+        if self.unanswered is None or not self.unanswered.settle(ack.alert_id):
             self.lights.alert(False)
 
     def check(self) -> None:
@@ -126,14 +126,14 @@ class Emergencies:
     def start(self) -> None:
         """Alerts a previous run raised and nobody answered are sent again on the usual
         schedule, and the alert light goes on again for them."""
-        if self._unanswered is not None and self._unanswered.start():
+        if self.unanswered is not None and self.unanswered.start():
             self.lights.alert(True)
         self._thread = threading.Thread(target=self._run, name="emergencies", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        if self._unanswered is not None:
-            self._unanswered.close()
+        if self.unanswered is not None:
+            self.unanswered.close()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)

@@ -206,7 +206,7 @@ class AlertAck(Body):
 @message_type("alert.received", kind="alert_ack")
 class AlertReceived(Body):
     """The family service has stored an alert: it is in the service's hands, and the device
-    stops sending it again (assistant/receipts.py). Not an answer: nobody has seen it yet.
+    stops sending it again (assistant/resend.py). Not an answer: nobody has seen it yet.
     Given for the alerts in `RECEIPTED`; an emergency is sent again until someone answers
     it (`alert.ack`)."""
 

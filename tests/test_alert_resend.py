@@ -6,17 +6,22 @@ it; a copy the service has already is dropped by its id. It does so after a rest
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from assistant.announcer import Announcer
 from assistant.emergency import Emergencies
 from assistant.link import Link
-from assistant.unanswered_alerts import ALERTS_FILE, UnansweredAlertStore
+from assistant.resend import Resender
+from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE, UnansweredAlertStore
 from devices.indicator import StatusLights
 from devices.simulated import RecordingIndicator
-from protocol import AlertAck, EmergencyAlert, topics
+from protocol import AlertAck, EmergencyAlert, InactivityAlert, create, topics, utc_timestamp
 from tests.assistant_process import wait_for
 from tests.backend import Backend
 from tests.broker import Mosquitto
@@ -133,3 +138,73 @@ def test_an_unreadable_unanswered_alert_is_logged_and_kept(tmp_path: Path, caplo
     assert "cannot be sent again" in caplog.text
     assert store._db.execute("SELECT count(*) FROM unanswered").fetchone() == (1,)
     store.close()
+
+
+def test_an_answer_is_taken_even_when_the_file_of_unanswered_alerts_fails(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The answer is said and the light goes off; the failure is logged (the alert would be
+    sent again after a restart, a copy the service drops)."""
+    link = Link(settings(broker), household=H, device=D, state_dir=tmp_path / "state")
+    indicator = RecordingIndicator()
+    store = UnansweredAlertStore(tmp_path / ALERTS_FILE)
+    emergencies = Emergencies(link, Announcer(), StatusLights(indicator), store=store)
+    try:
+        message = link.publish(EmergencyAlert(trigger="sos_button"))
+        emergencies.raised(message)
+        assert indicator.state == "alert"
+        store._db.close()  # the file fails under it
+        emergencies.answered(AlertAck(alert_id=message.id, by="Anna", action="calling"))
+        assert indicator.state != "alert"
+        assert emergencies.unanswered is not None and len(emergencies.unanswered) == 0
+    finally:
+        link.close()
+
+
+def test_a_message_never_confirmed_is_given_up_after_a_day_and_said_so(
+    broker: Mosquitto, tmp_path: Path, caplog
+) -> None:
+    """A service that refuses it for good would otherwise get it every ten minutes for
+    ever; an emergency is never given up (no limit)."""
+    link = Link(settings(broker), household=H, device=D, state_dir=tmp_path / "state")
+    store = UnansweredAlertStore(tmp_path / UNCONFIRMED_FILE)
+    resender = Resender(link, store, 0.0, 0.0, "a confirmation", give_up_after_s=24 * 3600)
+    try:
+        old = dataclasses.replace(
+            create(InactivityAlert(quiet_for_s=6 * 3600), H, D),
+            ts=utc_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)),
+        )
+        fresh = create(InactivityAlert(quiet_for_s=6 * 3600), H, D)
+        resender.add(old)
+        resender.add(fresh)
+        with caplog.at_level("ERROR"):
+            resender.send_due(time.monotonic() + 1)
+        assert [m.id for m in store.all(H, D)] == [fresh.id] and len(resender) == 1
+        assert f"{old.id} given up" in caplog.text
+    finally:
+        link.close()
+        store.close()
+
+
+def test_a_file_that_cannot_be_read_at_start_does_not_stop_the_rest(
+    broker: Mosquitto, tmp_path: Path, caplog, monkeypatch
+) -> None:
+    link = Link(settings(broker), household=H, device=D, state_dir=tmp_path / "state")
+    store = UnansweredAlertStore(tmp_path / UNCONFIRMED_FILE)
+
+    def broken(*_: object) -> list:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(store, "all", broken)
+    resender = Resender(link, store, 60.0, 600.0, "a confirmation")
+    try:
+        with caplog.at_level("ERROR"):
+            assert resender.start() == 0
+        assert "could not read what waits for a confirmation" in caplog.text
+        message = link.publish(InactivityAlert(quiet_for_s=3600))
+        resender.add(message)  # it goes on working
+        assert len(resender) == 1
+    finally:
+        resender.close()
+        link.close()
+        store.close()

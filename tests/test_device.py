@@ -3,9 +3,11 @@ real Mosquitto, and what the services send back is said (real TTS into a WAV fil
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -273,6 +275,30 @@ def test_a_refused_request_is_said_not_swallowed(
         assert wait_for(lambda: dev.link._receiver.handled > handled)
         assistant.speak_pending()
         assert len(said) == 1
+
+
+def test_an_emergency_refused_after_a_restart_is_said_every_time(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    """After a restart the device sends its unanswered emergency again, and a device not
+    registered yet gets each copy refused: the senior hears it every time, as before the
+    restart (the refused message's type comes from what waits to be sent again)."""
+    config = device_config(broker, tmp_path)
+    with Backend(broker, household=H) as backend, Device(config) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        alert = dev.actions(Action("emergency", {"kind": "fall"}), said="help I fell")
+        assert alert is not None
+        assert backend.wait_until(lambda: alert.id in backend.ids("alert.emergency"))
+    with Backend(broker, household=H) as backend, Device(config) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        assistant = assistant_for(dev, engine, tmp_path, said)
+        refused = create(ServiceRefused(reason="unknown_device", refused_id=alert.id), H, D)
+        for _ in range(2):
+            handled = dev.link._receiver.handled
+            backend.send(dataclasses.replace(refused, id=str(uuid.uuid4())))
+            assert wait_for(lambda n=handled: dev.link._receiver.handled > n)
+            assistant.speak_pending()
+    assert len(said) == 2 and all("your call for help could not be" in s for s in said), said
 
 
 def test_a_caregivers_reminder_is_stored_confirmed_and_announced_at_its_time(
