@@ -19,7 +19,7 @@ from assistant.dialog import Action
 from assistant.loop import Assistant
 from assistant.reminders import ReminderStore
 from assistant.speech.tts import SpeechSynthesizer
-from assistant.unanswered_alerts import ALERTS_FILE
+from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
 from assistant.voice import Voice, WavRecorder
 from protocol import (
     AlertAck,
@@ -426,7 +426,7 @@ def test_an_offline_device_keeps_no_unanswered_alerts_file(tmp_path: Path) -> No
     with Device(config, link=False) as dev:
         assert dev.alerts is None
         dev.emergencies.raised(None)  # the SOS key with no link: the light, no store
-    assert not (tmp_path / ALERTS_FILE).exists()
+    assert not (tmp_path / ALERTS_FILE).exists() and not (tmp_path / UNCONFIRMED_FILE).exists()
 
 
 def test_a_command_whose_confirmation_cannot_be_stored_is_carried_out_once(
