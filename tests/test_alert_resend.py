@@ -208,3 +208,33 @@ def test_a_file_that_cannot_be_read_at_start_does_not_stop_the_rest(
         resender.close()
         link.close()
         store.close()
+
+
+def test_a_file_of_alerts_that_is_no_database_is_moved_aside_and_the_device_starts(
+    tmp_path: Path, caplog
+) -> None:
+    """A corrupted file must not keep the device from starting (and calling for help): it
+    is kept aside for whoever looks into it, named in an ERROR, and a new one is used."""
+    from assistant.config import Config
+    from assistant.device import Device
+
+    state = tmp_path / "state"
+    state.mkdir()
+    for name in (ALERTS_FILE, UNCONFIRMED_FILE):
+        (state / name).write_bytes(b"this is not a database " * 200)
+    config = Config()
+    config.paths.state_dir = str(state)
+    config.device.household, config.device.device_id = H, D
+    with caplog.at_level("ERROR"):
+        device = Device(config)  # the link is made, not connected
+    try:
+        assert device.alerts is not None
+        message = create(EmergencyAlert(trigger="sos_button"), H, D)
+        device.alerts.add(message)
+        assert [m.id for m in device.alerts.all(H, D)] == [message.id]
+    finally:
+        device.close()
+    for name in (ALERTS_FILE, UNCONFIRMED_FILE):
+        (aside,) = state.glob(f"{name}.unreadable-*")
+        assert aside.read_bytes().startswith(b"this is not a database")
+        assert f"{name} cannot be read" in caplog.text
