@@ -39,6 +39,10 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     else:
         tighten(path)  # by path, not through a descriptor: see above
     db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # the first read: "file is not a database"
+        db.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error:
+        db.close()  # not left open on a file the caller may move aside
+        raise
     return db
