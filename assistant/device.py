@@ -17,6 +17,7 @@ from assistant.emergency import Emergencies
 from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
+from assistant.lost_state import lost_stores, notice, spoken
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
 from assistant.resend import Resender
 from assistant.routines import CareRoutines
@@ -123,6 +124,14 @@ class Device:
         self.routines.set_check_ins(
             [f"{parse_clock(at):%H:%M}" for at in config.check_in_times()], clock()
         )
+        self.lost = lost_stores({
+            "reminders": self.reminders.set_aside,
+            "emergency_check": self.checks.set_aside,
+            "outbox": self.link.outbox.set_aside if self.link is not None else None,
+            "unanswered_alerts": self.alerts.set_aside if self.alerts is not None else None,
+            "unconfirmed_alerts": self.unconfirmed.store.set_aside
+            if self.unconfirmed is not None and self.unconfirmed.store is not None else None,
+        })  # fmt: skip
 
     def _show_reminder(self, text: str) -> None:
         """A phone vibrates and shows a reminder as well as saying it."""
@@ -174,7 +183,23 @@ class Device:
             self.unconfirmed.start()
         if self.link is not None:
             self.link.start()
+        self._tell_lost()
         return self
+
+    def _tell_lost(self) -> None:
+        """A state file found damaged was moved aside (assistant/lost_state.py): the senior
+        hears what was lost, and the family is sent a notice, once."""
+        lost, self.lost = self.lost, []
+        if not lost:
+            return
+        told = self.link is not None
+        if told:
+            try:
+                self._publish(notice(lost))
+            except Exception:
+                log.exception("the family could not be told that stored state was lost")
+                told = False
+        self.announcer.queue(spoken(lost, family_told=told), urgent=True)
 
     def close(self, drain_s: float = DRAIN_S) -> None:
         """Stop; while connected, first give what was just stored a moment to go out (it

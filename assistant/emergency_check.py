@@ -16,7 +16,7 @@ import logging
 import threading
 from pathlib import Path
 
-from protocol.sqlite import open_db
+from protocol.sqlite import open_or_set_aside
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ class EmergencyCheckStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = open_db(self.path)  # owner-only: what kind of emergency is health data
-        self._db.execute(_SCHEMA)
+        # owner-only: what kind of emergency is health data. A damaged file is moved
+        # aside (`set_aside`): whether a check was open is then unknown.
+        self._db, self.set_aside = open_or_set_aside(self.path, lambda db: db.execute(_SCHEMA))
 
     def asked(self, slots: dict[str, str], at: dt.datetime) -> None:
         """The senior is being asked; on disk when this returns (synchronous=FULL)."""

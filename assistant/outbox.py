@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import PRIORITY_ALERT, Message, encode
-from protocol.sqlite import open_db
+from protocol.sqlite import open_db, open_or_set_aside
 
 STATE_DB_NAME = "link.sqlite3"
 
@@ -65,10 +65,15 @@ def state_db_path(state_dir: str | Path) -> Path:
 
 
 def open_state_db(path: str | Path) -> sqlite3.Connection:
-    """Open (creating if need be) the link's state database with its tables."""
+    """Open (creating if need be) the link's state database with its tables (a reader,
+    such as `senior-assistant status`: a damaged file raises)."""
     db = open_db(path)
-    db.executescript(_SCHEMA)
+    _prepare(db)
     return db
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,10 @@ class Outbox:
     """Thread-safe; one connection, one lock."""
 
     def __init__(self, path: str | Path) -> None:
+        """A damaged file is moved aside and a new one started: the messages queued in
+        it are lost (`set_aside` says where it went)."""
         self.path = Path(path)
-        self._db = open_state_db(self.path)
+        self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
         self._lock = threading.Lock()
 
     def put(self, message: Message) -> OutboxRow:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
-from protocol.sqlite import open_db
+from protocol.sqlite import open_or_set_aside
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
@@ -139,10 +139,9 @@ class ReminderStore:
         self.tz = tz or dt.datetime.now().astimezone().tzinfo
         self.policy = policy or ReminderPolicy()
         self._lock = threading.Lock()  # the link's thread adds, the loop's thread reads
-        self._db = open_db(self.path)  # owner-only: what the senior takes is health data
-        _migrate(self._db)
-        self._db.executescript(_SCHEMA)
-        _add_report_column(self._db)
+        # owner-only: what the senior takes is health data. A damaged file is moved
+        # aside and the reminders in it are lost (`set_aside` says where it went).
+        self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
 
     def close(self) -> None:
         with self._lock:
@@ -510,6 +509,12 @@ def _reminder(row: tuple) -> Reminder:
         source=source,
         since=since,
     )
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    _migrate(db)
+    db.executescript(_SCHEMA)
+    _add_report_column(db)
 
 
 def _add_report_column(db: sqlite3.Connection) -> None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 from protocol import Message, RejectedMessage, decode, encode
-from protocol.sqlite import open_db
+from protocol.sqlite import open_or_set_aside
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +35,12 @@ CREATE TABLE IF NOT EXISTS unanswered (
 
 class UnansweredAlertStore:
     def __init__(self, path: str | Path) -> None:
-        """A file that is no database (corrupted) is moved aside with an ERROR and a new one
-        started: the device must still start, and call for help, without what it held."""
+        """A damaged file is moved aside and a new one started (`open_or_set_aside`):
+        `set_aside` says where it went; the alerts in it are not sent again."""
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
-            log.error("%s cannot be read (%s): moved to %s and started afresh; the alerts in"
-                      " it are not sent again", self.path, exc, aside.name)  # fmt: skip
-            self.path.rename(aside)
-            for suffix in ("-wal", "-shm"):
-                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-            self._db = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        db = open_db(self.path)  # owner-only: an alert may carry the senior's position
-        try:
-            db.execute(_SCHEMA)
-        except sqlite3.DatabaseError:
-            db.close()
-            raise
-        return db
+        # owner-only: an alert may carry the senior's position
+        self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
 
     def add(self, message: Message) -> None:
         with self._lock:
@@ -87,3 +69,7 @@ class UnansweredAlertStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    db.execute(_SCHEMA)

@@ -181,7 +181,10 @@ class MissedMedicationAlert(Body):
 
 @message_type("alert.wellness", kind="alert", priority=PRIORITY_ALERT)
 class WellnessAlert(Body):
-    concern: Literal["feeling", "health_reading", "check_in", "other"]
+    """A calm concern. `device`: the device found a state file damaged and started
+    without it; `detail` then names what was lost (assistant/lost_state.py's keys)."""
+
+    concern: Literal["feeling", "health_reading", "check_in", "other", "device"]
     severity: Literal["low", "medium", "high"]
     detail: Text | None = None
 

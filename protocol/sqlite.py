@@ -8,9 +8,18 @@ returns and survives a power cut, not only a crash.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# SQLite's primary result codes for a damaged file; a locked or unreachable one is no
+# reason to move it aside (its data is fine).
+_DAMAGED = {11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
 
 
 def tighten(path: Path) -> None:
@@ -44,5 +53,58 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=FULL")
     except sqlite3.Error:
         db.close()  # not left open on a file the caller may move aside
+        raise
+    return db
+
+
+class DamagedStore(sqlite3.DatabaseError):
+    """A store that SQLite's quick check finds damaged."""
+
+
+def is_damaged(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says the file is damaged (corrupt, or no database at all)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, DamagedStore) or (code is not None and code & 0xFF in _DAMAGED)
+
+
+def open_or_set_aside(
+    path: str | Path, prepare: Callable[[sqlite3.Connection], None]
+) -> tuple[sqlite3.Connection, Path | None]:
+    """Open the store at `path` (`open_db`) and `prepare` it (its tables, migrations).
+
+    A damaged file (no database, or failing SQLite's quick check) must not keep the device
+    from starting, and so from calling for help: it is moved aside as
+    `<name>.unreadable-<unix time>` (with its -wal and -shm, if SQLite left them) for whoever
+    looks into it,
+    named in an ERROR, and a new store is started. Returns the connection and where the
+    damaged file went (None when there was none), so the owner can say what was lost.
+    Any other error (locked, no space, no permission) raises: the data may be fine."""
+    path = Path(path)
+    try:
+        return _open_checked(path, prepare), None
+    except sqlite3.DatabaseError as exc:
+        if not is_damaged(exc):
+            raise
+        reason = exc
+    aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+    path.rename(aside)
+    for suffix in ("-wal", "-shm"):
+        wal = path.with_name(path.name + suffix)
+        if wal.exists():
+            wal.rename(aside.with_name(aside.name + suffix))
+    log.error("%s is damaged (%s): moved to %s and started afresh without what it held",
+              path, reason, aside.name)  # fmt: skip
+    return _open_checked(path, prepare), aside
+
+
+def _open_checked(path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+    db = open_db(path)
+    try:
+        verdict = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        if verdict != ["ok"]:
+            raise DamagedStore("; ".join(str(v) for v in verdict))
+        prepare(db)
+    except sqlite3.Error:
+        db.close()
         raise
     return db

@@ -237,4 +237,4 @@ def test_a_file_of_alerts_that_is_no_database_is_moved_aside_and_the_device_star
     for name in (ALERTS_FILE, UNCONFIRMED_FILE):
         (aside,) = state.glob(f"{name}.unreadable-*")
         assert aside.read_bytes().startswith(b"this is not a database")
-        assert f"{name} cannot be read" in caplog.text
+        assert f"{name} is damaged" in caplog.text

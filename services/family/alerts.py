@@ -702,9 +702,31 @@ def wording(body: Any, category: str, household: Household, language: str) -> st
         for_whom = "" if body.to == "all" else f" ({body.to})"
         words = text(language, "message", senior=senior, message=body.text, for_whom=for_whom)
         return words + where(body.location, language)
+    if body.concern == "device":
+        return _damage_wording(body.detail or "", senior, language)
     detail = body.detail or ""
     return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
                 detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
+
+
+# what the device lost (its keys, assistant/lost_state.py) that may hide a call for help
+_LOST_URGENT = frozenset({"outbox", "unanswered_alerts", "emergency_check"})
+_LOST_KNOWN = ("reminders", "outbox", "unanswered_alerts", "unconfirmed_alerts", "emergency_check")
+
+
+def _damage_wording(detail: str, senior: str, language: str) -> str:
+    """A device that started afresh without a damaged state file: what it lost (the keys
+    in `detail`), worded in the member's language, and what to do about it."""
+    keys = [k.strip() for k in detail.split(",") if k.strip()]
+    things = [text(language, f"lost.{k}" if k in _LOST_KNOWN else "lost.unknown") for k in keys]
+    things = list(dict.fromkeys(things)) or [text(language, "lost.unknown")]
+    lost = things[0] if len(things) == 1 else (
+        ", ".join(things[:-1]) + f" {text(language, 'and')} " + things[-1]
+    )  # fmt: skip
+    then = text(language, "device.reminders") if "reminders" in keys else ""
+    if _LOST_URGENT & set(keys) or not set(keys) <= set(_LOST_KNOWN):
+        then += text(language, "device.check", senior=senior)
+    return text(language, "wellness.device", senior=senior, lost=lost, then=then)
 
 
 def _receipt(message: Message, fresh: bool) -> list[Planned]:

@@ -23,6 +23,17 @@ _TEXTS: dict[str, dict[str, str]] = {
         "wellness.health_reading": "No emergency: {senior}'s last reading looks unusual. "
         "You may want to ask how they are.",
         "wellness.other": "No emergency: {senior} may like to hear from you{detail_suffix}.",
+        "wellness.device": "{senior}'s care assistant found part of its memory damaged and "
+        "started afresh. It lost {lost}.{then}",
+        "device.check": " Please call {senior} to make sure they do not need help.",
+        "device.reminders": " Please set up the reminders again.",
+        "lost.reminders": "its reminders",
+        "lost.outbox": "messages it had not sent yet",
+        "lost.unanswered_alerts": "calls for help still waiting for an answer",
+        "lost.unconfirmed_alerts": "alerts not yet confirmed as received",
+        "lost.emergency_check": "an emergency question it had asked",
+        "lost.unknown": "some of what it kept",
+        "and": "and",
         "inactivity": "No emergency: {senior} has been quiet for {hours} hours. Maybe check in.",
         "message": 'Message from {senior}{for_whom}: "{message}"',
         "escalated": "Still no answer about {senior}: now also contacting {what}.",
@@ -61,6 +72,18 @@ _TEXTS: dict[str, dict[str, str]] = {
         "ungewöhnlich. Fragen Sie ruhig nach.",
         "wellness.other": "Kein Notfall: {senior} würde sich über einen Anruf freuen"
         "{detail_suffix}.",
+        "wellness.device": "Der Pflegeassistent von {senior} hat einen Teil seines Speichers "
+        "beschädigt vorgefunden und neu begonnen. Verloren: {lost}.{then}",
+        "device.check": " Bitte rufen Sie {senior} an, um sicherzugehen, dass keine Hilfe "
+        "nötig ist.",
+        "device.reminders": " Bitte richten Sie die Erinnerungen neu ein.",
+        "lost.reminders": "seine Erinnerungen",
+        "lost.outbox": "noch nicht gesendete Nachrichten",
+        "lost.unanswered_alerts": "noch unbeantwortete Hilferufe",
+        "lost.unconfirmed_alerts": "noch nicht bestätigte Meldungen",
+        "lost.emergency_check": "eine offene Notfallfrage",
+        "lost.unknown": "ein Teil seiner Daten",
+        "and": "und",
         "message": 'Nachricht von {senior}{for_whom}: "{message}"',
         "inactivity": "Kein Notfall: Von {senior} kam seit {hours} Stunden nichts. "
         "Vielleicht kurz nachfragen.",
