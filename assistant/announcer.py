@@ -41,6 +41,8 @@ from protocol import (
 
 log = logging.getLogger(__name__)
 
+REFUSALS_KEPT = 1000  # refused message ids remembered as told (see Announcer._refused)
+
 
 def local_time(timestamp: str) -> dt.datetime:
     """A protocol timestamp (UTC) as this device's local wall-clock time."""
@@ -74,7 +76,9 @@ class Announcer:
         self._urgent: list[str] = []
         self._normal: list[str] = []
         self._wakeup = threading.Event()
-        self._refusals_told: set[str] = set()  # ids of refused messages the senior heard of
+        # ids of refused messages the senior heard of, the latest REFUSALS_KEPT (a message
+        # is sent again for a day at most: far fewer than that are refused meanwhile)
+        self._refusals_told: dict[str, None] = {}
 
     # --- the loop's side --------------------------------------------------------------
 
@@ -168,7 +172,9 @@ class Announcer:
                     log.info("%s refused again (%s): said once already", body.refused_id,
                              body.reason)  # fmt: skip
                     return None
-                self._refusals_told.add(body.refused_id)
+                self._refusals_told[body.refused_id] = None
+                if len(self._refusals_told) > REFUSALS_KEPT:
+                    del self._refusals_told[next(iter(self._refusals_told))]  # the oldest
         return replies.request_refused(refused_type)
 
     def _sent_type(self, message_id: str | None) -> str | None:

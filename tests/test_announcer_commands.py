@@ -107,3 +107,25 @@ def test_an_emergency_refused_again_is_said_again_a_calm_alert_once() -> None:
         said.append(announcer.take())
     assert [len(each) for each in said] == [2, 1], said
     assert "call for help" in said[1][0]
+
+
+def test_the_refusals_told_are_bounded_and_the_oldest_forgotten(monkeypatch) -> None:
+    """The ids of refusals told are kept to the latest REFUSALS_KEPT, not for ever."""
+    import uuid
+
+    import assistant.announcer as announcer_module
+    from protocol import ServiceRefused
+
+    monkeypatch.setattr(announcer_module, "REFUSALS_KEPT", 3)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(4)]
+    announcer = Announcer(sent_type=lambda _: "alert.wellness")
+
+    def told(refused_id: str) -> bool:
+        refusal = ServiceRefused(reason="unknown_device", refused_id=refused_id)
+        announcer.handle(command_to_device(refusal))
+        return bool(announcer.take())
+
+    assert all(told(refused_id) for refused_id in ids)
+    assert len(announcer._refusals_told) == 3
+    assert not told(ids[-1])  # the latest is still known
+    assert told(ids[0])  # the oldest was forgotten
