@@ -17,7 +17,7 @@ from assistant.emergency import Emergencies
 from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
-from assistant.lost_state import lost_stores, notice, spoken
+from assistant.lost_state import LOST_KEYS, mark_told, notice, spoken, untold
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
 from assistant.resend import Resender
 from assistant.routines import CareRoutines
@@ -124,14 +124,9 @@ class Device:
         self.routines.set_check_ins(
             [f"{parse_clock(at):%H:%M}" for at in config.check_in_times()], clock()
         )
-        self.lost = lost_stores({
-            "reminders": self.reminders.set_aside,
-            "emergency_check": self.checks.set_aside,
-            "outbox": self.link.outbox.set_aside if self.link is not None else None,
-            "unanswered_alerts": self.alerts.set_aside if self.alerts is not None else None,
-            "unconfirmed_alerts": self.unconfirmed.store.set_aside
-            if self.unconfirmed is not None and self.unconfirmed.store is not None else None,
-        })  # fmt: skip
+        # damaged state files moved aside (by this start or before) and not yet told of
+        self._lost_files = untold(config.state_dir())
+        self.lost = [key for key in LOST_KEYS if key in self._lost_files]
 
     def _show_reminder(self, text: str) -> None:
         """A phone vibrates and shows a reminder as well as saying it."""
@@ -187,18 +182,22 @@ class Device:
         return self
 
     def _tell_lost(self) -> None:
-        """A state file found damaged was moved aside (assistant/lost_state.py): the senior
-        hears what was lost, and the family is sent a notice, once."""
+        """State files found damaged were moved aside (assistant/lost_state.py): the senior
+        hears what was lost, and the family is sent a notice. They count as told once the
+        notice is stored for sending; offline, or if it cannot be stored, the next start
+        tells again."""
         lost, self.lost = self.lost, []
         if not lost:
             return
-        told = self.link is not None
-        if told:
+        told = False
+        if self.link is not None:
             try:
                 self._publish(notice(lost))
+                told = True
             except Exception:
                 log.exception("the family could not be told that stored state was lost")
-                told = False
+        if told:
+            mark_told([path for key in lost for path in self._lost_files[key]])
         self.announcer.queue(spoken(lost, family_told=told), urgent=True)
 
     def close(self, drain_s: float = DRAIN_S) -> None:

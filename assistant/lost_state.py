@@ -1,12 +1,16 @@
 """What the device lost when a state file was found damaged, and telling of it.
 
-A damaged store is moved aside at start so the device still starts and can call for help
+A damaged store is moved aside so the device still starts and can call for help
 (protocol/sqlite.open_or_set_aside); what it held is gone. That must not be silent: the
 senior hears what was lost (a reminder that no longer comes is otherwise noticed only when
-a dose is missed), and the family is sent a calm notice (`alert.wellness`, concern
-`device`, confirmed and sent again like any other) so a caregiver can set the reminders up
-again. The notice names the stores by key (`LOST_KEYS`); the family service words them in
-each member's language.
+a dose is missed), and the family is sent a notice (`alert.wellness` with `lost`, confirmed
+and sent again like any other) so a caregiver can set the reminders up again. The family
+service words the stores' keys (`LOST_KEYS`) in each member's language.
+
+The files moved aside are the record of what is still to be told: each is renamed with
+`.told` once the notice is stored for sending. So a loss found by another command on the
+same files (`senior-assistant reminders`), or by a run that stopped before telling, is told
+at the next start.
 """
 
 from __future__ import annotations
@@ -14,11 +18,23 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from assistant.emergency_check import CHECK_FILE
+from assistant.outbox import STATE_DB_NAME
+from assistant.reminders import REMINDERS_FILE
+from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
 from protocol import WellnessAlert
+from protocol.sqlite import UNREADABLE
 
 log = logging.getLogger(__name__)
 
-# a store's key → what the senior hears was lost
+# a store's key → its file in the state directory, and what the senior hears was lost
+STORE_FILES = {
+    "reminders": REMINDERS_FILE,
+    "outbox": STATE_DB_NAME,
+    "unanswered_alerts": ALERTS_FILE,
+    "unconfirmed_alerts": UNCONFIRMED_FILE,
+    "emergency_check": CHECK_FILE,
+}
 SPOKEN = {
     "reminders": "your reminders",
     "outbox": "messages I had not sent yet",
@@ -26,17 +42,34 @@ SPOKEN = {
     "unconfirmed_alerts": "messages to your family that were not yet confirmed",
     "emergency_check": "a question I had asked you about an emergency",
 }
-LOST_KEYS = tuple(SPOKEN)
+LOST_KEYS = tuple(STORE_FILES)
+TOLD = ".told"
 # losses that may hide an emergency nobody was told of
 _URGENT = frozenset({"outbox", "unanswered_alerts", "emergency_check"})
 
 
-def lost_stores(stores: dict[str, Path | None]) -> list[str]:
-    """The keys of the stores that were set aside (`stores`: key → where it went)."""
-    unknown = set(stores) - set(SPOKEN)
-    if unknown:
-        raise ValueError(f"unknown stores: {sorted(unknown)}")
-    return [key for key in LOST_KEYS if stores.get(key) is not None]
+def untold(state_dir: Path) -> dict[str, list[Path]]:
+    """The damaged stores moved aside in `state_dir` that have not been told of, by key."""
+    found = {}
+    for key, name in STORE_FILES.items():
+        paths = [
+            path
+            for path in sorted(state_dir.glob(f"{name}{UNREADABLE}*"))
+            if not path.name.endswith((TOLD, "-wal", "-shm"))
+        ]
+        if paths:
+            found[key] = paths
+    return found
+
+
+def mark_told(paths: list[Path]) -> None:
+    """Told: renamed with `.told` (kept for whoever looks into them). A rename that fails
+    is logged; the loss is then told again at the next start."""
+    for path in paths:
+        try:
+            path.rename(path.with_name(path.name + TOLD))
+        except OSError as exc:
+            log.error("%s could not be marked as told (%s): told again next time", path, exc)
 
 
 def spoken(lost: list[str], family_told: bool) -> str:
@@ -54,6 +87,7 @@ def spoken(lost: list[str], family_told: bool) -> str:
 
 
 def notice(lost: list[str]) -> WellnessAlert:
-    """The family's notice: high when the loss may hide a call for help."""
+    """The family's notice: of high severity, so not held for their quiet hours, when the
+    loss may hide a call for help."""
     severity = "high" if _URGENT & set(lost) else "medium"
-    return WellnessAlert(concern="device", severity=severity, detail=",".join(lost))
+    return WellnessAlert(concern="other", severity=severity, lost=list(lost))

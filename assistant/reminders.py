@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
-from protocol.sqlite import open_or_set_aside
+from protocol.sqlite import open_checked, open_or_set_aside
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
@@ -133,6 +133,7 @@ class ReminderStore:
         path: str | Path,
         tz: dt.tzinfo | None = None,
         policy: ReminderPolicy | None = None,
+        repair: bool = True,
     ) -> None:
         """`tz`: the household's time zone (default: this machine's)."""
         self.path = Path(path)
@@ -140,8 +141,12 @@ class ReminderStore:
         self.policy = policy or ReminderPolicy()
         self._lock = threading.Lock()  # the link's thread adds, the loop's thread reads
         # owner-only: what the senior takes is health data. A damaged file is moved
-        # aside and the reminders in it are lost (`set_aside` says where it went).
-        self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
+        # aside and the reminders in it are lost (`set_aside` says where it went); with
+        # `repair` False (a command beside the running device) it raises instead.
+        if repair:
+            self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
+        else:
+            self._db, self.set_aside = open_checked(self.path, _prepare), None
 
     def close(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sqlite3
 import uuid
 
 from assistant.config import Config
@@ -38,7 +39,14 @@ def add_reminders_command(sub: argparse._SubParsersAction) -> None:
 
 def cmd_reminders(args: argparse.Namespace, config: Config) -> int:
     tz = time_zone(config.timezone)
-    store = ReminderStore(config.state_dir() / REMINDERS_FILE, tz=tz)
+    path = config.state_dir() / REMINDERS_FILE
+    try:  # not repaired here: the device may have it open; it repairs it, and tells, at start
+        store = ReminderStore(path, tz=tz, repair=False)
+    except sqlite3.DatabaseError as exc:
+        raise ReminderCommandError(
+            f"{path} is damaged ({exc}): start the assistant, which sets it aside, starts "
+            "afresh and tells the senior and the family"
+        ) from None
     try:
         now = dt.datetime.now(tz)
         if args.reminders_command == "list":

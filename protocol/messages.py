@@ -181,12 +181,14 @@ class MissedMedicationAlert(Body):
 
 @message_type("alert.wellness", kind="alert", priority=PRIORITY_ALERT)
 class WellnessAlert(Body):
-    """A calm concern. `device`: the device found a state file damaged and started
-    without it; `detail` then names what was lost (assistant/lost_state.py's keys)."""
+    """A calm concern. `lost` (with concern `other`): the device found state files damaged
+    and started without them; their keys (assistant/lost_state.py). `severity` high: not
+    held for a member's quiet hours."""
 
-    concern: Literal["feeling", "health_reading", "check_in", "other", "device"]
+    concern: Literal["feeling", "health_reading", "check_in", "other"]
     severity: Literal["low", "medium", "high"]
     detail: Text | None = None
+    lost: list[str] | None = rule(None, max_len=10)
 
 
 @message_type("alert.inactivity", kind="alert", priority=PRIORITY_ALERT)

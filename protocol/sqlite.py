@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 # SQLite's primary result codes for a damaged file; a locked or unreachable one is no
 # reason to move it aside (its data is fine).
 _DAMAGED = {11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
+UNREADABLE = ".unreadable-"  # in the name of a damaged store moved aside
 
 
 def tighten(path: Path) -> None:
@@ -70,23 +71,23 @@ def is_damaged(exc: sqlite3.Error) -> bool:
 def open_or_set_aside(
     path: str | Path, prepare: Callable[[sqlite3.Connection], None]
 ) -> tuple[sqlite3.Connection, Path | None]:
-    """Open the store at `path` (`open_db`) and `prepare` it (its tables, migrations).
+    """Open the store at `path` and `prepare` it (`open_checked`).
 
     A damaged file (no database, or failing SQLite's quick check) must not keep the device
     from starting, and so from calling for help: it is moved aside as
-    `<name>.unreadable-<unix time>` (with its -wal and -shm, if SQLite left them) for whoever
-    looks into it,
-    named in an ERROR, and a new store is started. Returns the connection and where the
-    damaged file went (None when there was none), so the owner can say what was lost.
-    Any other error (locked, no space, no permission) raises: the data may be fine."""
+    `<name>.unreadable-<unix time>` (with its -wal and -shm, if SQLite left them) for
+    whoever looks into it and for the device to tell of (assistant/lost_state.py), named in
+    an ERROR, and a new store is started. Returns the connection and where the damaged file
+    went (None when there was none). Any other error (locked, a failing disk, no
+    permission) raises: the data may be fine."""
     path = Path(path)
     try:
-        return _open_checked(path, prepare), None
+        return open_checked(path, prepare), None
     except sqlite3.DatabaseError as exc:
         if not is_damaged(exc):
             raise
         reason = exc
-    aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+    aside = _aside_name(path)
     path.rename(aside)
     for suffix in ("-wal", "-shm"):
         wal = path.with_name(path.name + suffix)
@@ -94,10 +95,24 @@ def open_or_set_aside(
             wal.rename(aside.with_name(aside.name + suffix))
     log.error("%s is damaged (%s): moved to %s and started afresh without what it held",
               path, reason, aside.name)  # fmt: skip
-    return _open_checked(path, prepare), aside
+    return open_checked(path, prepare), aside
 
 
-def _open_checked(path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+def _aside_name(path: Path) -> Path:
+    stamp = int(time.time())
+    aside = path.with_name(f"{path.name}{UNREADABLE}{stamp}")
+    count = 1
+    while aside.exists():  # a second one within the second
+        aside = path.with_name(f"{path.name}{UNREADABLE}{stamp}.{count}")
+        count += 1
+    return aside
+
+
+def open_checked(
+    path: str | Path, prepare: Callable[[sqlite3.Connection], None]
+) -> sqlite3.Connection:
+    """`open_db`, SQLite's quick check (a damaged file raises `DamagedStore`, or SQLite's
+    own error for one that is no database), then `prepare`."""
     db = open_db(path)
     try:
         verdict = [row[0] for row in db.execute("PRAGMA quick_check(3)")]

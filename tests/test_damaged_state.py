@@ -8,26 +8,42 @@ Real SQLite files damaged on disk, the real device, a real Mosquitto and a real
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 import sqlite3
+import threading
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from assistant.device import Device
 from assistant.emergency_check import CHECK_FILE
-from assistant.lost_state import LOST_KEYS, lost_stores, spoken
+from assistant.lost_state import TOLD, mark_told, spoken, untold
 from assistant.outbox import STATE_DB_NAME
 from assistant.reminders import REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import Schedule
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
 from protocol import MemberAlert, Message, WellnessAlert
-from protocol.sqlite import open_or_set_aside
+from protocol.sqlite import is_damaged, open_or_set_aside
 from services.family.alerts import wording
 from services.family.households import Household
 from tests.broker import Mosquitto
 from tests.device_process import _wait as wait_for
-from tests.family_process import D, FamilyWorker, H, apps_standin, setup_household, write_config
+from tests.family_process import (
+    FAMILY,
+    D,
+    FamilyWorker,
+    H,
+    apps_standin,
+    setup_household,
+    write_config,
+)
+from tests.family_process import (
+    Household as HouseholdSpec,
+)
 from tests.test_device import device_config
 
 ALL_FILES = (REMINDERS_FILE, CHECK_FILE, STATE_DB_NAME, ALERTS_FILE, UNCONFIRMED_FILE)
@@ -96,6 +112,33 @@ def test_a_store_that_cannot_be_opened_is_not_moved_aside(tmp_path: Path) -> Non
     assert path.is_dir() and not list(tmp_path.glob("*.unreadable-*"))
 
 
+def test_a_store_another_connection_holds_locked_is_waited_for_not_moved_aside(
+    tmp_path: Path,
+) -> None:
+    """A writer holding the file (another process of the device's, a backup) makes SQLite
+    say "database is locked", which is no damage: that error is never taken for it, and
+    opening waits for the lock and finds the data."""
+    path = tmp_path / "s.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    _table(db)
+    db.execute("INSERT INTO t (v) VALUES ('kept')")
+    db.execute("BEGIN EXCLUSIVE")
+    impatient = sqlite3.connect(path, timeout=0)
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        impatient.execute("SELECT * FROM t")
+    impatient.close()
+    assert "locked" in str(locked.value) and not is_damaged(locked.value)
+    threading.Timer(0.5, lambda: db.execute("COMMIT")).start()
+    opened, aside = open_or_set_aside(path, _table)  # waits (open_db's busy timeout)
+    try:
+        assert aside is None
+        assert opened.execute("SELECT v FROM t").fetchall() == [("kept",)]
+    finally:
+        opened.close()
+        db.close()
+    assert not list(tmp_path.glob("*.unreadable-*"))
+
+
 def test_damaged_reminders_are_set_aside_and_the_store_works(tmp_path: Path) -> None:
     path = tmp_path / REMINDERS_FILE
     path.write_bytes(GARBAGE)
@@ -118,14 +161,26 @@ def test_what_the_senior_hears() -> None:
     assert "messages I had not sent yet and a question I had asked you" in words
     assert "If you need help, please ask for it again." in words
     assert "family" not in words  # not promised when it cannot be sent
-    with pytest.raises(ValueError, match="unknown stores"):
-        lost_stores({"calendar": Path("calendar.sqlite3.unreadable-1")})
-    assert lost_stores({key: None for key in LOST_KEYS}) == []
+
+
+def test_what_is_still_to_be_told_is_read_from_the_files_set_aside(tmp_path: Path) -> None:
+    for name in (REMINDERS_FILE, f"{CHECK_FILE}.unreadable-5-wal", "other.sqlite3.unreadable-1"):
+        (tmp_path / name).write_bytes(b"")
+    assert untold(tmp_path) == {}  # no store set aside: a log, and another program's file
+    first = tmp_path / f"{REMINDERS_FILE}.unreadable-100"
+    second = tmp_path / f"{REMINDERS_FILE}.unreadable-100.1"
+    check = tmp_path / f"{CHECK_FILE}.unreadable-5"
+    for path in (first, second, check):
+        path.write_bytes(GARBAGE)
+    assert untold(tmp_path) == {"reminders": [first, second], "emergency_check": [check]}
+    mark_told([first, second])
+    assert untold(tmp_path) == {"emergency_check": [check]}
+    assert (tmp_path / f"{first.name}{TOLD}").read_bytes() == GARBAGE  # kept
 
 
 def test_the_family_reads_what_was_lost_in_their_language() -> None:
     household = Household(H, "Mum", (D,))
-    body = WellnessAlert(concern="device", severity="high", detail="reminders,outbox")
+    body = WellnessAlert(concern="other", severity="high", lost=["reminders", "outbox"])
     english = wording(body, "wellness", household, "en")
     assert english == (
         "Mum's care assistant found part of its memory damaged and started afresh. It lost "
@@ -134,11 +189,11 @@ def test_the_family_reads_what_was_lost_in_their_language() -> None:
     )
     german = wording(body, "wellness", household, "de")
     assert "Verloren: seine Erinnerungen und noch nicht gesendete Nachrichten." in german
-    calm = wording(WellnessAlert(concern="device", severity="medium", detail="reminders"),
+    calm = wording(WellnessAlert(concern="other", severity="medium", lost=["reminders"]),
                    "wellness", household, "en")  # fmt: skip
     assert "Please call" not in calm
     # a key this service does not know (a newer device) is still reported, with the call
-    odd = wording(WellnessAlert(concern="device", severity="medium", detail="photos"),
+    odd = wording(WellnessAlert(concern="other", severity="medium", lost=["photos"]),
                   "wellness", household, "en")  # fmt: skip
     assert "It lost some of what it kept." in odd and "Please call Mum" in odd
 
@@ -156,11 +211,27 @@ def told_any(handled: list[Message]) -> set[str]:
     return {m.body.alert_id for m in handled if isinstance(m.body, MemberAlert)}
 
 
+def quiet_now(timezone: str = "Europe/Berlin") -> str:
+    """Quiet hours from an hour ago to two hours ahead, in the household's time."""
+    now = dt.datetime.now(ZoneInfo(timezone))
+    start, end = now - dt.timedelta(hours=1), now + dt.timedelta(hours=2)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+def household_with_anna_quiet() -> HouseholdSpec:
+    members = tuple(
+        dataclasses.replace(m, quiet=quiet_now()) if m.id == "anna" else m for m in FAMILY
+    )
+    return HouseholdSpec(members=members)
+
+
 def test_every_state_file_damaged_the_device_starts_says_so_and_the_family_is_told(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
+    """A loss that may hide a call for help (unsent messages, unanswered alerts) reaches
+    Anna at once although these are her quiet hours."""
     family = write_config(tmp_path / "family", broker)
-    setup_household(family)
+    setup_household(family, household_with_anna_quiet())
     state = tmp_path / "state"
     state.mkdir()
     for name in ALL_FILES:
@@ -188,9 +259,61 @@ def test_every_state_file_damaged_the_device_starts_says_so_and_the_family_is_to
             Reminder("r1", "medication", "Take your aspirin", Schedule("daily", "08:00"))
         )
     for name in ALL_FILES:
-        (aside,) = state.glob(f"{name}.unreadable-*")
+        (aside,) = state.glob(f"{name}.unreadable-*{TOLD}")
         assert aside.read_bytes() == GARBAGE
-    with Device(config) as device:  # the new files are sound: nothing more to tell
+    with Device(config) as device:  # told, and the new files are sound: nothing more to tell
         assert device.lost == []
         assert device.announcer.take() == []
         assert "r1" in [r.id for r in device.reminders.all()]
+
+
+def test_lost_reminders_found_by_the_command_are_told_at_the_next_start_calmly(
+    tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`senior-assistant reminders` beside the device does not repair the file (the device
+    may hold it open): it says what to do. An offline start says it to the senior and keeps
+    it to tell; the next start with the link tells the family. A loss of reminders alone is
+    calm: held for Anna's quiet hours, Ben reads it at once."""
+    from assistant.cli import main
+
+    family = write_config(tmp_path / "family", broker)
+    setup_household(family, household_with_anna_quiet())
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / REMINDERS_FILE).write_bytes(GARBAGE)
+    config = device_config(broker, state, H, D)
+    config_file = tmp_path / "assistant.toml"
+    config_file.write_text(f'[paths]\nstate_dir = "{state}"\n', encoding="utf-8")
+    assert main(["--config", str(config_file), "reminders", "list"]) == 2
+    assert "is damaged" in capsys.readouterr().err
+    assert (state / REMINDERS_FILE).read_bytes() == GARBAGE  # left for the device
+
+    with Device(config, link=False) as device:
+        (words,) = device.announcer.take()
+        assert "I have lost your reminders" in words and "family" not in words
+    assert untold(state)  # not told to the family yet
+
+    with FamilyWorker(family), apps_standin(broker) as apps, Device(config) as device:
+        (words,) = device.announcer.take()
+        assert "letting your family know" in words and "ask for it again" not in words
+        assert apps.wait_until(lambda: "ben" in told(apps.handled, next(iter(
+            told_any(apps.handled)), "")), 20)  # fmt: skip
+        (notice_id,) = told_any(apps.handled)
+        assert told(apps.handled, notice_id)["ben"].startswith("Der Pflegeassistent von Mum")
+        # Anna's notice waits in the service's outbox for the end of her quiet hours
+        assert held_for(family, notice_id) == {"anna"}
+        assert "anna" not in told(apps.handled, notice_id)
+    assert untold(state) == {}
+
+
+def held_for(config, alert_id: str) -> set[str]:
+    """The members whose notice of the alert waits in the family service's outbox."""
+    db = sqlite3.connect(f"file:{config.database}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = db.execute(
+            "SELECT member FROM outbox WHERE alert_id = ? AND state = 'pending' AND not_before > ?",
+            (alert_id, time.time() + 600),
+        ).fetchall()
+    finally:
+        db.close()
+    return {member for (member,) in rows}

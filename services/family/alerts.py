@@ -284,7 +284,7 @@ class Alerts:
             not_before = now
             if category == "missed_medication":
                 not_before = now + self.config.medication.grace_s
-            if category != "emergency" and not getattr(message.body, "urgent", False):
+            if category != "emergency" and not _not_held(message.body):
                 not_before = member.quiet_until(not_before, household.timezone) or not_before
             body = self._member_alert(message, category, household, member, step=0)
             out.append(self._notice(body, household, member, message.id, 0, not_before))
@@ -685,6 +685,12 @@ class Alerts:
             )  # fmt: skip
 
 
+def _not_held(body: Any) -> bool:
+    """Told at once, quiet hours or not: a message the senior marked urgent, and a concern
+    of high severity (a device that lost state that may hide a call for help)."""
+    return bool(getattr(body, "urgent", False)) or getattr(body, "severity", None) == "high"
+
+
 def wording(body: Any, category: str, household: Household, language: str) -> str:
     """What an alert says to a member, in their language."""
     senior = household.senior
@@ -702,8 +708,8 @@ def wording(body: Any, category: str, household: Household, language: str) -> st
         for_whom = "" if body.to == "all" else f" ({body.to})"
         words = text(language, "message", senior=senior, message=body.text, for_whom=for_whom)
         return words + where(body.location, language)
-    if body.concern == "device":
-        return _damage_wording(body.detail or "", senior, language)
+    if body.lost:
+        return _damage_wording(body.lost, senior, language)
     detail = body.detail or ""
     return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
                 detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
@@ -714,10 +720,9 @@ _LOST_URGENT = frozenset({"outbox", "unanswered_alerts", "emergency_check"})
 _LOST_KNOWN = ("reminders", "outbox", "unanswered_alerts", "unconfirmed_alerts", "emergency_check")
 
 
-def _damage_wording(detail: str, senior: str, language: str) -> str:
-    """A device that started afresh without a damaged state file: what it lost (the keys
-    in `detail`), worded in the member's language, and what to do about it."""
-    keys = [k.strip() for k in detail.split(",") if k.strip()]
+def _damage_wording(keys: list[str], senior: str, language: str) -> str:
+    """A device that started afresh without a damaged state file: what it lost (`keys`),
+    worded in the member's language, and what to do about it."""
     things = [text(language, f"lost.{k}" if k in _LOST_KNOWN else "lost.unknown") for k in keys]
     things = list(dict.fromkeys(things)) or [text(language, "lost.unknown")]
     lost = things[0] if len(things) == 1 else (
