@@ -230,7 +230,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
     if args.text is not None:
         assistant = Assistant(engine, voice, **parts)
         assistant.dialog.phone_line = device.hardware.calls is not None
-        _resume(assistant)
+        _resume(assistant, device)
         return _run_typed(assistant, args.text, args.once)
     from assistant.speech.factory import create_recognizer
     from assistant.speech.wake import spotter_for
@@ -253,15 +253,18 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         **parts,
     )
     assistant.dialog.phone_line = device.hardware.calls is not None
-    _resume(assistant)
+    _resume(assistant, device)
     if args.input:
         return _run_file(assistant, config, Path(args.input), not args.no_wake, args.once)
     return _run_microphone(assistant, config, not args.no_wake, args.once, controls)
 
 
-def _resume(assistant) -> None:
-    """An emergency check the last run left unanswered alerts before anything else."""
+def _resume(assistant, device) -> None:
+    """An emergency check the last run left unanswered alerts before anything else; an
+    alert it raised that nobody answered yet is told of, and listened on after."""
     turn = assistant.resume_emergency_check()
+    if turn is None and device.emergencies.unanswered:
+        turn = assistant.resume_unanswered_alert()
     if turn is not None:
         _show(turn)
 

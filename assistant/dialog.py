@@ -346,6 +346,12 @@ class Dialog:
         and listening on, as after a spoken one."""
         return self._alert({"kind": "help"}, trigger)
 
+    def resume_after_alert(self) -> DialogReply:
+        """A restart while an alert waits for an answer (it is being sent again): the
+        senior is reassured and listened to without the wake phrase, as after raising it."""
+        self.pending = _Pending("after_alert", "emergency", {"kind": "help"})
+        return DialogReply(replies.STILL_WAITING, expects_answer=True)
+
     def open_emergency_check(self) -> dict[str, str] | None:
         """The slots of the emergency the senior is being asked about, or None."""
         pending = self.pending

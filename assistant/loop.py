@@ -166,6 +166,12 @@ class Assistant:
         self._check_on_disk = True  # settled once the alert is out of our hands
         return self._perform(self.dialog.unanswered_check(slots))
 
+    def resume_unanswered_alert(self) -> Turn:
+        """The last run raised an alert nobody has answered yet (the device sends it again):
+        reassure, and listen without the wake phrase. Call once, before listening."""
+        log.warning("an alert raised before the restart is still unanswered")
+        return self._perform(self.dialog.resume_after_alert())
+
     def _perform(self, reply: DialogReply, said: str | None = None) -> Turn:
         """Actions first (an alert must not wait for a sentence to be spoken), then an
         emergency check written down or settled, then speech."""
@@ -221,7 +227,9 @@ class Assistant:
         if wake_required and self.wake is None and button is None:
             raise ValueError("waking needs a wake-word spotter or a button")
         history: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=HISTORY_FRAMES)
-        state = _LISTENING if not wake_required else _WAITING
+        # an answer awaited already (after an alert resumed at start) is listened for at once
+        awaited = self.dialog.pending is not None
+        state = _LISTENING if not wake_required or awaited else _WAITING
         if state is _LISTENING:
             self._begin_command()
         else:

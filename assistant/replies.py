@@ -16,6 +16,10 @@ NO_ANSWER = "I did not hear an answer, so I have not done anything."
 CANCELLED = "All right, I have cancelled that."
 GIVE_UP = "Sorry, I still did not understand. Let us start again."
 STILL_HERE = "I am still here with you. Help is on the way."
+STILL_WAITING = (
+    "I had to start again. Your call for help is still waiting for an answer, and I keep "
+    "sending it to your family. I am here with you."
+)
 NOTHING_TO_REPEAT = "I have not said anything yet."
 HELP = (
     "You can ask me for a doctor, call or message your family, set a medicine reminder, "

@@ -20,6 +20,7 @@ import pytest
 from assistant import replies
 from assistant.config import Config, EndpointConfig, SpeechOutputConfig
 from assistant.device import Device
+from assistant.dialog import Action
 from assistant.emergency import QUEUED, SENT
 from assistant.endpoint import frames_of
 from assistant.loop import Assistant
@@ -143,6 +144,45 @@ def test_a_long_press_of_the_sos_key_sends_one_alert_and_keeps_listening(
         assert "alert" in states(hardware)
         if kind == "phone":  # it vibrates too
             assert hardware.notifier.vibrations  # type: ignore[union-attr]
+
+
+def test_after_a_restart_an_unanswered_alert_is_told_of_and_listened_on_without_waking(
+    broker: Mosquitto, engine, command_recognizer, synthesizer, tmp_path: Path, capsys
+) -> None:
+    """The power went during an emergency nobody has answered yet. At the next start the
+    device sends it again, tells the senior so, and listens without the wake phrase, as it
+    did right after the alert: silence is answered."""
+    from assistant.cli import _resume
+
+    config = device_config(broker, tmp_path)
+    device, _ = make_device(config, "speaker")
+    with device:
+        assert device.link is not None and device.link.wait_connected(10)
+        device.actions(Action("emergency", {"kind": "fall"}))
+        assert device.emergencies.unanswered is not None
+        assert len(device.emergencies.unanswered) == 1
+    device, hardware = make_device(config, "speaker")
+    with device:
+        assistant = make_assistant(device, engine, synthesizer, tmp_path / "said.wav", [],
+                                   command_recognizer)  # fmt: skip
+        _resume(assistant, device)
+        assert f"reply: {replies.STILL_WAITING}" in capsys.readouterr().out
+        controls = hardware.controls
+        assert controls is not None
+        turns = list(assistant.listen(frames_of(silence(6.0)), button=controls.wake_pressed))
+        assert [t.reply for t in turns] == [replies.STILL_HERE]  # listened, no wake needed
+        assert turns[0].end_reason == "no_speech"
+        assert "alert" in states(hardware)  # the light is on again
+    # without an unanswered alert, the same start waits for the wake phrase or the button
+    device, hardware = make_device(device_config(broker, tmp_path / "calm"), "speaker")
+    with device:
+        assistant = make_assistant(device, engine, synthesizer, tmp_path / "said.wav", [],
+                                   command_recognizer)  # fmt: skip
+        _resume(assistant, device)
+        assert "reply:" not in capsys.readouterr().out
+        controls = hardware.controls
+        assert controls is not None
+        assert list(assistant.listen(frames_of(silence(6.0)), button=controls.wake_pressed)) == []
 
 
 @pytest.mark.parametrize("kind", ["speaker", "phone"])
