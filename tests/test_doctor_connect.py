@@ -14,6 +14,7 @@ from protocol import (
     AppointmentRequest,
     ConsultationCancel,
     ConsultationRequest,
+    DoctorAccept,
     DoctorEnd,
     DoctorStatus,
     Message,
@@ -256,6 +257,63 @@ def test_a_restart_keeps_waiting_requests_and_open_sessions(tmp_path: Path) -> N
         ("consultation.ended", first.id),
         ("consultation.assigned", second.id),
     ]
+
+
+def test_a_consultation_not_accepted_in_time_goes_to_another_doctor(tmp_path: Path) -> None:
+    """The doctor's app went quiet, or the broker passed the session to nobody: the senior
+    must not wait in an empty room. After `accept_s` the consultation goes to another
+    doctor; one that was accepted is never taken away."""
+    clock = Clock(MONDAY_10)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)
+    add_doctor(engine, "weber", "general_practice")
+    first = request(engine)
+    assert [m.device for m in sent(engine) if m.type == "doctor.session"] == ["weber"]
+    add_doctor(engine, "braun", "general_practice")
+    second = request(engine, device="bedroom")
+    assert [m.device for m in sent(engine) if m.type == "doctor.session"] == ["braun"]
+    from_doctor(engine, "braun", DoctorAccept(second.id))
+    clock.now += 119
+    engine.tick()
+    assert sent(engine) == []  # not yet
+    clock.now += 2
+    engine.tick()
+    out = sent(engine)
+    assert [(m.type, m.device) for m in out if m.type.startswith("doctor.")] == [
+        ("doctor.session.cancelled", "weber")  # braun is busy with the one he accepted
+    ]
+    assert [(m.type, m.body.request_id) for m in out if m.device == D] == [
+        ("consultation.queued", first.id)
+    ]
+    from_doctor(engine, "braun", DoctorEnd(second.id))
+    out = sent(engine)
+    assert [(m.type, m.device) for m in out if m.type == "doctor.session"] == [
+        ("doctor.session", "braun")  # free again: asked before weber, who let it pass
+    ]
+    with pytest.raises(Refused) as info:  # weber accepts too late: not his any more
+        from_doctor(engine, "weber", DoctorAccept(first.id))
+    assert info.value.reason == RefusalReason.NOT_YOURS
+
+
+def test_with_one_doctor_an_unaccepted_session_is_sent_to_them_anew(tmp_path: Path) -> None:
+    """A session the broker passed to nobody is not lost for good: with no other doctor,
+    it goes to the same one again once they have been passed over for `accept_s`."""
+    clock = Clock(MONDAY_10)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)
+    add_doctor(engine, "weber", "general_practice")
+    asked = request(engine)
+    first = [m for m in sent(engine) if m.type == "doctor.session"]
+    clock.now += 121
+    engine.tick()
+    assert [m.type for m in sent(engine)] == ["doctor.session.cancelled", "consultation.queued"]
+    clock.now += 121
+    engine.tick()
+    again = [m for m in sent(engine) if m.type == "doctor.session"]
+    assert [m.body.request_id for m in again] == [asked.id]
+    assert again[0].id != first[0].id  # a new message, not a copy a receiver would drop
+    from_doctor(engine, "weber", DoctorAccept(asked.id))
+    clock.now += 1000
+    engine.tick()
+    assert sent(engine) == []  # accepted: kept
 
 
 def test_appointments_are_confirmed_and_reminded(tmp_path: Path) -> None:

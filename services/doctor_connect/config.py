@@ -43,6 +43,10 @@ class Timings:
     specialist_promise_s: float = 48 * 3600.0
     consult_s: float = 600.0  # the average consultation, for wait estimates
     join_s: int = 60  # the doctor joins this long after the assignment
+    # A consultation the doctor has not accepted this long after the assignment (the app
+    # gone quiet, or the broker passed the session to nobody) waits again at its place for
+    # another doctor; that doctor is asked again only after as long again.
+    accept_s: float = 120.0
     position_interval_s: float = 30.0  # the least time between two position messages
     reminder_before_s: float = 3600.0  # the appointment reminder goes this long before
     appointment_s: float = 1800.0  # one appointment slot
@@ -117,4 +121,6 @@ def load_config(path: str | Path | None) -> Config:
     for key in ("tick_s", "dead_letter_retry_s"):
         if getattr(config.service, key) <= 0:
             raise ConfigError(f"service.{key} must be above 0")
+    if config.timings.accept_s <= 0:
+        raise ConfigError("timings.accept_s must be above 0")
     return config

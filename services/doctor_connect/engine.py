@@ -273,18 +273,42 @@ class Engine:
             "SELECT * FROM requests WHERE doctor = ? AND state IN (?, ?) ORDER BY seq",
             (doctor_id, *OPEN),
         )
+        self._requeue(rows, "doctor_offline", now)
+
+    def _unaccepted(self, now: float) -> None:
+        """Consultations a doctor has not accepted within `accept_s` of the assignment wait
+        again for another doctor: the senior is not left in an empty room because an app
+        went quiet or never got the session. The doctor is asked again only after
+        `accept_s` more, so another is asked first, and when there is none the session
+        goes to them anew (a lost one is sent again that way)."""
+        rows = self.store.query(
+            "SELECT * FROM requests WHERE state = 'assigned' AND assigned_at <= ? ORDER BY seq",
+            (now - self.timings.accept_s,),
+        )
         for row in rows:
-            self._close_session(row, "doctor_offline", now)
+            log.warning("consultation %s: doctor %s did not accept it within %.0f s; it waits"
+                        " for another doctor", row["id"], row["doctor"],
+                        self.timings.accept_s)  # fmt: skip
+            doctor = self.matcher.doctors.get(row["doctor"])
+            if doctor is not None:
+                doctor.passed_until = now + self.timings.accept_s
+        if rows:
+            self._requeue(rows, "not_accepted", now)
+
+    def _requeue(self, rows: list[Any], why: str, now: float) -> None:
+        """Take the consultations of `rows` from their doctors (each told it is not theirs
+        now): they wait again at their old place, and their devices are told where."""
+        for row in rows:
+            self._close_session(row, why, now)
             # the app finds it when it is back (its session is persistent): not yours now
-            self._to_doctor(doctor_id, DoctorSessionCancelled(row["id"], by="service"))
+            self._to_doctor(row["doctor"], DoctorSessionCancelled(row["id"], by="service"))
             self.store.db.execute(
                 "UPDATE requests SET state = 'waiting', doctor = NULL, assigned_at = NULL,"
                 " updated = ? WHERE id = ?",
                 (now, row["id"]),
             )
-            waiting = self._waiting(row)
-            self.matcher.add(waiting)
-            log.info("consultation %s waits again: doctor %s went offline", row["id"], doctor_id)
+            self.matcher.add(self._waiting(row))
+            log.info("consultation %s waits again (%s)", row["id"], why)
         self._match(now)
         local = self.local(now)
         for row in rows:
@@ -512,6 +536,7 @@ class Engine:
         with self.store.transaction():
             self._reload_roster(now)
             self._fallbacks(local, now)
+            self._unaccepted(now)
             self._match(now)
             self._positions(now, local)
             self._reminders(now)
@@ -556,6 +581,7 @@ class Engine:
                 self.matcher.put_doctor(doctor)
                 continue
             doctor.open_sessions, doctor.served = current.open_sessions, current.served
+            doctor.passed_until = current.passed_until
             state, doctor.state = doctor.state, current.state
             self.matcher.put_doctor(doctor)
             if state != current.state:

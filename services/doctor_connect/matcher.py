@@ -36,9 +36,15 @@ class Doctor:
     phone: str | None = None
     open_sessions: int = 0
     served: int = 0
+    passed_until: float = 0.0  # did not accept a consultation: others are asked first till then
 
     def free(self, local: dt.datetime) -> bool:
-        return self.state == "available" and not self.open_sessions and self.hours.contains(local)
+        return (
+            self.state == "available"
+            and not self.open_sessions
+            and self.hours.contains(local)
+            and local.timestamp() >= self.passed_until
+        )
 
     def on_duty(self, local: dt.datetime) -> bool:
         """Working now, free or not: what the wait estimates count."""
