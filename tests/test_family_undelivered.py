@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from protocol import EmergencyAlert, create
+from services.family.channels import ChannelError
 from tests.backend import Backend
 from tests.broker import Mosquitto
 from tests.device_process import _wait as wait_for  # polls a condition until true
@@ -108,3 +109,53 @@ def test_an_emergency_nobody_received_is_not_delivered_until_the_app_takes_it(
 
 def alert_ids(app: Backend) -> list[str]:
     return [m.body.alert_id for m in list(app.handled) if m.type == "member.alert"]
+
+
+class GatewayDown:
+    """An SMS gateway that never answers (the stand-in for one: none exists here)."""
+
+    name = "sms"
+
+    def send_many(self, deliveries: list) -> list[Exception | None]:
+        return [ChannelError("the gateway is unreachable") for _ in deliveries]
+
+
+def test_a_delivery_that_keeps_failing_is_tried_less_often_after_an_hour_and_logged_once(
+    tmp_path: Path, caplog
+) -> None:
+    """A member's app or gateway that never comes back must not be tried every minute for
+    good, nor fill the log at every try; it is still tried (no notice is dropped)."""
+    import logging
+    import time
+
+    from services.family import outbox as outbox_module
+    from services.family.outbox import Outbox, Planned
+    from services.family.store import Store
+
+    store = Store(tmp_path / "family.sqlite3")
+    box = Outbox(store, {"sms": GatewayDown()}, "w1")
+    row = Planned("n1", H, "sms", "+4915100001", b"Mum needs help", "alert", alert_id="a1")
+
+    def wait_after_try(attempts: int) -> float:
+        store.db.execute("UPDATE outbox SET attempts = ?, claim_until = 0", (attempts,))
+        before = time.time()
+        assert box.flush() == 0
+        (claim_until,) = store.db.execute("SELECT claim_until FROM outbox").fetchone()
+        return claim_until - before
+
+    try:
+        with store.write() as db:
+            box.plan(db, [row], time.time())
+        with caplog.at_level(logging.DEBUG, logger="services.family.outbox"):
+            assert box.send(["n1"]) == 0  # the first try, made as it is planned
+            assert 0.5 < wait_after_try(1) < 3  # 1, 2, 4 ... s
+            assert 55 < wait_after_try(20) < 62  # then every minute
+            late = wait_after_try(60)  # about an hour of tries
+            assert outbox_module.RETRY_LATE_S - 5 < late < outbox_module.RETRY_LATE_S + 2
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "not sent" in warnings[0].getMessage()
+        assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 3
+        (state,) = store.db.execute("SELECT state FROM outbox").fetchone()
+        assert state == "pending"  # kept, never dropped
+    finally:
+        store.close()

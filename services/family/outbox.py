@@ -26,6 +26,13 @@ log = logging.getLogger("services.family.outbox")
 _NAMESPACE = uuid.UUID("6f1d7a34-5c9b-4f0e-9d0a-3b8e2f6c1a77")
 _COLUMNS = "id, household, channel, address, payload, purpose, alert_id, member, step"
 BATCH = 200
+# A delivery that fails is tried again after 1, 2, 4 ... s, at most every RETRY_S; after
+# PATIENT_AFTER attempts (about an hour) at most every RETRY_LATE_S: an app that never comes
+# back (uninstalled, a phone lost) must not have its notices tried every minute for good,
+# and one that does come back still gets them within a quarter of an hour.
+RETRY_S = 60
+PATIENT_AFTER = 60
+RETRY_LATE_S = 900
 
 
 def stable_id(*parts: object) -> str:
@@ -176,8 +183,9 @@ class Outbox:
                 ).fetchone()
                 db.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_by = NULL,"
-                    " claim_until = ? + MIN(60, 1 << MIN(attempts, 6)) WHERE id = ?",
-                    (said, now, delivery.id),
+                    " claim_until = ? + MIN(CASE WHEN attempts >= ? THEN ? ELSE ? END,"
+                    " 1 << MIN(attempts, 10)) WHERE id = ?",
+                    (said, now, PATIENT_AFTER, RETRY_LATE_S, RETRY_S, delivery.id),
                 )
                 if before is not None and before[0] != said:
                     news.append((delivery, error))
@@ -187,8 +195,10 @@ class Outbox:
                 self.on_failed(db, news, now)
         self.sent += len(done)
         self.failed += len(failed)
-        for delivery, error in failed:
-            log.warning("delivery %s (%s) not sent: %s", delivery.id, delivery.channel, error)
+        told = {id(delivery) for delivery, _ in news}
+        for delivery, error in failed:  # at every retry only in the debug log
+            level = logging.WARNING if id(delivery) in told else logging.DEBUG
+            log.log(level, "delivery %s (%s) not sent: %s", delivery.id, delivery.channel, error)
         return len(done)
 
     def pending(self) -> int:
