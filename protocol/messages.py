@@ -423,9 +423,12 @@ class ConsultationEnded(Body):
     by: Literal["doctor", "senior", "service"]
 
 
-@message_type("consultation.text", kind="conversation")
+@message_type("consultation.text", kind="conversation", also=("doctor_text", "doctor_session"))
 class ConsultationText(Body):
-    """One line of a text consultation, on the senior's device's conversation topic."""
+    """One line of a text consultation. The senior's device and doctor-connect exchange
+    them on the device's conversation topic, the doctor's app and doctor-connect on the
+    app's own topics (`doctor_text` out, `doctor_session` in): doctor-connect passes them
+    on only between the senior and the doctor who holds the consultation."""
 
     request_id: str = rule(fmt="uuid")
     sender: Literal["senior", "doctor"]
@@ -517,6 +520,8 @@ class DoctorSession(Body):
     room_id: str | None = rule(None, fmt="id")
     join_url: str | None = rule(None, fmt="url", max_len=1000)  # the doctor's own link
     callback_number: str | None = rule(None, fmt="phone")
+    # text: the app's own topic for its lines (`doctor_text`); the senior's come on its
+    # session topic, passed on by doctor-connect
     conversation_topic: str | None = rule(None, max_len=300)
     appointment_id: str | None = rule(None, fmt="id")
 

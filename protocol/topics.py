@@ -13,7 +13,7 @@ Everything lives under `care/v1/{household}/device/{device}/`:
 | `consultation_update` | `consultation/update` | doctor-connect → device | the other ones    |
 | `family`              | `family`              | device → family service | `family.message`  |
 | `refused`             | `refused`             | services → device       | `service.refused` |
-| `conversation`        | `conversation`        | device ↔ doctor         | `consultation.text` |
+| `conversation`        | `conversation`        | device ↔ doctor-connect | `consultation.text` |
 
 Family members and caregivers (their apps) have topics of their own under
 `care/v1/{household}/member/{member}/`; on these the envelope's `device` names the member:
@@ -33,8 +33,14 @@ device stands, in the topic and in the envelope alike:
 |------------------|---------------------|--------------------------|---------------------------|
 | `doctor_status`  | `status` (retained) | doctor's app → all       | `doctor.status`           |
 | `doctor_action`  | `action`            | app → doctor-connect     | `doctor.accept`, `.end`   |
-| `doctor_session` | `session`           | doctor-connect → app     | `doctor.session*`         |
+| `doctor_text`    | `text`              | app → doctor-connect     | `consultation.text`       |
+| `doctor_session` | `session`           | doctor-connect → app     | `doctor.session*`, text   |
 | `doctor_refused` | `refused`           | doctor-connect → app     | `service.refused`         |
+
+A text consultation goes through doctor-connect both ways: the senior's lines on the
+device's `conversation` topic, the doctor's on the app's `doctor_text`; doctor-connect
+passes each on (to the doctor's `doctor_session`, to the device's `conversation`) only
+while that doctor holds that consultation. A doctor's app can read no device's topic.
 
 Services subscribe across households with `ANY` ("+") and share the load with
 `shared(group, topic)` (`$share/<group>/...`).
@@ -73,6 +79,7 @@ MEMBER_KINDS: dict[str, tuple[str, ...]] = {
 DOCTOR_KINDS: dict[str, tuple[str, ...]] = {
     "doctor_status": ("status",),
     "doctor_action": ("action",),
+    "doctor_text": ("text",),
     "doctor_session": ("session",),
     "doctor_refused": ("refused",),
 }
@@ -80,7 +87,7 @@ DOCTOR_KINDS: dict[str, tuple[str, ...]] = {
 REFUSAL_KIND = {"device": "refused", "member": "member_refused", "doctor": "doctor_refused"}
 # What a doctor's app listens to, and what it publishes.
 DOCTOR_INBOUND = ("doctor_session", "doctor_refused")
-DOCTOR_OUTBOUND = ("doctor_status", "doctor_action")
+DOCTOR_OUTBOUND = ("doctor_status", "doctor_action", "doctor_text")
 # What the device itself listens to, and what it publishes.
 DEVICE_INBOUND = ("command", "alert_ack", "consultation_update", "refused")
 DEVICE_OUTBOUND = ("status", "alert", "event", "consultation", "family")

@@ -213,10 +213,16 @@ def test_services_get_what_they_take_and_nothing_else(secured) -> None:
         assert doctor_connect.publish(topics.inbox(A, MA)) == DENIED
 
 
-def test_a_doctor_is_confined_to_its_own_topics_and_conversations(secured) -> None:
+def test_a_doctor_is_confined_to_its_own_topics(secured) -> None:
+    """No device's topic, a conversation neither: a text consultation goes through
+    doctor-connect, which passes lines on only to and from the doctor holding it (before,
+    any doctor could read and write every senior's conversation)."""
     with probe(secured, f"{PRACTICE}/doctor/{DOCTOR}") as doctor:
         assert doctor.subscribe(topics.doctor_topic(PRACTICE, DOCTOR, "doctor_session")) == GRANTED
-        assert doctor.subscribe(topics.conversation(A, DA)) == GRANTED
+        assert doctor.publish(topics.doctor_topic(PRACTICE, DOCTOR, "doctor_text")) in ACCEPTED
+        assert doctor.subscribe(topics.conversation(A, DA)) == DENIED
+        assert doctor.subscribe(topics.subscription("conversation")) == DENIED
+        assert doctor.publish(topics.conversation(A, DA)) == DENIED
         assert doctor.subscribe(topics.doctor_topic(PRACTICE, "dr-no", "doctor_session")) == DENIED
         for kind in ("alert", "event", "command", "family", "consultation"):
             assert doctor.subscribe(topics.device_topic(A, DA, kind)) == DENIED

@@ -14,12 +14,14 @@ from protocol import (
     AppointmentRequest,
     ConsultationCancel,
     ConsultationRequest,
+    ConsultationText,
     DoctorAccept,
     DoctorEnd,
     DoctorStatus,
     Message,
     create,
     decode,
+    topics,
 )
 from services.doctor_connect import roster
 from services.doctor_connect.config import Config
@@ -314,6 +316,54 @@ def test_with_one_doctor_an_unaccepted_session_is_sent_to_them_anew(tmp_path: Pa
     clock.now += 1000
     engine.tick()
     assert sent(engine) == []  # accepted: kept
+
+
+def test_text_lines_pass_only_between_the_senior_and_the_doctor_holding_it(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(tmp_path / "dc.sqlite3", Clock(MONDAY_10))
+    add_doctor(engine, "weber", "general_practice")
+    text = request(engine, mode="text")
+    video = request(engine, device="bedroom")  # waits: weber is busy
+    (handed,) = [m.body for m in sent(engine) if m.type == "doctor.session"]
+    assert handed.conversation_topic == topics.doctor_topic(PRACTICE, "weber", "doctor_text")
+
+    def senior(body, device: str = D, household: str = H) -> None:
+        engine.handle(create(body, household, device))
+
+    senior(ConsultationText(text.id, "senior", "My knee hurts."))
+    (to_doctor,) = sent(engine)
+    assert (to_doctor.kind, to_doctor.device, to_doctor.body.text) == (
+        "doctor_session", "weber", "My knee hurts."
+    )  # fmt: skip
+    engine.handle(create(ConsultationText(text.id, "doctor", "Since when?"), PRACTICE, "weber",
+                         on="doctor_text"))  # fmt: skip
+    (to_device,) = sent(engine)
+    assert (to_device.kind, to_device.household, to_device.device) == ("conversation", H, D)
+    senior(to_device.body)  # the line passed on, heard back on the device's topic: ignored
+    assert sent(engine) == []
+    refusals = {
+        "another device": lambda: senior(ConsultationText(text.id, "senior", "hi"), "bedroom"),
+        "not a text one": lambda: senior(ConsultationText(video.id, "senior", "hi"), "bedroom"),
+        "a senior as the doctor": lambda: engine.handle(create(
+            ConsultationText(text.id, "senior", "hi"), PRACTICE, "weber", on="doctor_text")),
+    }  # fmt: skip
+    reasons = {}
+    for what, attempt in refusals.items():
+        with pytest.raises(Refused) as info:
+            attempt()
+        reasons[what] = info.value.reason
+    assert reasons == {
+        "another device": RefusalReason.NOT_YOURS,
+        "not a text one": RefusalReason.NOT_IN_TEXT,
+        "a senior as the doctor": RefusalReason.NOT_YOURS,
+    }
+    from_doctor(engine, "weber", DoctorEnd(text.id))
+    sent(engine)
+    with pytest.raises(Refused) as info:  # over: nothing passes any more
+        senior(ConsultationText(text.id, "senior", "One more thing"))
+    assert info.value.reason == RefusalReason.NOT_IN_TEXT
+    assert sent(engine) == []
 
 
 def test_appointments_are_confirmed_and_reminded(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ Every account is one of (username: what it may write / what it may read):
   conversation / its own command, alert/ack, consultation/update, refused, conversation;
 - member `{household}/member/{id}` (a family member's or caregiver's app): its own ack and
   command / its own inbox and refused, and the status of its household's devices;
-- doctor `{practice}/doctor/{id}` (a doctor's app): its own status and action, any device's
-  conversation / its own session and refused, any device's conversation;
+- doctor `{practice}/doctor/{id}` (a doctor's app): its own status, action and text / its
+  own session and refused; no device's topic (a text consultation goes through
+  doctor-connect, which passes lines on only to and from the doctor holding it);
 - service `service/{name}`: what that service sends / what that service takes.
 
 Usernames put the party between the owner and the id; ids cannot contain `/`, so no two
@@ -36,8 +37,8 @@ _SERVICE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("alert_ack", "command", "refused", "inbox", "member_refused"),
     ),
     "doctor-connect": (
-        ("consultation", "doctor_status", "doctor_action"),
-        ("consultation_update", "refused", "doctor_session", "doctor_refused"),
+        ("consultation", "doctor_status", "doctor_action", "doctor_text", "conversation"),
+        ("consultation_update", "refused", "doctor_session", "doctor_refused", "conversation"),
     ),
 }
 
@@ -127,10 +128,7 @@ def rules(account: Account) -> list[tuple[str, str]]:
         assert me is not None
         granted = [(WRITE, topics.doctor_topic(owner, me, k)) for k in topics.DOCTOR_OUTBOUND]
         granted += [(READ, topics.doctor_topic(owner, me, k)) for k in topics.DOCTOR_INBOUND]
-        # A text consultation's topic is the senior's device's; which device is known only
-        # when doctor-connect assigns the session, which a static ACL cannot follow.
-        granted.append((READWRITE, topics.subscription("conversation")))
-        return granted
+        return granted  # a text consultation goes through doctor-connect (protocol.topics)
     reads, writes = _SERVICE_KINDS[owner]
     return [(READ, _any(kind, account.practice)) for kind in reads] + [
         (WRITE, _any(kind, account.practice)) for kind in writes

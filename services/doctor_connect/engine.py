@@ -30,6 +30,7 @@ from protocol import (
     ConsultationQueued,
     ConsultationRequest,
     ConsultationSession,
+    ConsultationText,
     DoctorAccept,
     DoctorEnd,
     DoctorSession,
@@ -37,6 +38,7 @@ from protocol import (
     DoctorStatus,
     Message,
     create,
+    topics,
     utc_timestamp,
 )
 from services.doctor_connect import roster
@@ -66,6 +68,7 @@ class RefusalReason:
     NO_SLOT = "no_slot"
     IN_THE_PAST = "in_the_past"
     NOT_HANDLED = "not_handled"  # a type doctor-connect does not take
+    NOT_IN_TEXT = "not_in_text"  # a line for a consultation not in a text session now
 
 
 class Refused(Exception):
@@ -151,6 +154,7 @@ class Engine:
             DoctorStatus: self._doctor_status,
             DoctorAccept: self._doctor_accept,
             DoctorEnd: self._doctor_end,
+            ConsultationText: self._text,
         }
         handler = handlers.get(type(message.body))
         if handler is None:
@@ -344,6 +348,28 @@ class Engine:
         self._to_device(row["household"], row["device"], ConsultationEnded(row["id"], "doctor"))
         self._match(now)
 
+    def _text(self, message: Message) -> None:
+        """A line of a text consultation, passed on between the senior's device and the
+        doctor holding the consultation, and nobody else (a doctor's app may read no
+        device's topic). Lines are not kept here, nor logged: they are health data."""
+        body: ConsultationText = message.body
+        if message.kind == "conversation" and body.sender == "doctor":
+            return  # a line this service passed on to the device, heard back: already there
+        row = self._request_row(body.request_id)
+        if message.kind == "doctor_text":
+            self._session_row(message)  # the doctor's own consultation, or refused
+            if body.sender != "doctor":
+                raise Refused(RefusalReason.NOT_YOURS, "sender")
+        elif (message.household, message.device) != (row["household"], row["device"]):
+            raise Refused(RefusalReason.NOT_YOURS, "request_id")
+        if row["mode"] != "text" or row["state"] not in OPEN:
+            raise Refused(RefusalReason.NOT_IN_TEXT, "request_id")
+        line = ConsultationText(body.request_id, body.sender, body.text)
+        if message.kind == "doctor_text":
+            self._to_device(row["household"], row["device"], line)
+        else:
+            self._to_doctor(row["doctor"], line, on="doctor_session")
+
     def _close_session(self, row: Any, by: str, now: float) -> None:
         self.store.db.execute(
             "UPDATE sessions SET ended_at = ?, ended_by = ? WHERE request_id = ?",
@@ -433,7 +459,10 @@ class Engine:
                 room_id=session.room_id,
                 join_url=session.doctor_url,
                 callback_number=session.callback_number,
-                conversation_topic=session.conversation_topic,
+                # where the app writes its lines (the senior's come on its session topic)
+                conversation_topic=topics.doctor_topic(self.practice, doctor.id, "doctor_text")
+                if session.conversation_topic
+                else None,
             ),
         )
         self._told.pop(waiting.id, None)
@@ -594,8 +623,8 @@ class Engine:
         message = create(body, household, device)
         self.store.queue_message(message, update_of=body.request_id if update else None)
 
-    def _to_doctor(self, doctor_id: str, body: Any) -> None:
-        self.store.queue_message(create(body, self.practice, doctor_id))
+    def _to_doctor(self, doctor_id: str, body: Any, on: str | None = None) -> None:
+        self.store.queue_message(create(body, self.practice, doctor_id, on=on))
 
     def _flush(self) -> None:
         if self.on_outgoing is not None:

@@ -3,8 +3,9 @@ send (validated, deduplicated, acknowledged only after the engine committed), a 
 thread publishes the engine's outbox (deleted only once the broker acknowledged each
 message) and a ticker thread keeps promises, positions and reminders.
 
-Subscriptions (shared by the workers of `mqtt.group`): the devices' `consultation` topics
-of every household, and the practice's doctors' `doctor_status` and `doctor_action` topics.
+Subscriptions (shared by the workers of `mqtt.group`): the devices' `consultation` and
+`conversation` topics of every household, and the practice's doctors' `doctor_status`,
+`doctor_action` and `doctor_text` topics.
 A refused message is answered with `service.refused` on its sender's own topic, counted (in
 the store too, for `doctor-connect status`) and logged. A doctor not on the roster may be
 added to it (`doctor-connect doctor add`): that refusal is not final, so the same message
@@ -35,6 +36,8 @@ def subscriptions(practice: str) -> list[str]:
         topics.subscription("consultation"),
         topics.doctor_subscription("doctor_status", practice),
         topics.doctor_subscription("doctor_action", practice),
+        topics.doctor_subscription("doctor_text", practice),
+        topics.subscription("conversation"),
     ]
 
 

@@ -144,11 +144,44 @@ def test_phone_gets_a_callback_and_text_a_conversation_topic(
         other = lang if who is weber else weber
         assert other.wait_until(lambda: other.sessions())
         handed = other.sessions()[0]
-        assert handed.conversation_topic == session.conversation_topic
-        # the doctor writes on the topic it was given; the device reads it there
-        line = create(ConsultationText(text.id, "doctor", "How can I help?"), H, D)
+        assert handed.conversation_topic == topics.doctor_topic(
+            PRACTICE, other.doctor, "doctor_text"
+        )
+        # the doctor writes on its own topic; doctor-connect passes the line to the device
+        line = create(ConsultationText(text.id, "doctor", "How can I help?"), PRACTICE,
+                      other.doctor, on="doctor_text")  # fmt: skip
         other.send_raw(handed.conversation_topic, encode(line))
-        assert device.wait_until(lambda: line.id in device.ids("consultation.text"))
+        assert device.wait_until(lambda: lines(device.handled, "doctor") == ["How can I help?"])
+        # the senior answers on the device's topic; only the doctor holding it reads it
+        answer = create(ConsultationText(text.id, "senior", "My knee hurts."), H, D)
+        device.send(answer)
+        assert other.wait_until(lambda: lines(other.handled) == ["My knee hurts."])
+        # the other doctor may not write into it, and reads nothing of it
+        intruder = create(ConsultationText(text.id, "doctor", "Hello?"), PRACTICE,
+                          who.doctor, on="doctor_text")  # fmt: skip
+        who.send(intruder)
+        assert who.wait_until(lambda: refused(who.handled, intruder.id) == "not_yours")
+        assert lines(who.handled) == []
+        assert lines(device.handled, "doctor") == ["How can I help?"]
+
+
+def lines(handled: list[Message], sender: str | None = None) -> list[str]:
+    """The texts of the consultation lines heard (by `sender` only, when given: the device
+    hears its own lines back on its topic)."""
+    return [
+        m.body.text
+        for m in handled
+        if m.type == "consultation.text" and sender in (None, m.body.sender)
+    ]
+
+
+def refused(handled: list[Message], message_id: str) -> str | None:
+    reasons = [
+        m.body.reason
+        for m in handled
+        if m.type == "service.refused" and m.body.refused_id == message_id
+    ]
+    return reasons[0] if reasons else None
 
 
 def test_busy_doctors_give_queue_positions_that_are_told_again_when_they_change(
