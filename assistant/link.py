@@ -78,7 +78,7 @@ from protocol import (
     topics,
 )
 from protocol.ratelimit import DEVICE_LIMIT, DEVICE_PACE, RateLimit, RateLimiter, kind_of
-from protocol.reason_codes import NO_MATCHING_SUBSCRIBERS
+from protocol.reason_codes import NO_SUBSCRIBER, REFUSED, puback_outcome
 from protocol.tcp import no_delay
 
 log = logging.getLogger("assistant.link")
@@ -509,13 +509,14 @@ class Link:
         (a failed write there would end it) nor fsync."""
         if seq is None:
             return  # presence: nothing stored
+        outcome = puback_outcome(reason_code)
         with self._lock:
-            if reason_code.value == NO_MATCHING_SUBSCRIBERS:
+            if outcome == NO_SUBSCRIBER:
                 # Accepted, but no service was there to take it (restarting, or all its
                 # workers gone): the broker has dropped it, so it is not delivered. Kept and
                 # offered again soon; a service that got an earlier copy drops the repeat.
                 self._refused.append((seq, "no service listening", NO_LISTENER_RETRY_MAX_S))
-            elif reason_code.is_failure:
+            elif outcome == REFUSED:
                 self._refused.append((seq, f"refused: {reason_code}", RETRY_MAX_S))
             else:
                 self._acked.append(seq)

@@ -97,7 +97,7 @@ from protocol import (
 )
 from protocol.dedup import DEFAULT_CAPACITY
 from protocol.ratelimit import SERVICE_LIMIT, RateLimit, RateLimiter
-from protocol.reason_codes import NO_MATCHING_SUBSCRIBERS
+from protocol.reason_codes import DELIVERED, NO_MATCHING_SUBSCRIBERS, puback_outcome
 from protocol.schema import canonical_uuid
 from protocol.sqlite import open_db
 from protocol.tcp import no_delay
@@ -172,9 +172,9 @@ class Undelivered(PublishError):
 
 def undelivered(reason_code: ReasonCode) -> Undelivered | None:
     """The error a PUBACK's reason code stands for when the message went nowhere, else None."""
-    if reason_code.value == NO_MATCHING_SUBSCRIBERS or reason_code.is_failure:
-        return Undelivered(reason_code.value, str(reason_code))
-    return None
+    if puback_outcome(reason_code) == DELIVERED:
+        return None
+    return Undelivered(reason_code.value, str(reason_code))
 
 
 class SharedDuplicateFilter(DuplicateFilter):
