@@ -297,3 +297,40 @@ def test_the_plain_test_broker_still_works(tmp_path: Path) -> None:
         client = Probe(broker, None, ca=str(files.ca))
         assert client.connect() == "Success"
         client.close()
+
+
+def test_a_broker_set_up_by_an_older_version_gets_this_versions_rules_when_started(
+    tmp_path: Path,
+) -> None:
+    """The plugin reads its file only when it starts, and an account keeps the role it was
+    made with: without writing the roles anew at `care-broker run`, a doctor's app kept the
+    older rule that let it read every device's conversation."""
+    import json
+
+    from services.broker.provision import ProvisionError
+
+    broker_dir, broker = secure_broker(tmp_path, practice=PRACTICE)
+    try:
+        broker_dir.add_doctor(PRACTICE, DOCTOR)
+        with pytest.raises(ProvisionError, match="stop it first"):
+            broker_dir.refresh_roles()
+    finally:
+        broker.stop()
+    data = json.loads(broker_dir.dynsec_file.read_text())
+    (role,) = [r for r in data["roles"] if r["rolename"] == f"{PRACTICE}/doctor/{DOCTOR}"]
+    everyones = topics.subscription("conversation")  # the older version's grant
+    role["acls"] += [
+        {"acltype": kind, "topic": everyones, "allow": True}
+        for kind in ("subscribePattern", "publishClientReceive", "publishClientSend")
+    ]
+    broker_dir.dynsec_file.write_text(json.dumps(data))
+    for refresh in (False, True):
+        if refresh:
+            broker_dir.refresh_roles()  # what `care-broker run` does before it starts it
+        broker.start()
+        try:
+            with probe((broker_dir, broker), f"{PRACTICE}/doctor/{DOCTOR}") as doctor:
+                allowed = doctor.subscribe(topics.conversation(A, DA))
+            assert allowed == (DENIED if refresh else GRANTED)
+        finally:
+            broker.stop()

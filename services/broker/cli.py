@@ -127,6 +127,7 @@ def cmd_run(args: argparse.Namespace, broker: BrokerDir) -> int:
         print(f"{PROG}: set up {broker.path}", file=sys.stderr)
     if broker.running_pid() is not None:
         raise ProvisionError(f"a broker already runs with {broker.path}")
+    broker.refresh_roles()  # the access rules of this version, for accounts made before it
     settings = broker.settings()
     print(
         f"{PROG}: Mosquitto with TLS on {settings['bind'] or '*'}:{settings['port']}, "

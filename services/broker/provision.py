@@ -249,6 +249,15 @@ class BrokerDir:
         self._control(commands)
         return made
 
+    def refresh_roles(self) -> None:
+        """Write every account's role anew from `services.broker.acl`, before the broker
+        starts (it reads the file only then): a broker folder set up by an older version
+        gets the access rules of this one (a doctor's app that could read every device's
+        conversation, a service missing a topic it now needs). Refuses while it runs."""
+        if self.running_pid() is not None:
+            raise ProvisionError(f"a broker runs with {self.path}: stop it first")
+        self._write_dynsec()
+
     def _write_dynsec(self) -> None:
         pairs = [(Account.from_dict(r["account"]), r["hash"]) for r in self._records().values()]
         private_write(self.dynsec_file, dynsec.render(pairs, self.admin_password()))
