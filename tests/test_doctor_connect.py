@@ -172,9 +172,10 @@ class Clock:
         return self.now
 
 
-def make_engine(path: Path, clock: Clock, **timings) -> Engine:
+def make_engine(path: Path, clock: Clock, timezone: str = "UTC", **timings) -> Engine:
     config = Config()
     config.service.practice = PRACTICE
+    config.service.timezone = timezone
     config.video.secret = "test"
     for key, value in timings.items():
         setattr(config.timings, key, value)
@@ -296,26 +297,58 @@ def test_a_consultation_not_accepted_in_time_goes_to_another_doctor(tmp_path: Pa
     assert info.value.reason == RefusalReason.NOT_YOURS
 
 
-def test_with_one_doctor_an_unaccepted_session_is_sent_to_them_anew(tmp_path: Path) -> None:
-    """A session the broker passed to nobody is not lost for good: with no other doctor,
-    it goes to the same one again once they have been passed over for `accept_s`."""
+@pytest.mark.parametrize("timezone", ["UTC", "America/New_York", "Asia/Tokyo"])
+def test_with_one_doctor_an_unaccepted_session_is_sent_to_them_anew_then_they_are_away(
+    tmp_path: Path, timezone: str
+) -> None:
+    """A session the broker passed to nobody is not lost for good: with no other doctor it
+    goes to the same one again once they have been passed over for `accept_s` (in the
+    practice's time zone, whatever the machine's). A second one let pass takes the doctor
+    for away: the senior waits in the queue rather than being offered a new room every few
+    minutes, until the app says it is available again."""
     clock = Clock(MONDAY_10)
-    engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, timezone=timezone, accept_s=120)
     add_doctor(engine, "weber", "general_practice")
     asked = request(engine)
     first = [m for m in sent(engine) if m.type == "doctor.session"]
     clock.now += 121
     engine.tick()
     assert [m.type for m in sent(engine)] == ["doctor.session.cancelled", "consultation.queued"]
-    clock.now += 121
+    clock.now += 60
+    engine.tick()
+    assert sent(engine) == []  # others first (there are none): not yet offered again
+    clock.now += 61
     engine.tick()
     again = [m for m in sent(engine) if m.type == "doctor.session"]
     assert [m.body.request_id for m in again] == [asked.id]
     assert again[0].id != first[0].id  # a new message, not a copy a receiver would drop
+    clock.now += 121
+    engine.tick()  # let pass a second time: away
+    assert [m.type for m in sent(engine)] == ["doctor.session.cancelled", "consultation.queued"]
+    assert engine.matcher.doctors["weber"].state == "busy"
+    clock.now += 1000
+    engine.tick()
+    assert sent(engine) == []
+    from_doctor(engine, "weber", DoctorStatus("available"))  # the app is back
+    assert [m.type for m in sent(engine) if m.type == "doctor.session"] == ["doctor.session"]
     from_doctor(engine, "weber", DoctorAccept(asked.id))
     clock.now += 1000
     engine.tick()
     assert sent(engine) == []  # accepted: kept
+
+
+def test_a_doctor_writing_in_a_text_consultation_has_taken_it(tmp_path: Path) -> None:
+    clock = Clock(MONDAY_10)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)
+    add_doctor(engine, "weber", "general_practice")
+    text = request(engine, mode="text")
+    sent(engine)
+    engine.handle(create(ConsultationText(text.id, "doctor", "Hello, how can I help?"),
+                         PRACTICE, "weber", on="doctor_text"))  # fmt: skip
+    sent(engine)
+    clock.now += 1000
+    engine.tick()
+    assert sent(engine) == []  # never taken away from the doctor who is writing
 
 
 def test_text_lines_pass_only_between_the_senior_and_the_doctor_holding_it(

@@ -152,9 +152,20 @@ def test_a_delivery_that_keeps_failing_is_tried_less_often_after_an_hour_and_log
             assert 55 < wait_after_try(20) < 62  # then every minute
             late = wait_after_try(60)  # about an hour of tries
             assert outbox_module.RETRY_LATE_S - 5 < late < outbox_module.RETRY_LATE_S + 2
+            # about an emergency nobody has answered: every minute still
+            with store.write() as db:
+                db.execute(
+                    "INSERT INTO alerts (id, household, device, category, type, body,"
+                    " raised_ts, received, state) VALUES ('a1', ?, ?, 'emergency',"
+                    " 'alert.emergency', '{}', '2026-11-24T10:00:00Z', 0, 'escalated')",
+                    (H, D),
+                )
+            assert 55 < wait_after_try(60) < 62
+            store.db.execute("UPDATE alerts SET state = 'acknowledged'")
+            assert wait_after_try(60) > outbox_module.RETRY_LATE_S - 5
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "not sent" in warnings[0].getMessage()
-        assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 3
+        assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 5
         (state,) = store.db.execute("SELECT state FROM outbox").fetchone()
         assert state == "pending"  # kept, never dropped
     finally:

@@ -56,6 +56,7 @@ from services.doctor_connect.store import Store
 log = logging.getLogger("services.doctor_connect.engine")
 
 OPEN = ("assigned", "accepted")  # request states that hold a doctor
+MISSED_TO_AWAY = 2  # consultations in a row a doctor lets pass before taken for away
 
 
 class RefusalReason:
@@ -294,8 +295,18 @@ class Engine:
                         " for another doctor", row["id"], row["doctor"],
                         self.timings.accept_s)  # fmt: skip
             doctor = self.matcher.doctors.get(row["doctor"])
-            if doctor is not None:
-                doctor.passed_until = now + self.timings.accept_s
+            if doctor is None:
+                continue
+            doctor.passed_until = self.local(now + self.timings.accept_s)
+            doctor.missed += 1
+            if doctor.missed >= MISSED_TO_AWAY and doctor.state == "available":
+                # not offered the same consultation over and over: away until the app
+                # says it is available again
+                log.warning("doctor %s let %d consultations pass: taken for away",
+                            doctor.id, doctor.missed)  # fmt: skip
+                roster.set_state(self.store, doctor.id, "busy")
+                self._roster_version = None
+                doctor.state = "busy"
         if rows:
             self._requeue(rows, "not_accepted", now)
 
@@ -330,7 +341,13 @@ class Engine:
         return row
 
     def _doctor_accept(self, message: Message) -> None:
-        row = self._session_row(message)
+        self._accepted(self._session_row(message))
+
+    def _accepted(self, row: Any) -> None:
+        """The doctor took the consultation (accepted it, or wrote in it)."""
+        doctor = self.matcher.doctors.get(row["doctor"])
+        if doctor is not None:
+            doctor.missed = 0
         if row["state"] == "assigned":
             now = self.clock()
             self._set_request(row["id"], "accepted", now)
@@ -360,6 +377,8 @@ class Engine:
             self._session_row(message)  # the doctor's own consultation, or refused
             if body.sender != "doctor":
                 raise Refused(RefusalReason.NOT_YOURS, "sender")
+            if row["mode"] == "text" and row["state"] in OPEN:
+                self._accepted(row)  # writing in it is taking it
         elif (message.household, message.device) != (row["household"], row["device"]):
             raise Refused(RefusalReason.NOT_YOURS, "request_id")
         if row["mode"] != "text" or row["state"] not in OPEN:
@@ -610,7 +629,7 @@ class Engine:
                 self.matcher.put_doctor(doctor)
                 continue
             doctor.open_sessions, doctor.served = current.open_sessions, current.served
-            doctor.passed_until = current.passed_until
+            doctor.passed_until, doctor.missed = current.passed_until, current.missed
             state, doctor.state = doctor.state, current.state
             self.matcher.put_doctor(doctor)
             if state != current.state:

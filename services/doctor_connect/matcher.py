@@ -36,14 +36,17 @@ class Doctor:
     phone: str | None = None
     open_sessions: int = 0
     served: int = 0
-    passed_until: float = 0.0  # did not accept a consultation: others are asked first till then
+    # let a consultation pass (not accepted in time): others are asked first until then
+    # (practice-local time, as `local` below); `missed`: how many in a row
+    passed_until: dt.datetime = dt.datetime.min
+    missed: int = 0
 
     def free(self, local: dt.datetime) -> bool:
         return (
             self.state == "available"
             and not self.open_sessions
             and self.hours.contains(local)
-            and local.timestamp() >= self.passed_until
+            and local >= self.passed_until
         )
 
     def on_duty(self, local: dt.datetime) -> bool:

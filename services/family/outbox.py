@@ -29,7 +29,8 @@ BATCH = 200
 # A delivery that fails is tried again after 1, 2, 4 ... s, at most every RETRY_S; after
 # PATIENT_AFTER attempts (about an hour) at most every RETRY_LATE_S: an app that never comes
 # back (uninstalled, a phone lost) must not have its notices tried every minute for good,
-# and one that does come back still gets them within a quarter of an hour.
+# and one that does come back still gets them within a quarter of an hour. What is about an
+# emergency nobody has answered yet stays at RETRY_S.
 RETRY_S = 60
 PATIENT_AFTER = 60
 RETRY_LATE_S = 900
@@ -183,8 +184,10 @@ class Outbox:
                 ).fetchone()
                 db.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?, claimed_by = NULL,"
-                    " claim_until = ? + MIN(CASE WHEN attempts >= ? THEN ? ELSE ? END,"
-                    " 1 << MIN(attempts, 10)) WHERE id = ?",
+                    " claim_until = ? + MIN(CASE WHEN attempts >= ? AND NOT EXISTS ("
+                    "  SELECT 1 FROM alerts WHERE alerts.id = outbox.alert_id"
+                    "  AND category = 'emergency' AND state NOT IN ('acknowledged', 'closed'))"
+                    " THEN ? ELSE ? END, 1 << MIN(attempts, 10)) WHERE id = ?",
                     (said, now, PATIENT_AFTER, RETRY_LATE_S, RETRY_S, delivery.id),
                 )
                 if before is not None and before[0] != said:
