@@ -23,6 +23,7 @@ BANDS = 40
 WINDOW_FRAMES = 150  # 1.5 s: the slowest "hey helper" in the sets lasts about 1.2 s
 POOL = 2  # frames averaged in pairs: 75 steps of 20 ms
 FLOOR = 1e-7  # log floor, in power of full-scale samples
+LEAD_FRAMES = 10  # frames (100 ms) after a reset that make the window's history
 
 
 def _mel(hz: np.ndarray) -> np.ndarray:
@@ -58,6 +59,13 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     return np.log(spectrum @ _FILTERS + FLOOR).astype(np.float32)
 
 
+def lead_in(frames: np.ndarray) -> np.ndarray:
+    """What a window holds before the first frames of a stream: its first LEAD_FRAMES
+    frames over again (the room as it sounds), WINDOW_FRAMES of them."""
+    head = frames[:LEAD_FRAMES]
+    return np.tile(head, (-(-WINDOW_FRAMES // LEAD_FRAMES), 1))[:WINDOW_FRAMES]
+
+
 def silence_frames(count: int = WINDOW_FRAMES) -> np.ndarray:
     """Frames of digital silence: what the stream holds before it has heard anything."""
     return np.full((count, BANDS), np.log(FLOOR), np.float32)
@@ -74,14 +82,21 @@ def window_vector(frames: np.ndarray) -> np.ndarray:
 
 class LogMelStream:
     """Log-mel frames of a stream fed in pieces of any size, identical to `log_mel` of the
-    whole stream (after WINDOW_FRAMES frames of silence); keeps the last WINDOW_FRAMES."""
+    whole stream (after its `lead_in`); keeps the last WINDOW_FRAMES.
+
+    Nothing is judged until LEAD_FRAMES frames have come after a reset; the window's
+    history before them is then their `lead_in`, not digital silence: the loop resets the
+    spotter after every exchange, and a window rising from silence to the room's noise
+    looked to the network like speech starting (a false wake in a TV's noise just after
+    a reset)."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self._pending = np.zeros(0, np.int16)
-        self.frames = silence_frames()
+        self.frames: np.ndarray | None = None  # None: the lead-in has not come yet
+        self._early = np.zeros((0, BANDS), np.float32)  # frames before it has
         self.count = 0  # frames computed since reset
 
     def feed_windows(self, pcm: bytes, every: int) -> Iterator[np.ndarray]:
@@ -92,8 +107,15 @@ class LogMelStream:
         if len(new) == 0:
             return
         self._pending = self._pending[len(new) * HOP :]
-        frames = np.concatenate([self.frames, new])
         first = self.count
+        if self.frames is None:
+            self._early = np.concatenate([self._early, new])
+            if len(self._early) < LEAD_FRAMES:
+                self.count = first + len(new)
+                return
+            new, first, self.frames = self._early, 0, lead_in(self._early)
+            self._early = np.zeros((0, BANDS), np.float32)
+        frames = np.concatenate([self.frames, new])
         self.frames = frames[-WINDOW_FRAMES:]
         for i in range(len(new)):
             if (first + i + 1) % every == 0:
