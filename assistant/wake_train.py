@@ -17,10 +17,13 @@ its figures are measured on voices the network has not heard.
 A window (1.5 s) is a positive when it ends within 0.25 s after the phrase; windows that
 hold part of the phrase, or all of it further back, are left out; all other windows are
 negatives. The network (assistant/speech/wake_net.py: two convolutions over time, then
-dense layers) is trained with Adam on a weighted cross-entropy, and after every epoch the
-negatives it scores highest are trained on again. Needs flite (Debian package) and
-espeak-ng; takes about 40 minutes on two cores (`OMP_NUM_THREADS=1` when they are busy
-with other work: small matrices gain nothing from a second thread).
+dense layers) is trained with Adam on a weighted cross-entropy, on windows partly masked
+(`spec_augment`), and after every epoch the negatives it scores highest are trained on
+again. A scene starts after digital silence here; the device's stream starts after its
+first frames over again (wake_features.lead_in), which measured better with this network.
+Needs flite (Debian package) and espeak-ng; takes about 40 minutes on two cores
+(`OMP_NUM_THREADS=1` when they are busy with other work: small matrices gain nothing from
+a second thread).
 """
 
 from __future__ import annotations
@@ -441,6 +444,7 @@ def train(
             [net.logits(inputs(index[i : i + 4096])) for i in range(0, len(index), 4096)]
         )
 
+    augment_rng = np.random.default_rng(seed + 1)  # the masks' own: the rest draws as before
     hard = np.zeros((0, 2), int)
     for epoch in range(epochs):
         lr = 1e-3 if epoch < epochs - 2 else 3e-4
@@ -454,7 +458,7 @@ def train(
         weight = weight.astype(np.float32)
         order = rng.permutation(len(index))
         losses = [
-            net.step(inputs(index[b]), y[b], weight[b], lr, rng)
+            net.step(spec_augment(inputs(index[b]), augment_rng), y[b], weight[b], lr, rng)
             for b in (order[i : i + 512] for i in range(0, len(order), 512))
         ]
         negative_scores = scores(windows.negatives)
@@ -466,3 +470,30 @@ def train(
         )
     info = {"seed": seed, "epochs": epochs, "voices": len(training_set.voices)}
     return WakeNet(phrase, mean, scale, net.weights, net.biases, info, net.convolutions)
+
+
+def spec_augment(x: np.ndarray, rng: np.random.Generator, share: float = 0.6) -> np.ndarray:
+    """SpecAugment on standardised windows (rows of `x`): `share` of them get one band mask
+    (up to 8 of the 40 bands) and one time mask (up to 8 steps, 160 ms) set to the mean, 0.
+
+    The network fitted its synthetic voices almost perfectly and missed held-out ones in
+    babble and TV noise; masked bands and moments make it rely on no single detail. Trained
+    with it (seed 7, else as before), the 10 dB misses at the threshold of 2.0 fell from 8 to
+    3 of the 96 positives of both evaluation sets, with 2 false alarms in their 3.3 h as
+    before (README, "Wake word")."""
+    count = len(x)
+    h = x.reshape(count, STEPS, BANDS).copy()
+    chosen = rng.random(count) < share
+    band_width = rng.integers(0, 9, count)
+    band_start = rng.integers(0, BANDS - band_width + 1)
+    step_width = rng.integers(0, 9, count)
+    step_start = rng.integers(0, STEPS - step_width + 1)
+    bands = np.arange(BANDS)[None, :]
+    steps = np.arange(STEPS)[None, :]
+    band_mask = chosen[:, None] & (bands >= band_start[:, None])
+    band_mask &= bands < (band_start + band_width)[:, None]
+    step_mask = chosen[:, None] & (steps >= step_start[:, None])
+    step_mask &= steps < (step_start + step_width)[:, None]
+    h[band_mask[:, None, :].repeat(STEPS, 1)] = 0.0
+    h[step_mask[:, :, None].repeat(BANDS, 2)] = 0.0
+    return h.reshape(count, -1)

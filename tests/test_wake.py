@@ -122,6 +122,33 @@ def test_the_stream_hears_what_training_computed(wake_set) -> None:
     assert np.allclose(windows[-1], window_vector(whole[last - 150 : last]), atol=1e-5)
 
 
+def test_after_a_reset_the_window_starts_from_the_room_not_from_silence(wake_set) -> None:
+    """The loop resets the spotter after every exchange. A window rising from digital
+    silence to the room's noise looked like speech starting (a false wake in TV noise just
+    after a reset, score 3.4); its history is now the first frames heard over again, the
+    same however the audio is cut."""
+    from assistant.speech.wake_features import LEAD_FRAMES, lead_in, silence_frames
+
+    noise = wake_set.noise("tv")[: 16000 * 2] * 300
+    samples = np.clip(noise, -32768, 32767).astype(np.int16)
+    whole = log_mel(samples)
+    expected = np.concatenate([lead_in(whole), whole])
+    for size in (160, 480, 1000, 16000):
+        stream = LogMelStream()
+        stream.reset()
+        got = []
+        for at in range(0, len(samples), size):
+            got += list(stream.feed_windows(samples[at : at + size].tobytes(), 3))
+            if stream.count < LEAD_FRAMES:
+                assert got == []  # nothing judged before the lead-in is heard
+        assert len(got) == len(whole) // 3
+        for k, window in enumerate(got[:20]):
+            end = 150 + 3 * (k + 1)
+            assert np.allclose(window, window_vector(expected[end - 150 : end]), atol=1e-5)
+    from_silence = np.concatenate([silence_frames(), whole])
+    assert not np.allclose(got[0], window_vector(from_silence[3:153]), atol=1)
+
+
 def test_a_phrase_without_a_network_falls_back_to_pocketsphinx_and_says_so(
     wake_set, caplog
 ) -> None:
@@ -264,10 +291,11 @@ def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
     flite at speeds it was not trained on, 12 by espeak-ng voices it never heard), ~10 min
     of other speech, one stream of it holding every sound-alike by every voice. A guard
     against getting worse, not the issue's target (miss <= 5% at <= 1 false alarm per
-    10 h at 10 dB), which it does not reach (README, "Wake word"). Measured with the
-    time-delay network trained on more noisy scenes: 10 dB 2/24 missed (awb in babble,
-    espeak's grandma in TV noise), no false alarm; 20 dB 0/24, none. The same network
-    before (stop 19): 10 dB 3/24, 1. The perceptron: 10 dB 5/24, 5; 20 dB 1/24, 8. The
+    10 h at 10 dB), which the whole set does not quite reach (README, "Wake word").
+    Measured with the network trained with masked windows (spec_augment), threshold 2.11:
+    10 dB and 20 dB 0/24 missed, no false alarm. The network before it, at 2.0: 10 dB 2/24
+    (awb in babble, espeak's grandma in TV noise), none; 20 dB 0/24, none. Before that
+    (stop 19): 10 dB 3/24, 1. The perceptron: 10 dB 5/24, 5; 20 dB 1/24, 8. The
     pocketsphinx spotter: 8 of flite's 12 alone, 9."""
     report = WakeReport(
         hear(load_wake_cases(wake_set.dataset(snr, subset=True)), WakeWordSpotter("hey helper")),
@@ -275,7 +303,7 @@ def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
         WakeConfig().threshold,
     )
     assert len(report.positives) == 24 and len(report.negatives) == 2
-    assert len(report.misses()) <= {20: 0, 10: 2}[snr], report.lines(30)
+    assert len(report.misses()) <= {20: 0, 10: 1}[snr], report.lines(30)
     assert report.false_alarms() == 0, report.lines()
     ordinary = report.negatives[1]  # five minutes of other speech, no sound-alikes
     assert not any(s >= report.threshold for s in ordinary.scores)
