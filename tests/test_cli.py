@@ -14,6 +14,14 @@ from tests.cli import run_cli, turn_lines
 from tests.vosk_model import KO_MODEL, needs_ko
 
 
+@pytest.fixture(autouse=True)
+def own_state(tmp_path, monkeypatch) -> None:
+    """Each test's device state of its own: an emergency another test raised and nobody
+    answered would be taken up at the start (the senior is told, and listened to without
+    the wake phrase), as it is on a device."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
 def assert_clear_failure(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -183,12 +191,6 @@ def test_vosk_model_of_another_language_is_refused_with_the_grammar(tmp_path) ->
     assert_clear_failure(result, "none of the grammar phrases", "this language")
 
 
-@pytest.fixture
-def own_state(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-
-
-@pytest.mark.usefixtures("own_state")
 def test_reminders_are_added_listed_and_removed_at_the_device() -> None:
     added = run_cli("reminders", "add", "metformin", "--at", "19:30", "--dose", "500 mg")
     assert added.returncode == 0, added.stderr
@@ -218,7 +220,6 @@ def test_reminders_are_added_listed_and_removed_at_the_device() -> None:
         (("remove", "nope"), "there is no reminder 'nope'"),
     ],
 )
-@pytest.mark.usefixtures("own_state")
 def test_a_reminder_that_cannot_be_kept_is_refused_and_nothing_stored(args, needle) -> None:
     assert_clear_failure(run_cli("reminders", *args), needle)
     assert json.loads(run_cli("reminders", "list", "--json").stdout) == []

@@ -15,7 +15,6 @@ sent again is looked at afresh.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 from protocol import Message, topics
@@ -23,6 +22,7 @@ from services.doctor_connect.config import Config
 from services.doctor_connect.engine import Engine, RefusalReason, Refused
 from services.doctor_connect.store import Store
 from services.mqtt_service import MqttService, MqttSettings, PublishError, Refusal
+from services.stop_signals import StopSignals
 
 log = logging.getLogger("services.doctor_connect")
 
@@ -144,13 +144,11 @@ class DoctorConnect:
 def serve(config: Config) -> int:
     """Run until SIGTERM or SIGINT."""
     service = DoctorConnect(config)
-    stopped = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopped.set())
+    stopped = StopSignals()  # no lock in the handler: see services/stop_signals.py
     service.start()
-    while not stopped.is_set() and not service.mqtt.wait_ready(10):
+    while not stopped.received and not service.mqtt.wait_ready(10):
         log.warning("waiting for the broker %s:%d", config.mqtt.host, config.mqtt.port)
-    if not stopped.is_set():
+    if not stopped.received:
         log.info(
             "doctor-connect serving practice %s via %s:%d",
             config.service.practice,

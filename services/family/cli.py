@@ -22,7 +22,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 import time
 from typing import Any
 
@@ -76,9 +75,9 @@ def _queue(store: Store) -> Outbox:
 
 def cmd_serve(args: argparse.Namespace, config: FamilyConfig) -> int:
     from services.family.service import FamilyService
+    from services.stop_signals import StopSignals
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopSignals()  # SIGTERM, SIGINT (no lock in the handler: see the module)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack
     listen = args.web or config.web.listen
     if listen:
@@ -103,11 +102,7 @@ def cmd_serve(args: argparse.Namespace, config: FamilyConfig) -> int:
             return 1
         print(f"family-notify: web console at {web.url}", flush=True)
     print(f"family-notify: serving as {service.client_id}", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+    stop.wait()
     if web is not None:
         web.stop()
     service.stop()
