@@ -17,7 +17,7 @@ from assistant.emergency import Emergencies
 from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
-from assistant.lost_state import LOST_KEYS, mark_told, notice, spoken, untold
+from assistant.lost_state import mark_told, notice, spoken, untold
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
 from assistant.resend import Resender
 from assistant.routines import CareRoutines
@@ -126,7 +126,7 @@ class Device:
         )
         # damaged state files moved aside (by this start or before) and not yet told of
         self._lost_files = untold(config.state_dir())
-        self.lost = [key for key in LOST_KEYS if key in self._lost_files]
+        self.lost = list(self._lost_files)  # in the order of protocol.LOST_STORES
 
     def _show_reminder(self, text: str) -> None:
         """A phone vibrates and shows a reminder as well as saying it."""

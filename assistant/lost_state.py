@@ -5,7 +5,7 @@ A damaged store is moved aside so the device still starts and can call for help
 senior hears what was lost (a reminder that no longer comes is otherwise noticed only when
 a dose is missed), and the family is sent a notice (`alert.wellness` with `lost`, confirmed
 and sent again like any other) so a caregiver can set the reminders up again. The family
-service words the stores' keys (`LOST_KEYS`) in each member's language.
+service words the stores' keys (`protocol.LOST_STORES`) in each member's language.
 
 The files moved aside are the record of what is still to be told: each is renamed with
 `.told` once the notice is stored for sending. So a loss found by another command on the
@@ -21,8 +21,9 @@ from pathlib import Path
 from assistant.emergency_check import CHECK_FILE
 from assistant.outbox import STATE_DB_NAME
 from assistant.reminders import REMINDERS_FILE
+from assistant.replies import listed
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
-from protocol import WellnessAlert
+from protocol import LOST_STORES, LOST_URGENT, WellnessAlert
 from protocol.sqlite import UNREADABLE
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,15 @@ SPOKEN = {
     "unconfirmed_alerts": "messages to your family that were not yet confirmed",
     "emergency_check": "a question I had asked you about an emergency",
 }
-LOST_KEYS = tuple(STORE_FILES)
+assert set(STORE_FILES) == set(SPOKEN) == set(LOST_STORES), "one key per store"
 TOLD = ".told"
-# losses that may hide an emergency nobody was told of
-_URGENT = frozenset({"outbox", "unanswered_alerts", "emergency_check"})
 
 
 def untold(state_dir: Path) -> dict[str, list[Path]]:
     """The damaged stores moved aside in `state_dir` that have not been told of, by key."""
     found = {}
-    for key, name in STORE_FILES.items():
+    for key in LOST_STORES:
+        name = STORE_FILES[key]
         paths = [
             path
             for path in sorted(state_dir.glob(f"{name}{UNREADABLE}*"))
@@ -74,12 +74,11 @@ def mark_told(paths: list[Path]) -> None:
 
 def spoken(lost: list[str], family_told: bool) -> str:
     """What the senior hears when the device starts."""
-    things = [SPOKEN[key] for key in lost]
-    listed = things[0] if len(things) == 1 else ", ".join(things[:-1]) + " and " + things[-1]
-    words = f"Something went wrong with my memory, so I started afresh. I have lost {listed}."
+    things = listed([SPOKEN[key] for key in lost])
+    words = f"Something went wrong with my memory, so I started afresh. I have lost {things}."
     if "reminders" in lost:
         words += " Your reminders need to be set up again."
-    if _URGENT & set(lost):
+    if LOST_URGENT & set(lost):
         words += " If you need help, please ask for it again."
     if family_told:
         words += " I am letting your family know."
@@ -89,5 +88,5 @@ def spoken(lost: list[str], family_told: bool) -> str:
 def notice(lost: list[str]) -> WellnessAlert:
     """The family's notice: of high severity, so not held for their quiet hours, when the
     loss may hide a call for help."""
-    severity = "high" if _URGENT & set(lost) else "medium"
+    severity = "high" if LOST_URGENT & set(lost) else "medium"
     return WellnessAlert(concern="other", severity=severity, lost=list(lost))

@@ -174,9 +174,13 @@ def spoken_repeat(repeat: str) -> str:
     if kind == "hours":
         return f"every {rest} hours, starting"
     if kind == "days":
-        days = [_DAY_NAMES[d] + "s" for d in rest.split(",")]
-        return "on " + (", ".join(days[:-1]) + " and " + days[-1] if len(days) > 1 else days[0])
+        return "on " + listed([_DAY_NAMES[d] + "s" for d in rest.split(",")])
     return "every day"
+
+
+def listed(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 _DAY_NAMES = {

@@ -490,10 +490,8 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, share: float = 0.6) ->
     step_start = rng.integers(0, STEPS - step_width + 1)
     bands = np.arange(BANDS)[None, :]
     steps = np.arange(STEPS)[None, :]
-    band_mask = chosen[:, None] & (bands >= band_start[:, None])
-    band_mask &= bands < (band_start + band_width)[:, None]
-    step_mask = chosen[:, None] & (steps >= step_start[:, None])
-    step_mask &= steps < (step_start + step_width)[:, None]
-    h[band_mask[:, None, :].repeat(STEPS, 1)] = 0.0
-    h[step_mask[:, :, None].repeat(BANDS, 2)] = 0.0
+    in_band = (bands >= band_start[:, None]) & (bands < (band_start + band_width)[:, None])
+    in_step = (steps >= step_start[:, None]) & (steps < (step_start + step_width)[:, None])
+    masked = chosen[:, None, None] & (in_band[:, None, :] | in_step[:, :, None])
+    h[masked] = 0.0
     return h.reshape(count, -1)

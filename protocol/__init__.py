@@ -6,6 +6,8 @@ Both sides import this package; nothing else in the project builds a topic strin
 from protocol import topics
 from protocol.dedup import DuplicateFilter
 from protocol.messages import (
+    LOST_STORES,
+    LOST_URGENT,
     MAX_PAYLOAD_BYTES,
     PRIORITY_ALERT,
     PRIORITY_NORMAL,
@@ -70,6 +72,8 @@ from protocol.rejections import RejectionCounter
 from protocol.schema import utc_timestamp
 
 __all__ = [
+    "LOST_STORES",
+    "LOST_URGENT",
     "MAX_PAYLOAD_BYTES",
     "PRIORITY_ALERT",
     "PRIORITY_NORMAL",

@@ -179,6 +179,12 @@ class MissedMedicationAlert(Body):
     missed_times: int = rule(1, low=1, high=1000)
 
 
+# The device's state stores that `WellnessAlert.lost` may name (assistant/lost_state.py),
+# and those whose loss may hide a call for help nobody was told of: both sides read them.
+LOST_STORES = ("reminders", "outbox", "unanswered_alerts", "unconfirmed_alerts", "emergency_check")
+LOST_URGENT = frozenset({"outbox", "unanswered_alerts", "emergency_check"})
+
+
 @message_type("alert.wellness", kind="alert", priority=PRIORITY_ALERT)
 class WellnessAlert(Body):
     """A calm concern. `lost` (with concern `other`): the device found state files damaged

@@ -372,19 +372,20 @@ class Engine:
         body: ConsultationText = message.body
         if message.kind == "conversation" and body.sender == "doctor":
             return  # a line this service passed on to the device, heard back: already there
-        row = self._request_row(body.request_id)
-        if message.kind == "doctor_text":
-            self._session_row(message)  # the doctor's own consultation, or refused
+        from_doctor = message.kind == "doctor_text"
+        if from_doctor:
+            row = self._session_row(message)  # the doctor's own consultation, or refused
             if body.sender != "doctor":
                 raise Refused(RefusalReason.NOT_YOURS, "sender")
-            if row["mode"] == "text" and row["state"] in OPEN:
-                self._accepted(row)  # writing in it is taking it
-        elif (message.household, message.device) != (row["household"], row["device"]):
-            raise Refused(RefusalReason.NOT_YOURS, "request_id")
+        else:
+            row = self._request_row(body.request_id)
+            if (message.household, message.device) != (row["household"], row["device"]):
+                raise Refused(RefusalReason.NOT_YOURS, "request_id")
         if row["mode"] != "text" or row["state"] not in OPEN:
             raise Refused(RefusalReason.NOT_IN_TEXT, "request_id")
         line = ConsultationText(body.request_id, body.sender, body.text)
-        if message.kind == "doctor_text":
+        if from_doctor:
+            self._accepted(row)  # writing in it is taking it
             self._to_device(row["household"], row["device"], line)
         else:
             self._to_doctor(row["doctor"], line, on="doctor_session")

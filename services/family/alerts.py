@@ -30,6 +30,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from protocol import (
+    LOST_STORES,
+    LOST_URGENT,
     RECEIPTED,
     AlertAck,
     AlertReceived,
@@ -715,21 +717,16 @@ def wording(body: Any, category: str, household: Household, language: str) -> st
                 detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
 
 
-# what the device lost (its keys, assistant/lost_state.py) that may hide a call for help
-_LOST_URGENT = frozenset({"outbox", "unanswered_alerts", "emergency_check"})
-_LOST_KNOWN = ("reminders", "outbox", "unanswered_alerts", "unconfirmed_alerts", "emergency_check")
-
-
 def _damage_wording(keys: list[str], senior: str, language: str) -> str:
     """A device that started afresh without a damaged state file: what it lost (`keys`),
     worded in the member's language, and what to do about it."""
-    things = [text(language, f"lost.{k}" if k in _LOST_KNOWN else "lost.unknown") for k in keys]
+    things = [text(language, f"lost.{k}" if k in LOST_STORES else "lost.unknown") for k in keys]
     things = list(dict.fromkeys(things)) or [text(language, "lost.unknown")]
     lost = things[0] if len(things) == 1 else (
         ", ".join(things[:-1]) + f" {text(language, 'and')} " + things[-1]
     )  # fmt: skip
     then = text(language, "device.reminders") if "reminders" in keys else ""
-    if _LOST_URGENT & set(keys) or not set(keys) <= set(_LOST_KNOWN):
+    if LOST_URGENT & set(keys) or not set(keys) <= set(LOST_STORES):
         then += text(language, "device.check", senior=senior)
     return text(language, "wellness.device", senior=senior, lost=lost, then=then)
 
