@@ -12,6 +12,7 @@ import uuid
 from assistant.config import Config
 from assistant.reminders import KINDS, REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import ScheduleError, parse_clock, schedule_of, time_zone
+from protocol.sqlite import is_damaged
 
 
 class ReminderCommandError(Exception):
@@ -43,6 +44,8 @@ def cmd_reminders(args: argparse.Namespace, config: Config) -> int:
     try:  # not repaired here: the device may have it open; it repairs it, and tells, at start
         store = ReminderStore(path, tz=tz, repair=False)
     except sqlite3.DatabaseError as exc:
+        if not is_damaged(exc):  # locked, no permission: the data may be fine
+            raise ReminderCommandError(f"{path} cannot be opened ({exc})") from None
         raise ReminderCommandError(
             f"{path} is damaged ({exc}): start the assistant, which sets it aside, starts "
             "afresh and tells the senior and the family"

@@ -286,6 +286,13 @@ def test_lost_reminders_found_by_the_command_are_told_at_the_next_start_calmly(
     config_file.write_text(f'[paths]\nstate_dir = "{state}"\n', encoding="utf-8")
     assert main(["--config", str(config_file), "reminders", "list"]) == 2
     assert "is damaged" in capsys.readouterr().err
+    other_state = tmp_path / "other-state"
+    (other_state / REMINDERS_FILE).mkdir(parents=True)  # a directory: it cannot be opened
+    other_file = tmp_path / "other.toml"
+    other_file.write_text(f'[paths]\nstate_dir = "{other_state}"\n', encoding="utf-8")
+    assert main(["--config", str(other_file), "reminders", "list"]) == 2
+    said = capsys.readouterr().err  # not damage: not called so
+    assert "cannot be opened" in said and "damaged" not in said
     assert (state / REMINDERS_FILE).read_bytes() == GARBAGE  # left for the device
 
     with Device(config, link=False) as device:
