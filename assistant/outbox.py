@@ -9,10 +9,18 @@ Alerts leave first, then everything else in the order it was stored.
 The same SQLite file (`<state_dir>/link.sqlite3`) holds the link's state (connected or not,
 since when, the last error), the counts of refused incoming messages and the ids of the
 commands already handled; `senior-assistant status` reads it from another process.
+
+When the disk refuses a write (full, or remounted read-only after an error), a message is
+still sent: it is held in memory instead (`in_memory`), and is lost only if the device
+restarts before the broker has it. Refusing it would leave a senior's call for help unsent
+while the broker is there to take it. The same goes for forgetting what the broker
+acknowledged: a deletion the disk refuses is remembered in memory (the message is not
+offered again) and written with the next one that goes through.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -23,9 +31,11 @@ from pathlib import Path
 from protocol import PRIORITY_ALERT, Message, encode
 from protocol.sqlite import open_db, open_or_set_aside
 
+log = logging.getLogger(__name__)
+
 STATE_DB_NAME = "link.sqlite3"
 
-_SCHEMA = """
+_OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     msg_id TEXT NOT NULL UNIQUE,
@@ -39,6 +49,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (priority DESC, seq);
+"""
+_LINK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS link_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     state TEXT NOT NULL,
@@ -58,6 +70,9 @@ CREATE TABLE IF NOT EXISTS rejections (
 """
 
 RETRY_MAX_S = 300.0  # the longest wait before offering a refused message again
+# Messages held in memory are numbered from here, after any a file will ever number, so
+# "alerts first, then in the order stored" holds across both.
+IN_MEMORY_FIRST_SEQ = 1 << 62
 
 
 def state_db_path(state_dir: str | Path) -> Path:
@@ -73,7 +88,7 @@ def open_state_db(path: str | Path) -> sqlite3.Connection:
 
 
 def _prepare(db: sqlite3.Connection) -> None:
-    db.executescript(_SCHEMA)
+    db.executescript(_OUTBOX_SCHEMA + _LINK_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,7 @@ class OutboxStats:
     queued: int
     alerts: int
     oldest_created: float | None  # unix time of the oldest queued message
+    in_memory: int = 0  # of those queued, held in memory only: the disk refused them
 
     def oldest_age_s(self, now: float | None = None) -> float | None:
         if self.oldest_created is None:
@@ -115,31 +131,60 @@ class LinkState:
 _COLUMNS = "seq, msg_id, type, topic, payload, priority, created, attempts"
 
 
+_INSERT = (
+    "INSERT INTO outbox (msg_id, type, topic, payload, priority, created) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_DUE = "retry_at <= ? OR retry_at > ?"  # see `pending`
+
+
 class Outbox:
-    """Thread-safe; one connection, one lock."""
+    """Thread-safe; one lock for the file's connection and the memory's."""
 
     def __init__(self, path: str | Path) -> None:
         """A damaged file is moved aside and a new one started: the messages queued in
         it are lost (`set_aside` says where it went)."""
         self.path = Path(path)
         self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
+        self._memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._memory.executescript(_OUTBOX_SCHEMA)
+        self._memory.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)",
+            (IN_MEMORY_FIRST_SEQ - 1,),
+        )
+        self._gone: set[int] = set()  # acknowledged rows whose deletion the disk refused
+        self._read_failing = False
         self._lock = threading.Lock()
 
     def put(self, message: Message) -> OutboxRow:
-        """Store a message durably: on disk when this returns."""
+        """Store a message durably: on disk when this returns, or, when the disk refuses
+        it, in memory (logged as an error). IntegrityError: a message already queued."""
         payload = encode(message)
         now = time.time()
+        values = (message.id, message.type, message.topic, payload, message.priority, now)
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO outbox (msg_id, type, topic, payload, priority, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (message.id, message.type, message.topic, payload, message.priority, now),
-            )
-        seq = cursor.lastrowid
+            try:
+                seq = self._db.execute(_INSERT, values).lastrowid
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:  # full, read-only, a failing disk, locked
+                seq = self._hold(message, values, exc)
         assert seq is not None
         return OutboxRow(
             seq, message.id, message.type, message.topic, payload, message.priority, now, 0
         )
+
+    def _hold(self, message: Message, values: tuple, exc: sqlite3.Error) -> int | None:
+        if self._file_seq(message.id) is not None:
+            raise sqlite3.IntegrityError(f"message {message.id} is already queued")
+        seq = self._memory.execute(_INSERT, values).lastrowid  # IntegrityError: held already
+        log.error(
+            "the disk refused %s %s (%s): held in memory and sent all the same, but lost "
+            "if the device restarts before the broker has it",
+            message.type,
+            message.id,
+            exc,
+        )
+        return seq
 
     def pending(
         self, limit: int, exclude: set[int] | frozenset[int] = frozenset()
@@ -150,33 +195,35 @@ class Outbox:
         put back (a clock that ran ahead, corrected), and an alert must not wait for it."""
         if limit <= 0:
             return []
+        query = f"SELECT {_COLUMNS} FROM outbox WHERE {_DUE} ORDER BY priority DESC, seq LIMIT ?"
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE retry_at <= ? OR retry_at > ?"
-                " ORDER BY priority DESC, seq LIMIT ?",
-                (now := time.time(), now + RETRY_MAX_S, limit + len(exclude)),
-            ).fetchall()
-        out = [_row(r) for r in rows if r[0] not in exclude]
+            now = time.time()
+            params = (now, now + RETRY_MAX_S, limit + len(exclude) + len(self._gone))
+            rows = self._read_file(query, params) + self._memory.execute(query, params).fetchall()
+            skip = exclude | self._gone
+        rows.sort(key=lambda r: (-r[5], r[0]))
+        out = [_row(r) for r in rows if r[0] not in skip]
         return out[:limit]
 
     def next_retry_at(self) -> float | None:
         """When the earliest deferred message may be offered again (None: nothing deferred)."""
+        query = "SELECT MIN(retry_at) FROM outbox WHERE retry_at > ? AND retry_at <= ?"
         with self._lock:
-            (when,) = self._db.execute(
-                "SELECT MIN(retry_at) FROM outbox WHERE retry_at > ? AND retry_at <= ?",
-                (now := time.time(), now + RETRY_MAX_S),
-            ).fetchone()
-        return when
+            params = (now := time.time(), now + RETRY_MAX_S)
+            found = self._read_file(query, params) + self._memory.execute(query, params).fetchall()
+        times = [when for (when,) in found if when is not None]
+        return min(times, default=None)
 
     def defer(self, seq: int, error: str, longest_s: float = RETRY_MAX_S) -> float:
         """The broker refused the message: keep it and offer it again later, waiting twice as
         long after each refusal, up to `longest_s`. Returns the wait in seconds."""
         with self._lock:
-            row = self._db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
+            db = self._holding(seq)
+            row = db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
             if row is None:
                 return 0.0
             wait = min(longest_s, RETRY_MAX_S, 2.0 ** row[0])
-            self._db.execute(
+            db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, retry_at = ?, last_error = ?"
                 " WHERE seq = ?",
                 (time.time() + wait, error, seq),
@@ -185,28 +232,81 @@ class Outbox:
 
     def remove(self, seq: int) -> bool:
         """The broker acknowledged the message: forget it. False when it was not here."""
-        with self._lock:
-            return self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount > 0
+        return self.remove_many([seq]) > 0
 
     def remove_many(self, seqs: list[int]) -> int:
-        """Forget several acknowledged messages in one commit (one fsync, not one each)."""
+        """Forget acknowledged messages in one commit (one fsync, not one each). A deletion
+        the disk refuses is kept in memory, and written with the next one."""
         if not seqs:
             return 0
+        in_memory = [seq for seq in seqs if seq >= IN_MEMORY_FIRST_SEQ]
+        in_file = [seq for seq in seqs if seq < IN_MEMORY_FIRST_SEQ and seq not in self._gone]
         with self._lock:
-            marks = ",".join("?" * len(seqs))
-            return self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs).rowcount
+            removed = _delete(self._memory, in_memory)
+            owed = sorted(self._gone) + in_file
+            try:
+                removed += _delete(self._db, owed) - len(self._gone)
+                self._gone.clear()
+            except sqlite3.Error as exc:
+                log.error("the disk refused to forget %d sent messages (%s): "
+                          "remembered in memory until it takes it", len(in_file), exc)  # fmt: skip
+                found = self._read_file(
+                    f"SELECT seq FROM outbox WHERE seq IN ({_marks(in_file)})", tuple(in_file)
+                )
+                self._gone.update(seq for (seq,) in found)
+                removed += len(found)
+        return removed
 
     def contains(self, msg_id: str) -> bool:
+        """Whether the message is still queued (not yet acknowledged by the broker)."""
         with self._lock:
-            row = self._db.execute("SELECT 1 FROM outbox WHERE msg_id = ?", (msg_id,)).fetchone()
-        return row is not None
+            found = self._memory.execute(
+                "SELECT 1 FROM outbox WHERE msg_id = ?", (msg_id,)
+            ).fetchone()
+            if found is not None:
+                return True
+            seq = self._file_seq(msg_id)
+            return seq is not None and seq not in self._gone
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            return read_stats(self._db)
+            held = read_stats(self._memory)
+            try:
+                stored = read_stats(self._db, excluding=self._gone)
+            except sqlite3.Error:
+                stored = OutboxStats(0, 0, None)  # the file unreadable: what memory holds
+        oldest = [t for t in (stored.oldest_created, held.oldest_created) if t is not None]
+        return OutboxStats(
+            queued=stored.queued + held.queued,
+            alerts=stored.alerts + held.alerts,
+            oldest_created=min(oldest, default=None),
+            in_memory=held.queued,
+        )
 
     def __len__(self) -> int:
         return self.stats().queued
+
+    def _holding(self, seq: int) -> sqlite3.Connection:
+        return self._memory if seq >= IN_MEMORY_FIRST_SEQ else self._db
+
+    def _file_seq(self, msg_id: str) -> int | None:
+        found = self._read_file("SELECT seq FROM outbox WHERE msg_id = ?", (msg_id,))
+        return found[0][0] if found else None
+
+    def _read_file(self, query: str, params: tuple) -> list[tuple]:
+        """The file's rows, or none when it cannot be read (what memory holds still goes
+        out). Called with the lock held."""
+        try:
+            rows = self._db.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            if not self._read_failing:
+                log.error("the outbox file cannot be read (%s): sending what memory holds", exc)
+            self._read_failing = True
+            return []
+        if self._read_failing:
+            log.warning("the outbox file can be read again")
+            self._read_failing = False
+        return rows
 
     # --- what `senior-assistant status` shows besides the queue -------------------------
 
@@ -256,12 +356,16 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._memory.close()
 
 
-def read_stats(db: sqlite3.Connection) -> OutboxStats:
+def read_stats(db: sqlite3.Connection, excluding: set[int] | None = None) -> OutboxStats:
+    """The queue's figures, without the rows `excluding` (acknowledged, not yet deleted)."""
+    gone = sorted(excluding or ())
     queued, alerts, oldest = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(priority >= ?), 0), MIN(created) FROM outbox",
-        (PRIORITY_ALERT,),
+        "SELECT COUNT(*), COALESCE(SUM(priority >= ?), 0), MIN(created) FROM outbox"
+        f" WHERE seq NOT IN ({_marks(gone)})",
+        (PRIORITY_ALERT, *gone),
     ).fetchone()
     return OutboxStats(queued=queued, alerts=alerts, oldest_created=oldest)
 
@@ -283,3 +387,13 @@ def read_rejections(db: sqlite3.Connection) -> dict[str, int]:
 
 def _row(r: tuple) -> OutboxRow:
     return OutboxRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7])
+
+
+def _marks(values: list[int]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _delete(db: sqlite3.Connection, seqs: list[int]) -> int:
+    if not seqs:
+        return 0
+    return db.execute(f"DELETE FROM outbox WHERE seq IN ({_marks(seqs)})", seqs).rowcount

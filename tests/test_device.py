@@ -199,6 +199,26 @@ def test_an_alert_said_while_the_broker_is_down_arrives_when_it_is_back(
         assert len(backend.ids("alert.emergency")) == 1
 
 
+def test_a_call_for_help_goes_out_when_the_disk_refuses_to_store_it(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str]
+) -> None:
+    """A disk remounted read-only after an error (SQLite's own refusal, as in
+    tests/test_outbox.py): the alert cannot be kept for a restart, but the broker is there,
+    so it goes out, and so does what is said after it (the acknowledged alert could not be
+    deleted from the file either, which once stopped the link sending anything)."""
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        dev.link.outbox._db.execute("PRAGMA query_only = ON")
+        assistant = assistant_for(dev, engine, tmp_path, said)
+        assistant.respond("call an ambulance")
+        assert backend.wait_until(lambda: backend.ids("alert.emergency"), timeout=15)
+        assert not any("cannot send for help" in line for line in said)
+        assistant.respond("send a message to my son saying I am fine")
+        assistant.respond("yes")
+        assert backend.wait_until(lambda: backend.ids("family.message"), timeout=15)
+        assert len(backend.ids("alert.emergency")) == 1
+
+
 def test_consultation_updates_are_announced(
     broker: Mosquitto, engine, tmp_path: Path, said: list[str]
 ) -> None:

@@ -118,6 +118,72 @@ def test_stats_count_alerts_and_the_oldest_age(outbox: Outbox) -> None:
     assert stats.oldest_age_s(now=stats.oldest_created + 42) == pytest.approx(42)
 
 
+def disk_refuses_writes(outbox: Outbox, refuses: bool = True) -> None:
+    """SQLite's own refusal of a write to the file, as a disk remounted read-only after an
+    error gives it ("attempt to write a readonly database"); reads still work."""
+    outbox._db.execute(f"PRAGMA query_only = {'ON' if refuses else 'OFF'}")
+
+
+def test_a_message_the_disk_refuses_is_held_in_memory_and_sent_all_the_same(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = state_db_path(tmp_path / "state")
+    outbox = Outbox(path)
+    on_disk = family("on disk")
+    stored = outbox.put(on_disk)
+    disk_refuses_writes(outbox)
+    urgent = alert()
+    held = outbox.put(urgent)
+    assert f"the disk refused alert.emergency {urgent.id}" in caplog.text
+    assert [r.msg_id for r in outbox.pending(10)] == [urgent.id, stored.msg_id]
+    assert outbox.contains(urgent.id) and outbox.stats().in_memory == 1 and len(outbox) == 2
+    with pytest.raises(sqlite3.IntegrityError):  # queued already, on disk or not
+        outbox.put(urgent)
+    with pytest.raises(sqlite3.IntegrityError):
+        outbox.put(on_disk)
+    assert outbox.defer(held.seq, "no service listening") == 1.0
+    assert outbox.next_retry_at() is not None
+    assert outbox.remove(held.seq) and not outbox.contains(urgent.id)
+    outbox.close()
+    reopened = Outbox(path)  # what was on disk is still there; what was held is not
+    assert [r.msg_id for r in reopened.pending(10)] == [stored.msg_id]
+    reopened.close()
+
+
+def test_a_full_disk_keeps_every_message_in_the_order_stored(tmp_path: Path) -> None:
+    """The file may not grow (SQLite's own "database or disk is full"): the messages after
+    the last that fitted are held in memory, and all leave in the order they were stored."""
+    outbox = Outbox(state_db_path(tmp_path / "state"))
+    (pages,) = outbox._db.execute("PRAGMA page_count").fetchone()
+    outbox._db.execute(f"PRAGMA max_page_count = {pages + 2}")
+    messages = [family(f"{i:03d} " + "x" * 1500) for i in range(30)]
+    for message in messages:
+        outbox.put(message)
+    stats = outbox.stats()
+    assert stats.queued == 30 and 0 < stats.in_memory < 30
+    assert [r.msg_id for r in outbox.pending(50)] == [m.id for m in messages]
+    outbox.close()
+
+
+def test_an_acknowledgement_the_disk_refuses_is_kept_until_it_can_be_written(
+    tmp_path: Path,
+) -> None:
+    path = state_db_path(tmp_path / "state")
+    outbox = Outbox(path)
+    a, b, c = (outbox.put(family(text)) for text in "abc")
+    disk_refuses_writes(outbox)
+    assert outbox.remove_many([a.seq]) == 1
+    assert not outbox.contains(a.msg_id) and len(outbox) == 2  # not offered again
+    assert [r.seq for r in outbox.pending(10)] == [b.seq, c.seq]
+    assert outbox.remove(a.seq) is False  # a second PUBACK for it changes nothing
+    disk_refuses_writes(outbox, False)
+    assert outbox.remove(b.seq)  # written with the one owed
+    outbox.close()
+    reopened = Outbox(path)
+    assert [r.seq for r in reopened.pending(10)] == [c.seq]
+    reopened.close()
+
+
 def test_the_outbox_survives_closing_and_reopening(tmp_path: Path) -> None:
     path = state_db_path(tmp_path)
     box = Outbox(path)
