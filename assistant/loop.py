@@ -175,18 +175,14 @@ class Assistant:
     def _perform(self, reply: DialogReply, said: str | None = None) -> Turn:
         """Actions first (an alert must not wait for a sentence to be spoken), then an
         emergency check written down or settled, then speech."""
-        for action in reply.actions:
-            log.info("action %s", action.kind)
-            if self.on_action is not None:
-                self.on_action(action, said)
+        failed = [action.kind for action in reply.actions if not self._act(action, said)]
         if self.checks is not None:
-            asking = self.dialog.open_emergency_check()
-            if asking is not None:
-                self.checks.asked(asking, self.clock())
-                self._check_on_disk = True
-            elif self._check_on_disk:
-                self.checks.settled()
-                self._check_on_disk = False
+            self._note_emergency_check()
+        if failed:  # not what the reply promised: said instead of it
+            emergency = "emergency" in failed
+            reply = replace(
+                reply, text=replies.EMERGENCY_FAILED if emergency else replies.ACTION_FAILED
+            )
         if reply.text:
             self._say(reply.text)
         self._show("listening" if reply.expects_answer else "idle")
@@ -198,6 +194,35 @@ class Assistant:
             actions=list(reply.actions),
             expects_answer=reply.expects_answer,
         )
+
+    def _act(self, action: Action, said: str | None) -> bool:
+        """Carry out an action; False when it failed (logged): the loop goes on, and the
+        senior hears it was not done."""
+        log.info("action %s", action.kind)
+        if self.on_action is None:
+            return True
+        try:
+            self.on_action(action, said)
+        except Exception:
+            log.exception("action %s failed", action.kind)
+            return False
+        return True
+
+    def _note_emergency_check(self) -> None:
+        """An open "do you need help?" on disk, for an alert after a restart; settled once
+        answered. A write the disk refuses costs only that: the question is asked and its
+        answer acted on all the same (a settling not written is tried again next turn)."""
+        assert self.checks is not None
+        try:
+            asking = self.dialog.open_emergency_check()
+            if asking is not None:
+                self.checks.asked(asking, self.clock())
+                self._check_on_disk = True
+            elif self._check_on_disk:
+                self.checks.settled()
+                self._check_on_disk = False
+        except Exception:
+            log.exception("the emergency check could not be written down")
 
     def alert(self, trigger: str) -> Turn:
         """An emergency without words (the SOS key): alert, reassure, listen on."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
-from protocol.sqlite import open_checked, open_or_set_aside
+from protocol.sqlite import CopiedWhenRefused, open_checked, open_or_set_aside
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
@@ -142,9 +142,11 @@ class ReminderStore:
         self._lock = threading.Lock()  # the link's thread adds, the loop's thread reads
         # owner-only: what the senior takes is health data. A damaged file is moved
         # aside and the reminders in it are lost (`set_aside` says where it went); with
-        # `repair` False (a command beside the running device) it raises instead.
+        # `repair` False (a command beside the running device) it raises instead. On a
+        # disk that refuses writes the device's reminders go on in memory.
         if repair:
-            self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
+            db, self.set_aside = open_or_set_aside(self.path, _prepare)
+            self._db: sqlite3.Connection | CopiedWhenRefused = CopiedWhenRefused(db, self.path)
         else:
             self._db, self.set_aside = open_checked(self.path, _prepare), None
 

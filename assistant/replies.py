@@ -15,6 +15,15 @@ NOTHING_HEARD = "I did not hear anything. Say hey helper when you need me."
 NO_ANSWER = "I did not hear an answer, so I have not done anything."
 CANCELLED = "All right, I have cancelled that."
 GIVE_UP = "Sorry, I still did not understand. Let us start again."
+# an action that failed on the device (its state file refused the write): not what the
+# dialog had promised
+ACTION_FAILED = (
+    "Sorry, something went wrong, and I could not do that. Please try again later, or ask "
+    "your family for help."
+)
+EMERGENCY_FAILED = (
+    "Something went wrong, and I could not send for help. If you can, call for help on a phone."
+)
 STILL_HERE = "I am still here with you. Help is on the way."
 STILL_WAITING = (
     "I had to start again. Your call for help is still waiting for an answer, and I keep "

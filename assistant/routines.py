@@ -73,6 +73,7 @@ class CareRoutines:
         self.inactivity = inactivity
         self.on_reminder = on_reminder
         self._failing: dict[str, dt.datetime] = {}  # what fails to be stored: traceback last logged
+        self._last_activity: str | None = None  # this run's, as written (or not) to the store
 
     # --- set up -----------------------------------------------------------------------
 
@@ -120,14 +121,20 @@ class CareRoutines:
         return sorted(prompts, key=lambda prompt: prompt.expects is not None)
 
     def activity(self, now: dt.datetime) -> None:
-        """Someone spoke to the device (or pressed its button)."""
-        self.store.set_meta(LAST_ACTIVITY, utc(now))
+        """Someone spoke to the device (or pressed its button). Kept in memory as well: a
+        disk that refuses the write must neither stop the senior being heard nor make the
+        family think nobody has spoken for hours."""
+        self._last_activity = utc(now)
+        try:
+            self.store.set_meta(LAST_ACTIVITY, self._last_activity)
+        except Exception:
+            log.exception("the time of the last activity could not be written down")
 
     def _inactivity(self, now: dt.datetime) -> None:
         """One alert per quiet period, noted as sent only once it is stored for sending."""
         if self.inactivity is None:
             return
-        last = self.store.get_meta(LAST_ACTIVITY)
+        last = self._last_activity or self.store.get_meta(LAST_ACTIVITY)
         if last is None:  # first start: the quiet period begins now
             self.activity(now)
             return

@@ -12,8 +12,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 # reason to move it aside (its data is fine).
 _DAMAGED = {11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
 UNREADABLE = ".unreadable-"  # in the name of a damaged store moved aside
+# ... and for a disk that refuses writes: read-only after an error, full, failing
+_REFUSED = {8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL"}
 
 
 def tighten(path: Path) -> None:
@@ -66,6 +69,55 @@ def is_damaged(exc: sqlite3.Error) -> bool:
     """Whether `exc` says the file is damaged (corrupt, or no database at all)."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, DamagedStore) or (code is not None and code & 0xFF in _DAMAGED)
+
+
+def is_refused(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says the disk refused a write (not: locked by another process)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _REFUSED
+
+
+class CopiedWhenRefused:
+    """A store's connection that goes on in a copy in memory once the disk refuses a write.
+
+    A senior's reminders must keep coming when the disk is remounted read-only after an
+    error, or fills: the first refused write copies the file into memory (ERROR logged)
+    and the store carries on there until the device restarts, which loses only what
+    changed since. The statement refused runs again on the copy when it stood alone; one
+    refused inside a transaction raises, with a transaction open on the copy for the
+    caller's ROLLBACK, and the caller's next try runs on the copy. Everything else is the
+    connection's own."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self.in_memory = False
+
+    def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
+        inside = self._db.in_transaction  # before: SQLite may roll back on the error
+        try:
+            return self._db.execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if self.in_memory or not is_refused(exc):
+                raise
+            self._copy_to_memory(exc)
+            if inside:
+                self._db.execute("BEGIN")
+                raise
+        return self._db.execute(sql, parameters)
+
+    def _copy_to_memory(self, exc: sqlite3.Error) -> None:
+        if self._db.in_transaction:
+            self._db.rollback()
+        memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._db.backup(memory)
+        self._db.close()
+        self._db, self.in_memory = memory, True
+        log.error("the disk refuses writes to %s (%s): going on with a copy in memory; "
+                  "what changes is lost when the device restarts", self.path.name, exc)  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
 
 
 def open_or_set_aside(

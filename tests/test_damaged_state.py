@@ -27,7 +27,7 @@ from assistant.reminders import REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import Schedule
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
 from protocol import MemberAlert, Message, WellnessAlert
-from protocol.sqlite import is_damaged, open_or_set_aside
+from protocol.sqlite import CopiedWhenRefused, is_damaged, open_or_set_aside
 from services.family.alerts import wording
 from services.family.households import Household
 from tests.broker import Mosquitto
@@ -324,3 +324,53 @@ def held_for(config, alert_id: str) -> set[str]:
     finally:
         db.close()
     return {member for (member,) in rows}
+
+
+# --- a disk that refuses writes -----------------------------------------------------------
+
+
+def test_a_store_whose_disk_fills_mid_transaction_goes_on_in_memory(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" inside a transaction: that attempt fails
+    and rolls back cleanly; the next runs on a copy in memory, with all the file held."""
+    path = tmp_path / "store.sqlite3"
+    db, _ = open_or_set_aside(path, lambda db: db.execute("CREATE TABLE t (v TEXT)"))
+    db.execute("INSERT INTO t VALUES ('before')")
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    store = CopiedWhenRefused(db, path)
+
+    def add(value: str) -> None:
+        store.execute("BEGIN IMMEDIATE")
+        try:
+            store.execute("INSERT INTO t VALUES (?)", (value,))
+            store.execute("COMMIT")
+        except sqlite3.Error:
+            store.execute("ROLLBACK")
+            raise
+
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        add("x" * 20_000)
+    assert store.in_memory
+    add("y" * 20_000)
+    assert [len(v) for (v,) in store.execute("SELECT v FROM t")] == [6, 20_000]
+    store.close()
+    reopened = sqlite3.connect(path)  # the file as it was when the disk refused
+    assert reopened.execute("SELECT v FROM t").fetchall() == [("before",)]
+    reopened.close()
+
+
+def test_a_store_that_is_only_locked_is_not_copied(tmp_path: Path) -> None:
+    """Another process holding the file is no refusal: the data is fine, the error stays."""
+    path = tmp_path / "store.sqlite3"
+    db, _ = open_or_set_aside(path, lambda db: db.execute("CREATE TABLE t (v TEXT)"))
+    db.execute("PRAGMA busy_timeout = 0")
+    store = CopiedWhenRefused(db, path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.execute("INSERT INTO t VALUES ('x')")
+    assert not store.in_memory
+    other.execute("ROLLBACK")
+    other.close()
+    store.execute("INSERT INTO t VALUES ('x')")
+    store.close()

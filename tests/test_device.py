@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant import replies
 from assistant.actions import ActionHandler, message_body
 from assistant.config import Config, SpeechOutputConfig
 from assistant.device import Device
@@ -202,13 +203,18 @@ def test_an_alert_said_while_the_broker_is_down_arrives_when_it_is_back(
 def test_a_call_for_help_goes_out_when_the_disk_refuses_to_store_it(
     broker: Mosquitto, engine, tmp_path: Path, said: list[str]
 ) -> None:
-    """A disk remounted read-only after an error (SQLite's own refusal, as in
-    tests/test_outbox.py): the alert cannot be kept for a restart, but the broker is there,
-    so it goes out, and so does what is said after it (the acknowledged alert could not be
-    deleted from the file either, which once stopped the link sending anything)."""
+    """A disk remounted read-only after an error (SQLite's own refusal of every write to
+    the device's files, as in tests/test_outbox.py): the alert cannot be kept for a
+    restart, but the broker is there, so it goes out, and so does what is said after it
+    (the acknowledged alert could not be deleted from the file either, which once stopped
+    the link sending anything; the time of the senior's words could not be written, which
+    once stopped the assistant hearing anything)."""
     with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
         assert dev.link is not None and dev.link.wait_connected(10)
-        dev.link.outbox._db.execute("PRAGMA query_only = ON")
+        assert dev.alerts is not None and dev.unconfirmed is not None
+        stores = (dev.link.outbox, dev.reminders, dev.checks, dev.alerts, dev.unconfirmed.store)
+        for store in stores:
+            store._db.execute("PRAGMA query_only = ON")
         assistant = assistant_for(dev, engine, tmp_path, said)
         assistant.respond("call an ambulance")
         assert backend.wait_until(lambda: backend.ids("alert.emergency"), timeout=15)
@@ -217,6 +223,45 @@ def test_a_call_for_help_goes_out_when_the_disk_refuses_to_store_it(
         assistant.respond("yes")
         assert backend.wait_until(lambda: backend.ids("family.message"), timeout=15)
         assert len(backend.ids("alert.emergency")) == 1
+
+
+def test_a_reminder_set_on_a_disk_that_refuses_writes_still_comes(
+    engine, tmp_path: Path, said: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reminders' file refuses writes (SQLite's own refusal, as on a disk remounted
+    read-only): the reminders go on in memory, so one set now still comes when it is due."""
+    clock = Clock(dt.datetime(2026, 11, 24, 7, 0).astimezone())
+    config = Config()
+    config.paths.state_dir = str(tmp_path)
+    with Device(config, link=False, clock=clock) as dev:
+        assistant = assistant_for(dev, engine, tmp_path, said, clock=clock)
+        dev.reminders._db.execute("PRAGMA query_only = ON")
+        turn = assistant.respond("remind me to take my blood pressure pills at 8 am")
+        if turn.expects_answer:  # the dialog checks the time first
+            turn = assistant.respond("yes")
+        assert turn.reply == "Done. I will remind you at 8 o'clock in the morning."
+        assert "the disk refuses writes to reminders.sqlite3" in caplog.text
+        clock.advance(hours=1, minutes=1)
+        assistant.speak_pending()
+        assert said == ["It is time to take your blood pressure pills. Have you taken it?"]
+
+
+def test_an_action_that_fails_is_said_not_promised(
+    engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reminders' store has failed for good (closed under the device): the senior is
+    not told the reminder is set, and the assistant goes on listening."""
+    config = Config()
+    config.paths.state_dir = str(tmp_path)
+    with Device(config, link=False) as dev:
+        assistant = assistant_for(dev, engine, tmp_path, [])
+        dev.reminders.close()
+        turn = assistant.respond("remind me to take my blood pressure pills at 8 am")
+        if turn.expects_answer:
+            turn = assistant.respond("yes")
+        assert turn.reply == replies.ACTION_FAILED
+        assert "action set_medication_reminder failed" in caplog.text
+        assert assistant.respond("what time is it").reply.startswith("It is")
 
 
 def test_consultation_updates_are_announced(

@@ -115,3 +115,19 @@ def test_the_command_alerts_for_a_question_its_last_run_left_open(tmp_path) -> N
     said = [line for line in replies_said if not line.startswith(("heard:", "intent:"))]
     assert said[0] == replies.EMERGENCY_SENT["help"]
     assert "never answered" in later.stderr
+
+
+def test_a_check_the_disk_refuses_is_still_asked_and_acted_on(
+    engine, synthesizer, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check's file refuses writes (SQLite's own refusal, as on a disk remounted
+    read-only): only surviving a restart is lost, not the question or the alert."""
+    checks = EmergencyCheckStore(tmp_path / CHECK_FILE)
+    checks._db.execute("PRAGMA query_only = ON")
+    assistant = assistant_with(engine, synthesizer, checks, tmp_path)
+    assert assistant.respond("help").reply == replies.EMERGENCY_CHECK
+    assert "the emergency check could not be written down" in caplog.text
+    turn = assistant.respond("yes")
+    assert [(a.kind, a.slots) for a in assistant.actions] == [("emergency", {"kind": "help"})]
+    assert turn.reply == replies.EMERGENCY_SENT["help"]
+    checks.close()

@@ -191,6 +191,25 @@ def test_no_interaction_for_hours_raises_one_inactivity_alert(tmp_path: Path, en
     setup.store.close()
 
 
+def test_words_the_disk_refuses_to_note_still_count_as_activity(tmp_path: Path, engine) -> None:
+    """The reminders' file refuses writes (SQLite's own refusal, as on a disk remounted
+    read-only): the family is not told nobody spoke while the senior is speaking."""
+    start = dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)
+    setup = Setup(tmp_path, engine, start, inactivity=dt.timedelta(hours=12))
+    setup.tick()  # first start: the quiet period begins
+    setup.store._db.execute("PRAGMA query_only = ON")
+    setup.clock.advance(hours=11)
+    setup.routines.activity(setup.clock())  # the senior speaks; not written down
+    setup.clock.advance(hours=2)
+    setup.tick()
+    assert setup.sent == []
+    setup.clock.advance(hours=10, minutes=1)
+    setup.tick()
+    [alert] = setup.sent
+    assert isinstance(alert, InactivityAlert) and alert.quiet_for_s == 12 * 3600 + 60
+    setup.store.close()
+
+
 # --- set by voice, and what cannot be kept as said ---------------------------------------
 
 
