@@ -352,6 +352,11 @@ class Dialog:
         self.pending = _Pending("after_alert", "emergency", {"kind": "help"})
         return DialogReply(replies.STILL_WAITING, expects_answer=True)
 
+    def not_done(self) -> None:
+        """The last reply's action failed: nothing that reply waited for follows (after a
+        failed alert, silence must not be answered "help is on the way")."""
+        self.pending = None
+
     def open_emergency_check(self) -> dict[str, str] | None:
         """The slots of the emergency the senior is being asked about, or None."""
         pending = self.pending

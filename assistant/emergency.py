@@ -77,11 +77,16 @@ class Emergencies:
         self._thread: threading.Thread | None = None
 
     def raised(self, message: Message | None) -> None:
-        """An alert was stored for sending (None: it could not be, there is no link)."""
-        self.lights.alert(True)
-        if self.notifier is not None:
-            self.notifier.vibrate(ALERT_VIBRATION_MS)
-            self.notifier.notify(SCREEN_TEXT)
+        """An alert was stored for sending (None: it could not be, there is no link). A
+        light or a vibration motor that fails is logged: the alert and what the senior
+        hears of it go on."""
+        try:
+            self.lights.alert(True)
+            if self.notifier is not None:
+                self.notifier.vibrate(ALERT_VIBRATION_MS)
+                self.notifier.notify(SCREEN_TEXT)
+        except Exception:
+            log.exception("the alert light or vibration failed")
         if message is None or self.link is None:
             self.announcer.queue(NO_LINK, urgent=True)
             return

@@ -178,11 +178,10 @@ class Assistant:
         failed = [action.kind for action in reply.actions if not self._act(action, said)]
         if self.checks is not None:
             self._note_emergency_check()
-        if failed:  # not what the reply promised: said instead of it
-            emergency = "emergency" in failed
-            reply = replace(
-                reply, text=replies.EMERGENCY_FAILED if emergency else replies.ACTION_FAILED
-            )
+        if failed:  # not what the reply promised: said instead of all of it
+            self.dialog.not_done()
+            failure = replies.EMERGENCY_FAILED if "emergency" in failed else replies.ACTION_FAILED
+            reply = DialogReply(failure)
         if reply.text:
             self._say(reply.text)
         self._show("listening" if reply.expects_answer else "idle")

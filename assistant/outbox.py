@@ -13,9 +13,12 @@ commands already handled; `senior-assistant status` reads it from another proces
 When the disk refuses a write (full, or remounted read-only after an error), a message is
 still sent: it is held in memory instead (`in_memory`), and is lost only if the device
 restarts before the broker has it. Refusing it would leave a senior's call for help unsent
-while the broker is there to take it. The same goes for forgetting what the broker
-acknowledged: a deletion the disk refuses is remembered in memory (the message is not
-offered again) and written with the next one that goes through.
+while the broker is there to take it. While memory holds messages, new ones join them
+there, so none overtakes an older one. A deletion the disk refuses (the broker
+acknowledged the message) is remembered in memory, so the message is not offered again,
+and is written with the next one that goes through; an alert sent again meanwhile is
+queued again under its row. `senior-assistant status`, from another process, sees only
+the file.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import PRIORITY_ALERT, Message, encode
-from protocol.sqlite import open_db, open_or_set_aside
+from protocol.sqlite import is_refused, open_db, open_or_set_aside
 
 log = logging.getLogger(__name__)
 
@@ -157,32 +160,54 @@ class Outbox:
 
     def put(self, message: Message) -> OutboxRow:
         """Store a message durably: on disk when this returns, or, when the disk refuses
-        it, in memory (logged as an error). IntegrityError: a message already queued."""
+        it, in memory (logged as an error); while memory holds any, in memory too, so
+        they all leave in the order stored. IntegrityError: a message already queued."""
         payload = encode(message)
         now = time.time()
         values = (message.id, message.type, message.topic, payload, message.priority, now)
         with self._lock:
-            try:
-                seq = self._db.execute(_INSERT, values).lastrowid
-            except sqlite3.IntegrityError:
-                raise
-            except sqlite3.Error as exc:  # full, read-only, a failing disk, locked
-                seq = self._hold(message, values, exc)
+            if self._requeued(message.id):
+                seq = self._file_seq(message.id)
+            elif self._holding_any():
+                seq = self._hold(message, values, "memory holds earlier ones")
+            else:
+                try:
+                    seq = self._db.execute(_INSERT, values).lastrowid
+                except sqlite3.IntegrityError:
+                    raise
+                except sqlite3.Error as exc:
+                    if not is_refused(exc):  # locked: another process; the data is fine
+                        raise
+                    seq = self._hold(message, values, str(exc))
         assert seq is not None
         return OutboxRow(
             seq, message.id, message.type, message.topic, payload, message.priority, now, 0
         )
 
-    def _hold(self, message: Message, values: tuple, exc: sqlite3.Error) -> int | None:
-        if self._file_seq(message.id) is not None:
+    def _requeued(self, msg_id: str) -> bool:
+        """A message sent again (an alert nobody answered) whose earlier copy the broker
+        acknowledged but the disk would not forget: queued again under its row."""
+        if not self._gone:
+            return False
+        seq = self._file_seq(msg_id, strict=False)
+        if seq is None or seq not in self._gone:
+            return False
+        self._gone.discard(seq)
+        return True
+
+    def _holding_any(self) -> bool:
+        return self._memory.execute("SELECT 1 FROM outbox LIMIT 1").fetchone() is not None
+
+    def _hold(self, message: Message, values: tuple, why: str) -> int | None:
+        if self._file_seq(message.id, strict=False) is not None:
             raise sqlite3.IntegrityError(f"message {message.id} is already queued")
         seq = self._memory.execute(_INSERT, values).lastrowid  # IntegrityError: held already
         log.error(
-            "the disk refused %s %s (%s): held in memory and sent all the same, but lost "
-            "if the device restarts before the broker has it",
+            "%s %s held in memory (%s): sent all the same, but lost if the device restarts "
+            "before the broker has it",
             message.type,
             message.id,
-            exc,
+            why,
         )
         return seq
 
@@ -239,26 +264,24 @@ class Outbox:
         the disk refuses is kept in memory, and written with the next one."""
         if not seqs:
             return 0
-        in_memory = [seq for seq in seqs if seq >= IN_MEMORY_FIRST_SEQ]
-        in_file = [seq for seq in seqs if seq < IN_MEMORY_FIRST_SEQ and seq not in self._gone]
         with self._lock:
+            in_memory = [seq for seq in seqs if seq >= IN_MEMORY_FIRST_SEQ]
+            in_file = [seq for seq in seqs if seq < IN_MEMORY_FIRST_SEQ and seq not in self._gone]
             removed = _delete(self._memory, in_memory)
-            owed = sorted(self._gone) + in_file
+            owed = sorted(self._gone)
             try:
-                removed += _delete(self._db, owed) - len(self._gone)
+                removed += _delete(self._db, owed + in_file) - len(owed)
                 self._gone.clear()
             except sqlite3.Error as exc:
                 log.error("the disk refused to forget %d sent messages (%s): "
                           "remembered in memory until it takes it", len(in_file), exc)  # fmt: skip
-                found = self._read_file(
-                    f"SELECT seq FROM outbox WHERE seq IN ({_marks(in_file)})", tuple(in_file)
-                )
-                self._gone.update(seq for (seq,) in found)
-                removed += len(found)
+                self._gone.update(in_file)
+                removed += len(in_file)
         return removed
 
     def contains(self, msg_id: str) -> bool:
-        """Whether the message is still queued (not yet acknowledged by the broker)."""
+        """Whether the message is still queued (not yet acknowledged by the broker). A file
+        that cannot be read raises: an alert must not pass for acknowledged."""
         with self._lock:
             found = self._memory.execute(
                 "SELECT 1 FROM outbox WHERE msg_id = ?", (msg_id,)
@@ -289,8 +312,13 @@ class Outbox:
     def _holding(self, seq: int) -> sqlite3.Connection:
         return self._memory if seq >= IN_MEMORY_FIRST_SEQ else self._db
 
-    def _file_seq(self, msg_id: str) -> int | None:
-        found = self._read_file("SELECT seq FROM outbox WHERE msg_id = ?", (msg_id,))
+    def _file_seq(self, msg_id: str, strict: bool = True) -> int | None:
+        """The message's row in the file; `strict` False: None when it cannot be read."""
+        query = "SELECT seq FROM outbox WHERE msg_id = ?"
+        if strict:
+            found = self._db.execute(query, (msg_id,)).fetchall()
+        else:
+            found = self._read_file(query, (msg_id,))
         return found[0][0] if found else None
 
     def _read_file(self, query: str, params: tuple) -> list[tuple]:

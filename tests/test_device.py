@@ -207,8 +207,8 @@ def test_a_call_for_help_goes_out_when_the_disk_refuses_to_store_it(
     the device's files, as in tests/test_outbox.py): the alert cannot be kept for a
     restart, but the broker is there, so it goes out, and so does what is said after it
     (the acknowledged alert could not be deleted from the file either, which once stopped
-    the link sending anything; the time of the senior's words could not be written, which
-    once stopped the assistant hearing anything)."""
+    the link sending anything; writing the time of the senior's words failed, which once
+    stopped the assistant answering anything)."""
     with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
         assert dev.link is not None and dev.link.wait_connected(10)
         assert dev.alerts is not None and dev.unconfirmed is not None
@@ -514,3 +514,25 @@ def test_a_command_whose_confirmation_cannot_be_stored_is_carried_out_once(
         assert dev.announcer.take() == ["Your pills are in the kitchen"]
         time.sleep(3.0)  # the link's first retry of a failed message comes after 2 s
         assert dev.announcer.take() == []  # not said (or dialled) again
+
+
+class BrokenVibration:
+    """A phone whose vibration motor and screen fail (neither can exist here)."""
+
+    def vibrate(self, pattern_ms) -> None:
+        raise OSError("no such device")
+
+    def notify(self, text: str) -> None:
+        raise OSError("no such device")
+
+
+def test_a_failing_vibration_neither_stops_the_alert_nor_what_is_said(
+    broker: Mosquitto, engine, tmp_path: Path, said: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with Backend(broker, household=H) as backend, Device(device_config(broker, tmp_path)) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        dev.emergencies.notifier = BrokenVibration()
+        turn = assistant_for(dev, engine, tmp_path, said).respond("call an ambulance")
+        assert turn.reply in replies.EMERGENCY_SENT.values()
+        assert backend.wait_until(lambda: backend.ids("alert.emergency"), timeout=15)
+        assert "the alert light or vibration failed" in caplog.text

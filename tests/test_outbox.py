@@ -134,7 +134,7 @@ def test_a_message_the_disk_refuses_is_held_in_memory_and_sent_all_the_same(
     disk_refuses_writes(outbox)
     urgent = alert()
     held = outbox.put(urgent)
-    assert f"the disk refused alert.emergency {urgent.id}" in caplog.text
+    assert f"alert.emergency {urgent.id} held in memory (attempt to write" in caplog.text
     assert [r.msg_id for r in outbox.pending(10)] == [urgent.id, stored.msg_id]
     assert outbox.contains(urgent.id) and outbox.stats().in_memory == 1 and len(outbox) == 2
     with pytest.raises(sqlite3.IntegrityError):  # queued already, on disk or not
@@ -182,6 +182,51 @@ def test_an_acknowledgement_the_disk_refuses_is_kept_until_it_can_be_written(
     reopened = Outbox(path)
     assert [r.seq for r in reopened.pending(10)] == [c.seq]
     reopened.close()
+
+
+def test_messages_stored_after_the_disk_recovers_wait_for_those_held_before(
+    outbox: Outbox,
+) -> None:
+    """While memory holds messages, new ones join them there: an older alert held in
+    memory is not overtaken by a newer one the recovered disk took."""
+    disk_refuses_writes(outbox)
+    first = outbox.put(alert())
+    disk_refuses_writes(outbox, False)
+    second = outbox.put(alert())
+    assert [r.seq for r in outbox.pending(10)] == [first.seq, second.seq]
+    assert outbox.stats().in_memory == 2
+    outbox.remove_many([first.seq, second.seq])
+    third = outbox.put(family())  # memory is empty again: back to the disk
+    assert outbox.stats().in_memory == 0 and outbox.contains(third.msg_id)
+
+
+def test_an_alert_sent_again_after_a_refused_deletion_is_queued_again(outbox: Outbox) -> None:
+    """An unanswered alert is sent again with the same id (assistant/resend.py); the broker
+    took the first copy but the disk would not forget it. It is queued again, not refused
+    as a duplicate (which stopped the alert being sent again)."""
+    message = alert()
+    row = outbox.put(message)
+    disk_refuses_writes(outbox)
+    outbox.remove(row.seq)
+    assert not outbox.contains(message.id)
+    again = outbox.put(message)
+    assert again.seq == row.seq and outbox.contains(message.id)
+    assert [r.seq for r in outbox.pending(10)] == [row.seq]
+    disk_refuses_writes(outbox, False)
+    assert outbox.remove(row.seq) and not outbox.contains(message.id)
+
+
+def test_an_unreadable_file_never_passes_an_alert_for_acknowledged(outbox: Outbox) -> None:
+    """The file cannot be read at all: what memory holds still goes out, and whether an
+    alert is still queued is an error, not a "no" (the senior would hear it had gone out)."""
+    stored = outbox.put(alert())
+    disk_refuses_writes(outbox)
+    held = outbox.put(alert())
+    outbox._db.close()  # the file's connection fails every statement from now on
+    assert [r.seq for r in outbox.pending(10)] == [held.seq]
+    with pytest.raises(sqlite3.Error):
+        outbox.contains(stored.msg_id)
+    assert outbox.contains(held.msg_id)
 
 
 def test_the_outbox_survives_closing_and_reopening(tmp_path: Path) -> None:
