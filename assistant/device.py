@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from assistant.actions import ActionHandler
@@ -17,7 +19,14 @@ from assistant.emergency import Emergencies
 from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
-from assistant.lost_state import mark_told, notice, spoken, untold
+from assistant.lost_state import (
+    mark_told,
+    notice,
+    spoken,
+    storage_notice,
+    storage_spoken,
+    untold,
+)
 from assistant.reminders import REMINDERS_FILE, ReminderPolicy, ReminderStore
 from assistant.resend import Resender
 from assistant.routines import CareRoutines
@@ -26,6 +35,7 @@ from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE, Unanswere
 from devices import hardware as hw
 from devices.profiles import profile
 from protocol import RECEIPTED, AlertAck, AlertReceived, CommandDone, Message
+from protocol.sqlite import listen_for_refusals
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,11 @@ class Device:
         )
         tz = time_zone(config.timezone)
         self.clock = clock = clock or household_clock(tz)
+        # a disk refusing writes is told of once, from the start on (`_refused`)
+        self._state_dir = config.state_dir().resolve()
+        self._storage = threading.Lock()
+        self._storage_refused = self._started = False
+        self._stop_listening = listen_for_refusals(self._refused)
         self.reminders = ReminderStore(
             config.state_dir() / REMINDERS_FILE, tz=tz, policy=reminder_policy(config)
         )
@@ -179,7 +194,34 @@ class Device:
         if self.link is not None:
             self.link.start()
         self._tell_lost()
+        with self._storage:
+            self._started, refused = True, self._storage_refused
+        if refused:
+            self._tell_storage()
         return self
+
+    def _refused(self, path: Path) -> None:
+        """The disk refused a write to one of this device's stores, which goes on in
+        memory: the senior and the family are told, once. Called holding the store's
+        lock, so the telling (which stores a message) runs on a thread of its own."""
+        if path.resolve().parent != self._state_dir:
+            return  # another device's (tests run several in one process)
+        with self._storage:
+            if self._storage_refused:
+                return
+            self._storage_refused, started = True, self._started
+        if started:
+            threading.Thread(target=self._tell_storage, name="storage-refused", daemon=True).start()
+
+    def _tell_storage(self) -> None:
+        told = False
+        if self.link is not None:
+            try:
+                self._publish(storage_notice())
+                told = True
+            except Exception:
+                log.exception("the family could not be told that the disk refuses writes")
+        self.announcer.queue(storage_spoken(family_told=told))
 
     def _tell_lost(self) -> None:
         """State files found damaged were moved aside (assistant/lost_state.py): the senior
@@ -203,6 +245,7 @@ class Device:
     def close(self, drain_s: float = DRAIN_S) -> None:
         """Stop; while connected, first give what was just stored a moment to go out (it
         stays in the outbox for the next start either way)."""
+        self._stop_listening()
         self.emergencies.close()
         if self.unconfirmed is not None:
             self.unconfirmed.close()

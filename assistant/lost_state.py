@@ -1,4 +1,5 @@
-"""What the device lost when a state file was found damaged, and telling of it.
+"""What the device lost when a state file was found damaged, and telling of it (and of a
+disk that refuses writes, so that what it keeps from now on is lost at a restart).
 
 A damaged store is moved aside so the device still starts and can call for help
 (protocol/sqlite.open_or_set_aside); what it held is gone. That must not be silent: the
@@ -83,6 +84,24 @@ def spoken(lost: list[str], family_told: bool) -> str:
     if family_told:
         words += " I am letting your family know."
     return words
+
+
+def storage_spoken(family_told: bool) -> str:
+    """What the senior hears when the disk first refuses a write (the device goes on in
+    memory: protocol/sqlite.report_refusal)."""
+    words = (
+        "I can no longer save to my memory. I still work, but what is set up from now on "
+        "will be lost if I am restarted."
+    )
+    if family_told:
+        return words + " I am letting your family know, so they can have me checked."
+    return words + " Please ask your family to have me checked."
+
+
+def storage_notice() -> WellnessAlert:
+    """The family's notice of a disk that refuses writes: no emergency, so it waits for
+    their quiet hours to end."""
+    return WellnessAlert(concern="other", severity="medium", storage_failing=True)
 
 
 def notice(lost: list[str]) -> WellnessAlert:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import PRIORITY_ALERT, Message, encode
-from protocol.sqlite import is_refused, open_db, open_or_set_aside
+from protocol.sqlite import is_refused, open_db, open_or_set_aside, report_refusal
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,7 @@ class Outbox:
                     if not is_refused(exc):  # locked: another process; the data is fine
                         raise
                     seq = self._hold(message, values, str(exc))
+                    report_refusal(self.path)
         assert seq is not None
         return OutboxRow(
             seq, message.id, message.type, message.topic, payload, message.priority, now, 0
@@ -277,6 +278,7 @@ class Outbox:
                           "remembered in memory until it takes it", len(in_file), exc)  # fmt: skip
                 self._gone.update(in_file)
                 removed += len(in_file)
+                report_refusal(self.path)
         return removed
 
     def contains(self, msg_id: str) -> bool:

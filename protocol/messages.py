@@ -188,13 +188,16 @@ LOST_URGENT = frozenset({"outbox", "unanswered_alerts", "emergency_check"})
 @message_type("alert.wellness", kind="alert", priority=PRIORITY_ALERT)
 class WellnessAlert(Body):
     """A calm concern. `lost` (with concern `other`): the device found state files damaged
-    and started without them; their keys (assistant/lost_state.py). `severity` high: not
-    held for a member's quiet hours."""
+    and started without them; their keys (assistant/lost_state.py). `storage_failing`
+    (with concern `other`): the device's disk refuses writes, so it goes on in memory and
+    loses what it keeps from now on at a restart. `severity` high: not held for a
+    member's quiet hours."""
 
     concern: Literal["feeling", "health_reading", "check_in", "other"]
     severity: Literal["low", "medium", "high"]
     detail: Text | None = None
     lost: list[str] | None = rule(None, max_len=10)
+    storage_failing: bool | None = None
 
 
 @message_type("alert.inactivity", kind="alert", priority=PRIORITY_ALERT)

@@ -71,6 +71,31 @@ def is_damaged(exc: sqlite3.Error) -> bool:
     return isinstance(exc, DamagedStore) or (code is not None and code & 0xFF in _DAMAGED)
 
 
+_refusal_listeners: list[Callable[[Path], None]] = []
+
+
+def listen_for_refusals(listener: Callable[[Path], None]) -> Callable[[], None]:
+    """`listener(path)` is told of every write the disk refuses to a store that goes on in
+    memory (the device tells the senior and the family: assistant/device.py). Returns
+    what stops the listening. A listener may be called holding a store's lock: it must
+    not write to a store itself."""
+    _refusal_listeners.append(listener)
+
+    def stop() -> None:
+        if listener in _refusal_listeners:
+            _refusal_listeners.remove(listener)
+
+    return stop
+
+
+def report_refusal(path: Path) -> None:
+    for listener in list(_refusal_listeners):
+        try:
+            listener(path)
+        except Exception:  # a listener's failure must not fail the store's write
+            log.exception("a listener for refused writes failed")
+
+
 def is_refused(exc: sqlite3.Error) -> bool:
     """Whether `exc` says the disk refused a write (not: locked by another process)."""
     code = getattr(exc, "sqlite_errorcode", None)
@@ -113,6 +138,7 @@ class CopiedWhenRefused:
         self._db.backup(memory)
         self._db.close()
         self._db, self.in_memory = memory, True
+        report_refusal(self.path)
         log.error("the disk refuses writes to %s (%s): going on with a copy in memory; "
                   "what changes is lost when the device restarts", self.path.name, exc)  # fmt: skip
 

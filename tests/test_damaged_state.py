@@ -21,7 +21,7 @@ import pytest
 
 from assistant.device import Device
 from assistant.emergency_check import CHECK_FILE
-from assistant.lost_state import TOLD, mark_told, spoken, untold
+from assistant.lost_state import TOLD, mark_told, spoken, storage_notice, untold
 from assistant.outbox import STATE_DB_NAME
 from assistant.reminders import REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import Schedule
@@ -176,6 +176,16 @@ def test_what_is_still_to_be_told_is_read_from_the_files_set_aside(tmp_path: Pat
     mark_told([first, second])
     assert untold(tmp_path) == {"emergency_check": [check]}
     assert (tmp_path / f"{first.name}{TOLD}").read_bytes() == GARBAGE  # kept
+
+
+def test_the_family_reads_that_the_device_can_no_longer_save() -> None:
+    household = Household(H, "Mum", (D,))
+    body = storage_notice()
+    english = wording(body, "wellness", household, "en")
+    assert english.startswith("Mum's care assistant can no longer save to its storage")
+    assert "Please have it checked soon." in english
+    german = wording(body, "wellness", household, "de")
+    assert german.startswith("Der Pflegeassistent von Mum kann nichts mehr speichern")
 
 
 def test_the_family_reads_what_was_lost_in_their_language() -> None:

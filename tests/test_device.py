@@ -18,6 +18,7 @@ from assistant.config import Config, SpeechOutputConfig
 from assistant.device import Device
 from assistant.dialog import Action
 from assistant.loop import Assistant
+from assistant.lost_state import storage_spoken
 from assistant.reminders import ReminderStore
 from assistant.speech.tts import SpeechSynthesizer
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
@@ -223,6 +224,12 @@ def test_a_call_for_help_goes_out_when_the_disk_refuses_to_store_it(
         assistant.respond("yes")
         assert backend.wait_until(lambda: backend.ids("family.message"), timeout=15)
         assert len(backend.ids("alert.emergency")) == 1
+        # the senior and the family are told the device can no longer save, once
+        assert backend.wait_until(lambda: backend.ids("alert.wellness"), timeout=15)
+        [notice] = [m for m in backend.handled if m.type == "alert.wellness"]
+        assert notice.body.storage_failing and notice.body.severity == "medium"
+        assert wait_for(lambda: (assistant.speak_pending(), said)[1])
+        assert said == [storage_spoken(family_told=True)]
 
 
 def test_a_reminder_set_on_a_disk_that_refuses_writes_still_comes(
@@ -243,7 +250,10 @@ def test_a_reminder_set_on_a_disk_that_refuses_writes_still_comes(
         assert "the disk refuses writes to reminders.sqlite3" in caplog.text
         clock.advance(hours=1, minutes=1)
         assistant.speak_pending()
-        assert said == ["It is time to take your blood pressure pills. Have you taken it?"]
+        assert said == [  # told first that it can no longer save (offline: no family)
+            storage_spoken(family_told=False),
+            "It is time to take your blood pressure pills. Have you taken it?",
+        ]
 
 
 def test_an_action_that_fails_is_said_not_promised(

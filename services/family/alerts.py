@@ -712,6 +712,8 @@ def wording(body: Any, category: str, household: Household, language: str) -> st
         return words + where(body.location, language)
     if body.lost:
         return _damage_wording(body.lost, senior, language)
+    if body.storage_failing:
+        return text(language, "wellness.storage", senior=senior)
     detail = body.detail or ""
     return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
                 detail_suffix=f" ({detail})" if detail else "")  # fmt: skip
