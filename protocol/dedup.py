@@ -16,7 +16,7 @@ import collections
 import threading
 from pathlib import Path
 
-from protocol.sqlite import open_db
+from protocol.sqlite import open_or_set_aside
 
 DEFAULT_CAPACITY = 10_000
 _TRIM_EVERY = 100  # rows; trimming the table on every insert would double the writes
@@ -31,11 +31,8 @@ class DuplicateFilter:
         self._lock = threading.Lock()
         self._db = None
         if path is not None:
-            self._db = open_db(path)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS seen_ids ("
-                " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE)"
-            )
+            # damaged: set aside; unopenable (a failing disk): in memory for this run
+            self._db, _ = open_or_set_aside(path, _prepare)
             rows = self._db.execute(
                 "SELECT id FROM seen_ids ORDER BY seq DESC LIMIT ?", (capacity,)
             ).fetchall()
@@ -72,3 +69,10 @@ class DuplicateFilter:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _prepare(db) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS seen_ids ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE)"
+    )

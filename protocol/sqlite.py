@@ -24,6 +24,7 @@ _DAMAGED = {11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
 UNREADABLE = ".unreadable-"  # in the name of a damaged store moved aside
 # ... and for a disk that refuses writes: read-only after an error, full, failing
 _REFUSED = {8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL"}
+_CANTOPEN = 14
 
 
 def tighten(path: Path) -> None:
@@ -156,24 +157,56 @@ def open_or_set_aside(
     `<name>.unreadable-<unix time>` (with its -wal and -shm, if SQLite left them) for
     whoever looks into it and for the device to tell of (assistant/lost_state.py), named in
     an ERROR, and a new store is started. Returns the connection and where the damaged file
-    went (None when there was none). Any other error (locked, a failing disk, no
-    permission) raises: the data may be fine."""
+    went (None when there was none).
+
+    A file the disk will not open or create (a failing or read-only disk) must not keep
+    it from starting either: the store is started empty in memory (`report_refusal`, an
+    ERROR), and what it held is neither used nor touched. A locked file raises: another
+    process has it, and its data is fine."""
     path = Path(path)
     try:
         return open_checked(path, prepare), None
     except sqlite3.DatabaseError as exc:
-        if not is_damaged(exc):
+        if is_damaged(exc):
+            return _set_aside(path, prepare, exc)
+        if not _unopenable(exc):
             raise
-        reason = exc
+        return _in_memory(path, prepare, exc), None
+    except OSError as exc:  # its folder or the file cannot be made
+        return _in_memory(path, prepare, exc), None
+
+
+def _unopenable(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return is_refused(exc) or (code is not None and code & 0xFF == _CANTOPEN)
+
+
+def _set_aside(
+    path: Path, prepare: Callable[[sqlite3.Connection], None], reason: sqlite3.Error
+) -> tuple[sqlite3.Connection, Path | None]:
     aside = _aside_name(path)
-    path.rename(aside)
-    for suffix in ("-wal", "-shm"):
-        wal = path.with_name(path.name + suffix)
-        if wal.exists():
-            wal.rename(aside.with_name(aside.name + suffix))
+    try:
+        path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            wal = path.with_name(path.name + suffix)
+            if wal.exists():
+                wal.rename(aside.with_name(aside.name + suffix))
+    except OSError as exc:  # the disk will not rename either
+        return _in_memory(path, prepare, exc), None
     log.error("%s is damaged (%s): moved to %s and started afresh without what it held",
               path, reason, aside.name)  # fmt: skip
     return open_checked(path, prepare), aside
+
+
+def _in_memory(
+    path: Path, prepare: Callable[[sqlite3.Connection], None], reason: Exception
+) -> sqlite3.Connection:
+    log.error("%s cannot be opened (%s): started empty in memory; what it keeps is lost "
+              "when the device restarts", path, reason)  # fmt: skip
+    db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    prepare(db)
+    report_refusal(path)
+    return db
 
 
 def _aside_name(path: Path) -> Path:

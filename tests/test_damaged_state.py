@@ -20,16 +20,23 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from assistant.device import Device
+from assistant.dialog import Action
 from assistant.emergency_check import CHECK_FILE
-from assistant.lost_state import TOLD, mark_told, spoken, storage_notice, untold
+from assistant.lost_state import TOLD, mark_told, spoken, storage_notice, storage_spoken, untold
 from assistant.outbox import STATE_DB_NAME
 from assistant.reminders import REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import Schedule
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
 from protocol import MemberAlert, Message, WellnessAlert
-from protocol.sqlite import CopiedWhenRefused, is_damaged, open_or_set_aside
+from protocol.sqlite import (
+    CopiedWhenRefused,
+    is_damaged,
+    listen_for_refusals,
+    open_or_set_aside,
+)
 from services.family.alerts import wording
 from services.family.households import Household
+from tests.backend import Backend
 from tests.broker import Mosquitto
 from tests.device_process import _wait as wait_for
 from tests.family_process import (
@@ -102,14 +109,44 @@ def test_a_database_damaged_inside_is_found_by_the_quick_check(tmp_path: Path) -
     db.close()
 
 
-def test_a_store_that_cannot_be_opened_is_not_moved_aside(tmp_path: Path) -> None:
-    """A fault that is not damage (here no permission to open it: a directory in its place)
-    raises as it is: the data may be fine and must not be pushed out of use."""
+def test_a_store_that_cannot_be_opened_is_started_in_memory_not_moved_aside(
+    tmp_path: Path,
+) -> None:
+    """A fault that is not damage (SQLite cannot open it: a directory in its place, as a
+    failing disk's file gives) is no reason to push the file out of use, nor to stop the
+    device: the store starts empty in memory, and the refusal is reported."""
     path = tmp_path / "s.sqlite3"
     path.mkdir()
-    with pytest.raises(sqlite3.OperationalError):
-        open_or_set_aside(path, _table)
+    reported: list[Path] = []
+    stop = listen_for_refusals(reported.append)
+    try:
+        db, aside = open_or_set_aside(path, _table)
+    finally:
+        stop()
+    assert aside is None and reported == [path]
     assert path.is_dir() and not list(tmp_path.glob("*.unreadable-*"))
+    db.execute("INSERT INTO t (v) VALUES ('kept for this run')")
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    db.close()
+
+
+def test_a_device_none_of_whose_files_open_starts_calls_for_help_and_says_so(
+    tmp_path: Path, broker: Mosquitto, engine
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    for name in ALL_FILES:
+        (state / name).mkdir()
+    config = device_config(broker, state, H, D)
+    with Backend(broker, household=H) as backend, Device(config) as dev:
+        assert dev.link is not None and dev.link.wait_connected(10)
+        alert = dev.actions(Action("emergency", {"kind": "fall"}), said="help I fell")
+        assert alert is not None
+        assert backend.wait_until(lambda: alert.id in backend.ids("alert.emergency"), timeout=15)
+        assert backend.wait_until(lambda: backend.ids("alert.wellness"), timeout=15)
+        [notice] = [m for m in backend.handled if m.type == "alert.wellness"]
+        assert notice.body.storage_failing
+        assert storage_spoken(family_told=True) in dev.announcer.take()
 
 
 def test_a_store_another_connection_holds_locked_is_waited_for_not_moved_aside(
