@@ -75,16 +75,30 @@ class Device:
         `clock`: local time (default: the household's, `timezone`); `hardware`: the
         device's parts (default: the profile of `device.kind` with no keys, the
         indicator on the console)."""
+        # a disk refusing writes is told of once, from the start on (`_refused`); listened
+        # for before the stores open, which may already go to memory
+        self._state_dir = config.state_dir().resolve()
+        self._storage = threading.Lock()
+        self._storage_refused = self._started = self._closed = False
+        self._stop_listening = listen_for_refusals(self._refused)
+        try:
+            self._assemble(config, link, clock, hardware)
+        except BaseException:
+            self._stop_listening()
+            raise
+
+    def _assemble(
+        self,
+        config: Config,
+        link: bool,
+        clock: Callable[[], dt.datetime] | None,
+        hardware: hw.Hardware | None,
+    ) -> None:
         self.hardware = hardware or hw.build(
             profile(config.device.kind), volume=config.speech.volume
         )
         tz = time_zone(config.timezone)
         self.clock = clock = clock or household_clock(tz)
-        # a disk refusing writes is told of once, from the start on (`_refused`)
-        self._state_dir = config.state_dir().resolve()
-        self._storage = threading.Lock()
-        self._storage_refused = self._started = False
-        self._stop_listening = listen_for_refusals(self._refused)
         self.reminders = ReminderStore(
             config.state_dir() / REMINDERS_FILE, tz=tz, policy=reminder_policy(config)
         )
@@ -204,16 +218,19 @@ class Device:
         """The disk refused a write to one of this device's stores, which goes on in
         memory: the senior and the family are told, once. Called holding the store's
         lock, so the telling (which stores a message) runs on a thread of its own."""
-        if path.resolve().parent != self._state_dir:
+        if path.parent.resolve() != self._state_dir:
             return  # another device's (tests run several in one process)
         with self._storage:
             if self._storage_refused:
                 return
-            self._storage_refused, started = True, self._started
+            self._storage_refused, started = True, self._started and not self._closed
         if started:
             threading.Thread(target=self._tell_storage, name="storage-refused", daemon=True).start()
 
     def _tell_storage(self) -> None:
+        with self._storage:
+            if self._closed:
+                return  # stopping: the next start tells, if the disk still refuses
         told = False
         if self.link is not None:
             try:
@@ -246,6 +263,8 @@ class Device:
         """Stop; while connected, first give what was just stored a moment to go out (it
         stays in the outbox for the next start either way)."""
         self._stop_listening()
+        with self._storage:
+            self._closed = True
         self.emergencies.close()
         if self.unconfirmed is not None:
             self.unconfirmed.close()

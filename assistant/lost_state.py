@@ -90,8 +90,8 @@ def storage_spoken(family_told: bool) -> str:
     """What the senior hears when the disk first refuses a write (the device goes on in
     memory: protocol/sqlite.report_refusal)."""
     words = (
-        "I can no longer save to my memory. I still work, but what is set up from now on "
-        "will be lost if I am restarted."
+        "I can no longer save to my memory. I still work, but some of what I keep may be "
+        "missing, and what is set up from now on will be lost if I am restarted."
     )
     if family_told:
         return words + " I am letting your family know, so they can have me checked."

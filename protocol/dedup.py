@@ -13,6 +13,7 @@ a sender only resends what is still in its outbox.
 from __future__ import annotations
 
 import collections
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -31,13 +32,17 @@ class DuplicateFilter:
         self._lock = threading.Lock()
         self._db = None
         if path is not None:
-            # damaged: set aside; unopenable (a failing disk): in memory for this run
-            self._db, _ = open_or_set_aside(path, _prepare)
+            self._db = self._open(Path(path))
             rows = self._db.execute(
                 "SELECT id FROM seen_ids ORDER BY seq DESC LIMIT ?", (capacity,)
             ).fetchall()
             for (message_id,) in reversed(rows):
                 self._ids[message_id] = None
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        """The device's own file: damaged, set aside; unopenable (a failing disk), in
+        memory for this run (protocol/sqlite.open_or_set_aside)."""
+        return open_or_set_aside(path, prepare_seen_ids)[0]
 
     def seen(self, message_id: str) -> bool:
         with self._lock:
@@ -71,7 +76,7 @@ class DuplicateFilter:
                 self._db = None
 
 
-def _prepare(db) -> None:
+def prepare_seen_ids(db: sqlite3.Connection) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS seen_ids ("
         " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE)"

@@ -159,10 +159,11 @@ def open_or_set_aside(
     an ERROR, and a new store is started. Returns the connection and where the damaged file
     went (None when there was none).
 
-    A file the disk will not open or create (a failing or read-only disk) must not keep
-    it from starting either: the store is started empty in memory (`report_refusal`, an
-    ERROR), and what it held is neither used nor touched. A locked file raises: another
-    process has it, and its data is fine."""
+    A file the disk will not open or create (a failing disk, or one read-only at boot,
+    where SQLite cannot make the WAL's -shm file) must not keep it from starting either:
+    the store goes on in memory, from a copy of the file when it can still be read, else
+    empty (`_in_memory`, an ERROR, `report_refusal`); the file itself is not touched. A
+    locked file raises: another process has it, and its data is fine."""
     path = Path(path)
     try:
         return open_checked(path, prepare), None
@@ -195,18 +196,49 @@ def _set_aside(
         return _in_memory(path, prepare, exc), None
     log.error("%s is damaged (%s): moved to %s and started afresh without what it held",
               path, reason, aside.name)  # fmt: skip
-    return open_checked(path, prepare), aside
+    try:
+        return open_checked(path, prepare), aside
+    except sqlite3.DatabaseError as exc:  # the new file: a full disk, say
+        if not _unopenable(exc):
+            raise
+        return _in_memory(path, prepare, exc), aside
+    except OSError as exc:
+        return _in_memory(path, prepare, exc), aside
 
 
 def _in_memory(
     path: Path, prepare: Callable[[sqlite3.Connection], None], reason: Exception
 ) -> sqlite3.Connection:
-    log.error("%s cannot be opened (%s): started empty in memory; what it keeps is lost "
-              "when the device restarts", path, reason)  # fmt: skip
     db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    copied = _copy_if_readable(path, db)
     prepare(db)
+    held = "a copy of what it held" if copied else "nothing of what it held"
+    log.error("%s cannot be opened (%s): going on in memory with %s; what changes is lost "
+              "when the device restarts", path, reason, held)  # fmt: skip
     report_refusal(path)
     return db
+
+
+def _copy_if_readable(path: Path, into: sqlite3.Connection) -> bool:
+    """Copy a file that can still be read (read-only; else as immutable, without the
+    locks a read-only disk cannot give) and passes the quick check into `into`."""
+    if not path.is_file():
+        return False
+    for how in ("mode=ro", "immutable=1"):
+        try:
+            source = sqlite3.connect(f"{path.resolve().as_uri()}?{how}", uri=True)
+        except sqlite3.Error:
+            continue
+        try:
+            if [row[0] for row in source.execute("PRAGMA quick_check(3)")] != ["ok"]:
+                return False
+            source.backup(into)
+            return True
+        except sqlite3.Error:
+            continue
+        finally:
+            source.close()
+    return False
 
 
 def _aside_name(path: Path) -> Path:

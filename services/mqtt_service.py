@@ -95,7 +95,7 @@ from protocol import (
     encode,
     topics,
 )
-from protocol.dedup import DEFAULT_CAPACITY
+from protocol.dedup import DEFAULT_CAPACITY, prepare_seen_ids
 from protocol.ratelimit import SERVICE_LIMIT, RateLimit, RateLimiter
 from protocol.reason_codes import DELIVERED, NO_MATCHING_SUBSCRIBERS, puback_outcome
 from protocol.schema import canonical_uuid
@@ -187,6 +187,13 @@ class SharedDuplicateFilter(DuplicateFilter):
         # the handlers must take anyway (at least once); not worth an fsync per message.
         assert self._db is not None
         self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        """Opened as it is: several workers have it open, so one must never move it
+        aside nor go on without it (each would then miss the others' ids)."""
+        db = open_db(path)
+        prepare_seen_ids(db)
+        return db
 
     def seen(self, message_id: str) -> bool:
         if super().seen(message_id):

@@ -23,11 +23,11 @@ from assistant.device import Device
 from assistant.dialog import Action
 from assistant.emergency_check import CHECK_FILE
 from assistant.lost_state import TOLD, mark_told, spoken, storage_notice, storage_spoken, untold
-from assistant.outbox import STATE_DB_NAME
+from assistant.outbox import STATE_DB_NAME, Outbox
 from assistant.reminders import REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import Schedule
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
-from protocol import MemberAlert, Message, WellnessAlert
+from protocol import DuplicateFilter, EmergencyAlert, MemberAlert, Message, WellnessAlert, create
 from protocol.sqlite import (
     CopiedWhenRefused,
     is_damaged,
@@ -36,6 +36,7 @@ from protocol.sqlite import (
 )
 from services.family.alerts import wording
 from services.family.households import Household
+from services.mqtt_service import SharedDuplicateFilter
 from tests.backend import Backend
 from tests.broker import Mosquitto
 from tests.device_process import _wait as wait_for
@@ -421,3 +422,41 @@ def test_a_store_that_is_only_locked_is_not_copied(tmp_path: Path) -> None:
     other.close()
     store.execute("INSERT INTO t VALUES ('x')")
     store.close()
+
+
+def test_a_store_the_disk_will_not_open_but_can_read_goes_on_from_a_copy(
+    tmp_path: Path,
+) -> None:
+    """A disk read-only at boot: SQLite cannot open the file as it needs to (here its
+    write-ahead log cannot be opened: a directory in its place). What the file holds is
+    still read, so a queued alert is still sent; the file is left as it is."""
+    path = tmp_path / STATE_DB_NAME
+    outbox = Outbox(path)
+    queued = create(EmergencyAlert(trigger="sos_button"), H, D)
+    outbox.put(queued)
+    outbox.close()
+    before = path.read_bytes()
+    (tmp_path / f"{STATE_DB_NAME}-wal").mkdir()
+    reported: list[Path] = []
+    stop = listen_for_refusals(reported.append)
+    try:
+        outbox = Outbox(path)
+    finally:
+        stop()
+    assert [row.msg_id for row in outbox.pending(10)] == [queued.id] and reported == [path]
+    outbox.put(create(EmergencyAlert(trigger="voice"), H, D))  # in memory, not on disk
+    outbox.close()
+    assert path.read_bytes() == before
+
+
+def test_the_services_shared_id_file_is_never_moved_aside(tmp_path: Path) -> None:
+    """Several service workers have it open: one that moved it aside would leave the
+    others writing to the old file, each missing the others' ids. A damaged one raises
+    (the service does not start), as before; the device's own is set aside."""
+    path = tmp_path / "seen.sqlite3"
+    path.write_bytes(GARBAGE)
+    with pytest.raises(sqlite3.DatabaseError):
+        SharedDuplicateFilter(path)
+    assert path.read_bytes() == GARBAGE and not list(tmp_path.glob("*.unreadable-*"))
+    DuplicateFilter(path=path).close()
+    assert len(list(tmp_path.glob("*.unreadable-*"))) == 1

@@ -26,8 +26,9 @@ _TEXTS: dict[str, dict[str, str]] = {
         "wellness.device": "{senior}'s care assistant found part of its memory damaged and "
         "started afresh. It lost {lost}.{then}",
         "wellness.storage": "{senior}'s care assistant can no longer save to its storage (it "
-        "is full or failing). It keeps working, but reminders and messages from now on are "
-        "lost if it restarts. Please have it checked soon.",
+        "is full or failing). It keeps working, but some of what it keeps may be missing, and "
+        "reminders and messages from now on are lost if it restarts. Please have it checked "
+        "soon.",
         "device.check": " Please call {senior} to make sure they do not need help.",
         "device.reminders": " Please set up the reminders again.",
         "lost.reminders": "its reminders",
@@ -78,8 +79,9 @@ _TEXTS: dict[str, dict[str, str]] = {
         "wellness.device": "Der Pflegeassistent von {senior} hat einen Teil seines Speichers "
         "beschädigt vorgefunden und neu begonnen. Verloren: {lost}.{then}",
         "wellness.storage": "Der Pflegeassistent von {senior} kann nichts mehr speichern (der "
-        "Speicher ist voll oder defekt). Er arbeitet weiter, aber Erinnerungen und Nachrichten "
-        "von jetzt an gehen bei einem Neustart verloren. Bitte lassen Sie ihn bald prüfen.",
+        "Speicher ist voll oder defekt). Er arbeitet weiter, aber manches Gespeicherte kann "
+        "fehlen, und Erinnerungen und Nachrichten von jetzt an gehen bei einem Neustart "
+        "verloren. Bitte lassen Sie ihn bald prüfen.",
         "device.check": " Bitte rufen Sie {senior} an, um sicherzugehen, dass keine Hilfe "
         "nötig ist.",
         "device.reminders": " Bitte richten Sie die Erinnerungen neu ein.",
