@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from assistant.actions import ActionHandler
@@ -20,6 +18,7 @@ from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.hardware import DeviceActions, RemoteControl
 from assistant.link import Link
 from assistant.lost_state import (
+    StorageRefusals,
     mark_told,
     notice,
     spoken,
@@ -35,7 +34,6 @@ from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE, Unanswere
 from devices import hardware as hw
 from devices.profiles import profile
 from protocol import RECEIPTED, AlertAck, AlertReceived, CommandDone, Message
-from protocol.sqlite import listen_for_refusals
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +73,12 @@ class Device:
         `clock`: local time (default: the household's, `timezone`); `hardware`: the
         device's parts (default: the profile of `device.kind` with no keys, the
         indicator on the console)."""
-        # a disk refusing writes is told of once, from the start on (`_refused`); listened
-        # for before the stores open, which may already go to memory
-        self._state_dir = config.state_dir().resolve()
-        self._storage = threading.Lock()
-        self._storage_refused = self._started = self._closed = False
-        self._stop_listening = listen_for_refusals(self._refused)
+        # listened for before the stores open, which may already go to memory
+        self._refusals = StorageRefusals(config.state_dir(), self._tell_storage)
         try:
             self._assemble(config, link, clock, hardware)
         except BaseException:
-            self._stop_listening()
+            self._refusals.close()
             raise
 
     def _assemble(
@@ -208,29 +202,12 @@ class Device:
         if self.link is not None:
             self.link.start()
         self._tell_lost()
-        with self._storage:
-            self._started, refused = True, self._storage_refused
-        if refused:
-            self._tell_storage()
+        self._refusals.start()
         return self
 
-    def _refused(self, path: Path) -> None:
-        """The disk refused a write to one of this device's stores, which goes on in
-        memory: the senior and the family are told, once. Called holding the store's
-        lock, so the telling (which stores a message) runs on a thread of its own."""
-        if path.parent.resolve() != self._state_dir:
-            return  # another device's (tests run several in one process)
-        with self._storage:
-            if self._storage_refused:
-                return
-            self._storage_refused, started = True, self._started and not self._closed
-        if started:
-            threading.Thread(target=self._tell_storage, name="storage-refused", daemon=True).start()
-
     def _tell_storage(self) -> None:
-        with self._storage:
-            if self._closed:
-                return  # stopping: the next start tells, if the disk still refuses
+        """The disk refuses writes (`StorageRefusals`): the senior hears it, and the family
+        is sent a notice."""
         told = False
         if self.link is not None:
             try:
@@ -262,9 +239,7 @@ class Device:
     def close(self, drain_s: float = DRAIN_S) -> None:
         """Stop; while connected, first give what was just stored a moment to go out (it
         stays in the outbox for the next start either way)."""
-        self._stop_listening()
-        with self._storage:
-            self._closed = True
+        self._refusals.close()
         self.emergencies.close()
         if self.unconfirmed is not None:
             self.unconfirmed.close()

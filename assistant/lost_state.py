@@ -17,6 +17,8 @@ at the next start.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from assistant.emergency_check import CHECK_FILE
@@ -25,7 +27,7 @@ from assistant.reminders import REMINDERS_FILE
 from assistant.replies import listed
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
 from protocol import LOST_STORES, LOST_URGENT, WellnessAlert
-from protocol.sqlite import UNREADABLE
+from protocol.sqlite import UNREADABLE, listen_for_refusals
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +111,46 @@ def notice(lost: list[str]) -> WellnessAlert:
     loss may hide a call for help."""
     severity = "high" if LOST_URGENT & set(lost) else "medium"
     return WellnessAlert(concern="other", severity=severity, lost=list(lost))
+
+
+class StorageRefusals:
+    """Calls `tell` once per run when the disk refuses a write to a store in `state_dir`,
+    which then goes on in memory (protocol/sqlite.report_refusal): at `start()` for a
+    refusal before it (the stores open, and the check-ins are written, before the device
+    starts), on a thread of its own after it (a refusal is reported holding the store's
+    lock, and telling stores a message). Nothing once closed."""
+
+    def __init__(self, state_dir: Path, tell: Callable[[], None]) -> None:
+        self._dir = state_dir.resolve()
+        self._tell = tell
+        self._lock = threading.Lock()
+        self._refused = self._started = self._closed = False
+        self._stop_listening = listen_for_refusals(self._heard)
+
+    def start(self) -> None:
+        with self._lock:
+            self._started, refused = True, self._refused
+        if refused:
+            self._tell_unless_closed()
+
+    def close(self) -> None:
+        self._stop_listening()
+        with self._lock:
+            self._closed = True
+
+    def _heard(self, path: Path) -> None:
+        if path.parent.resolve() != self._dir:
+            return  # another device's (tests run several in one process)
+        with self._lock:
+            if self._refused:
+                return
+            self._refused, started = True, self._started
+        if started:
+            threading.Thread(target=self._tell_unless_closed, name="storage-refused",
+                             daemon=True).start()  # fmt: skip
+
+    def _tell_unless_closed(self) -> None:
+        with self._lock:
+            if self._closed:
+                return  # stopping: the next start tells, if the disk still refuses
+        self._tell()

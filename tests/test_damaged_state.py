@@ -22,7 +22,15 @@ import pytest
 from assistant.device import Device
 from assistant.dialog import Action
 from assistant.emergency_check import CHECK_FILE
-from assistant.lost_state import TOLD, mark_told, spoken, storage_notice, storage_spoken, untold
+from assistant.lost_state import (
+    TOLD,
+    StorageRefusals,
+    mark_told,
+    spoken,
+    storage_notice,
+    storage_spoken,
+    untold,
+)
 from assistant.outbox import STATE_DB_NAME, Outbox
 from assistant.reminders import REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import Schedule
@@ -33,6 +41,7 @@ from protocol.sqlite import (
     is_damaged,
     listen_for_refusals,
     open_or_set_aside,
+    report_refusal,
 )
 from services.family.alerts import wording
 from services.family.households import Household
@@ -460,3 +469,38 @@ def test_the_services_shared_id_file_is_never_moved_aside(tmp_path: Path) -> Non
     assert path.read_bytes() == GARBAGE and not list(tmp_path.glob("*.unreadable-*"))
     DuplicateFilter(path=path).close()
     assert len(list(tmp_path.glob("*.unreadable-*"))) == 1
+
+
+def test_refusals_are_told_once_for_this_devices_files_and_never_after_closing(
+    tmp_path: Path,
+) -> None:
+    told = threading.Event()
+    count: list[int] = []
+
+    def tell() -> None:
+        count.append(1)
+        told.set()
+
+    refusals = StorageRefusals(tmp_path / "state", tell)
+    report_refusal(tmp_path / "other" / REMINDERS_FILE)  # another device's: not ours
+    report_refusal(tmp_path / "state" / REMINDERS_FILE)  # before the start: told at it
+    assert count == []
+    refusals.start()
+    assert count == [1]
+    report_refusal(tmp_path / "state" / STATE_DB_NAME)  # once per run
+    refusals.close()
+    assert count == [1]
+
+    after = StorageRefusals(tmp_path / "state", tell)
+    after.start()
+    after.close()
+    report_refusal(tmp_path / "state" / REMINDERS_FILE)  # closed: no longer listening
+    time.sleep(0.2)
+    assert count == [1]
+
+    running = StorageRefusals(tmp_path / "state", tell)
+    running.start()
+    told.clear()
+    report_refusal(tmp_path / "state" / REMINDERS_FILE)  # after the start: on its thread
+    assert told.wait(5) and count == [1, 1]
+    running.close()
