@@ -33,7 +33,7 @@ from assistant.schedule import household_clock, parse_clock, time_zone
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE, UnansweredAlertStore
 from devices import hardware as hw
 from devices.profiles import profile
-from protocol import RECEIPTED, AlertAck, AlertReceived, CommandDone, Message
+from protocol import RECEIPTED, AlertAck, AlertReceived, CommandDone, Message, WellnessAlert
 
 log = logging.getLogger(__name__)
 
@@ -208,14 +208,20 @@ class Device:
     def _tell_storage(self) -> None:
         """The disk refuses writes (`StorageRefusals`): the senior hears it, and the family
         is sent a notice."""
-        told = False
-        if self.link is not None:
-            try:
-                self._publish(storage_notice())
-                told = True
-            except Exception:
-                log.exception("the family could not be told that the disk refuses writes")
+        told = self._notify_family(storage_notice(), "the disk refuses writes")
         self.announcer.queue(storage_spoken(family_told=told))
+
+    def _notify_family(self, body: WellnessAlert, what: str) -> bool:
+        """Store a notice for the family; False (logged) when there is no link or it cannot
+        be stored."""
+        if self.link is None:
+            return False
+        try:
+            self._publish(body)
+        except Exception:
+            log.exception("the family could not be told that %s", what)
+            return False
+        return True
 
     def _tell_lost(self) -> None:
         """State files found damaged were moved aside (assistant/lost_state.py): the senior
@@ -225,13 +231,7 @@ class Device:
         lost, self.lost = self.lost, []
         if not lost:
             return
-        told = False
-        if self.link is not None:
-            try:
-                self._publish(notice(lost))
-                told = True
-            except Exception:
-                log.exception("the family could not be told that stored state was lost")
+        told = self._notify_family(notice(lost), "stored state was lost")
         if told:
             mark_told([path for key in lost for path in self._lost_files[key]])
         self.announcer.queue(spoken(lost, family_told=told), urgent=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import PRIORITY_ALERT, Message, encode
-from protocol.sqlite import is_refused, open_db, open_or_set_aside, report_refusal
+from protocol.sqlite import is_refused, memory_db, open_db, open_or_set_aside, report_refusal
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Outbox:
         it are lost (`set_aside` says where it went)."""
         self.path = Path(path)
         self._db, self.set_aside = open_or_set_aside(self.path, _prepare)
-        self._memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._memory = memory_db()
         self._memory.executescript(_OUTBOX_SCHEMA)
         self._memory.execute(
             "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)",
@@ -244,7 +244,7 @@ class Outbox:
         """The broker refused the message: keep it and offer it again later, waiting twice as
         long after each refusal, up to `longest_s`. Returns the wait in seconds."""
         with self._lock:
-            db = self._holding(seq)
+            db = self._connection_of(seq)
             row = db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
             if row is None:
                 return 0.0
@@ -311,7 +311,7 @@ class Outbox:
     def __len__(self) -> int:
         return self.stats().queued
 
-    def _holding(self, seq: int) -> sqlite3.Connection:
+    def _connection_of(self, seq: int) -> sqlite3.Connection:
         return self._memory if seq >= IN_MEMORY_FIRST_SEQ else self._db
 
     def _file_seq(self, msg_id: str, strict: bool = True) -> int | None:

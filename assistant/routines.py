@@ -122,7 +122,8 @@ class CareRoutines:
 
     def activity(self, now: dt.datetime) -> None:
         """Someone spoke to the device (or pressed its button). Kept in memory as well: a
-        disk that refuses the write must neither stop the senior being heard nor make the
+        write that fails (another process holds the file; a disk that refuses it sends
+        the store to memory instead) must neither stop the senior being heard nor make the
         family think nobody has spoken for hours."""
         self._last_activity = utc(now)
         try:

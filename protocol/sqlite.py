@@ -68,8 +68,19 @@ class DamagedStore(sqlite3.DatabaseError):
 
 def is_damaged(exc: sqlite3.Error) -> bool:
     """Whether `exc` says the file is damaged (corrupt, or no database at all)."""
+    return isinstance(exc, DamagedStore) or _primary_code(exc) in _DAMAGED
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of `exc` (None: not one of SQLite's own errors)."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, DamagedStore) or (code is not None and code & 0xFF in _DAMAGED)
+    return None if code is None else code & 0xFF
+
+
+def memory_db() -> sqlite3.Connection:
+    """A store's connection held in memory, used as `open_db`'s are (autocommit, from
+    several threads with the caller's lock)."""
+    return sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
 
 
 _refusal_listeners: list[Callable[[Path], None]] = []
@@ -99,8 +110,7 @@ def report_refusal(path: Path) -> None:
 
 def is_refused(exc: sqlite3.Error) -> bool:
     """Whether `exc` says the disk refused a write (not: locked by another process)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _REFUSED
+    return _primary_code(exc) in _REFUSED
 
 
 class CopiedWhenRefused:
@@ -135,7 +145,7 @@ class CopiedWhenRefused:
     def _copy_to_memory(self, exc: sqlite3.Error) -> None:
         if self._db.in_transaction:
             self._db.rollback()
-        memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        memory = memory_db()
         self._db.backup(memory)
         self._db.close()
         self._db, self.in_memory = memory, True
@@ -166,20 +176,26 @@ def open_or_set_aside(
     locked file raises: another process has it, and its data is fine."""
     path = Path(path)
     try:
-        return open_checked(path, prepare), None
+        return _open_else_in_memory(path, prepare), None
     except sqlite3.DatabaseError as exc:
-        if is_damaged(exc):
-            return _set_aside(path, prepare, exc)
-        if not _unopenable(exc):
+        if not is_damaged(exc):
             raise
-        return _in_memory(path, prepare, exc), None
+        return _set_aside(path, prepare, exc)
+
+
+def _open_else_in_memory(
+    path: Path, prepare: Callable[[sqlite3.Connection], None]
+) -> sqlite3.Connection:
+    """`open_checked`, or, when the disk will not open or create the file, `_in_memory`;
+    a damaged or locked file raises."""
+    try:
+        return open_checked(path, prepare)
+    except sqlite3.DatabaseError as exc:
+        if not (is_refused(exc) or _primary_code(exc) == _CANTOPEN):
+            raise
+        return _in_memory(path, prepare, exc)
     except OSError as exc:  # its folder or the file cannot be made
-        return _in_memory(path, prepare, exc), None
-
-
-def _unopenable(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return is_refused(exc) or (code is not None and code & 0xFF == _CANTOPEN)
+        return _in_memory(path, prepare, exc)
 
 
 def _set_aside(
@@ -196,20 +212,13 @@ def _set_aside(
         return _in_memory(path, prepare, exc), None
     log.error("%s is damaged (%s): moved to %s and started afresh without what it held",
               path, reason, aside.name)  # fmt: skip
-    try:
-        return open_checked(path, prepare), aside
-    except sqlite3.DatabaseError as exc:  # the new file: a full disk, say
-        if not _unopenable(exc):
-            raise
-        return _in_memory(path, prepare, exc), aside
-    except OSError as exc:
-        return _in_memory(path, prepare, exc), aside
+    return _open_else_in_memory(path, prepare), aside  # the new file: a full disk, say
 
 
 def _in_memory(
     path: Path, prepare: Callable[[sqlite3.Connection], None], reason: Exception
 ) -> sqlite3.Connection:
-    db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    db = memory_db()
     copied = _copy_if_readable(path, db)
     prepare(db)
     held = "a copy of what it held" if copied else "nothing of what it held"
