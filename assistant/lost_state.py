@@ -5,8 +5,9 @@ A damaged store is moved aside so the device still starts and can call for help
 (protocol/sqlite.open_or_set_aside); what it held is gone. That must not be silent: the
 senior hears what was lost (a reminder that no longer comes is otherwise noticed only when
 a dose is missed), and the family is sent a notice (`alert.wellness` with `lost`, confirmed
-and sent again like any other) so a caregiver can set the reminders up again. The family
-service words the stores' keys (`protocol.LOST_STORES`) in each member's language.
+and sent again like any other), on which the family service sends the caregivers'
+reminders again (services/family/reminders.py, `restore`). The family service words the
+stores' keys (`protocol.LOST_STORES`) in each member's language.
 
 The files moved aside are the record of what is still to be told: each is renamed with
 `.told` once the notice is stored for sending. So a loss found by another command on the
@@ -80,7 +81,12 @@ def spoken(lost: list[str], family_told: bool) -> str:
     things = listed([SPOKEN[key] for key in lost])
     words = f"Something went wrong with my memory, so I started afresh. I have lost {things}."
     if "reminders" in lost:
-        words += " Your reminders need to be set up again."
+        words += (
+            " The reminders your family set up will be sent to me again; any you set up"
+            " yourself need to be set up again."
+            if family_told
+            else " Your reminders need to be set up again."
+        )
     if LOST_URGENT & set(lost):
         words += " If you need help, please ask for it again."
     if family_told:

@@ -1,7 +1,7 @@
 """A damaged state file (a disk fault, a power cut in the wrong place) must not keep the
 device from starting, and so from calling for help; and what it held must not be lost in
-silence: the senior hears what was lost, and the family is told so a caregiver can set
-the reminders up again.
+silence: the senior hears what was lost, the family is told, and the reminders caregivers
+set up from afar are sent to the device again.
 
 Real SQLite files damaged on disk, the real device, a real Mosquitto and a real
 `family-notify serve` worker with the apps' inboxes."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import sqlite3
 import threading
@@ -55,6 +56,8 @@ from tests.family_process import (
     FamilyWorker,
     H,
     apps_standin,
+    family_cli,
+    ok,
     setup_household,
     write_config,
 )
@@ -202,8 +205,11 @@ def test_damaged_reminders_are_set_aside_and_the_store_works(tmp_path: Path) -> 
 def test_what_the_senior_hears() -> None:
     assert spoken(["reminders"], family_told=True) == (
         "Something went wrong with my memory, so I started afresh. I have lost your "
-        "reminders. Your reminders need to be set up again. I am letting your family know."
+        "reminders. The reminders your family set up will be sent to me again; any you set "
+        "up yourself need to be set up again. I am letting your family know."
     )
+    alone = spoken(["reminders"], family_told=False)
+    assert "Your reminders need to be set up again." in alone and "family" not in alone
     words = spoken(["outbox", "emergency_check"], family_told=False)
     assert "messages I had not sent yet and a question I had asked you" in words
     assert "If you need help, please ask for it again." in words
@@ -241,7 +247,8 @@ def test_the_family_reads_what_was_lost_in_their_language() -> None:
     english = wording(body, "wellness", household, "en")
     assert english == (
         "Mum's care assistant found part of its memory damaged and started afresh. It lost "
-        "its reminders and messages it had not sent yet. Please set up the reminders again. "
+        "its reminders and messages it had not sent yet. The reminders set up from the family "
+        "app are being sent to it again; any Mum set up by voice need to be set up again. "
         "Please call Mum to make sure they do not need help."
     )
     german = wording(body, "wellness", household, "de")
@@ -368,6 +375,48 @@ def test_lost_reminders_found_by_the_command_are_told_at_the_next_start_calmly(
         assert held_for(family, notice_id) == {"anna"}
         assert "anna" not in told(apps.handled, notice_id)
     assert untold(state) == {}
+
+
+def test_reminders_a_caregiver_set_up_come_back_after_the_device_lost_them(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """Carla set up Mum's pills from afar and moved them to 09:15; the reminders file is
+    then found damaged. The device tells the family, and family-notify sends the pills
+    again as its copy holds them: they ring again without anyone setting them up."""
+    family = write_config(tmp_path / "family", broker)
+    setup_household(family)
+    ok(family_cli(family, "reminder", "add", H, "morning-pills", "--text", "Morning pills",
+                  "--at", "08:00", "--medication", "Ramipril", "--dose", "5 mg"))  # fmt: skip
+    ok(family_cli(family, "reminder", "change", H, "morning-pills", "--at", "09:15"))
+    state = tmp_path / "state"
+    state.mkdir()
+    config = device_config(broker, state, H, D)
+
+    def pills(device: Device) -> tuple | None:
+        kept = device.reminders.get("morning-pills")
+        if kept is None:
+            return None
+        return kept.schedule.at, kept.medication, kept.dose, kept.source
+
+    expected = ("09:15", "Ramipril", "5 mg", "caregiver")
+    with FamilyWorker(family), Device(config) as device:
+        assert wait_for(lambda: pills(device) == expected, 20), pills(device)
+    for path in state.glob(f"{REMINDERS_FILE}*"):
+        path.unlink()
+    (state / REMINDERS_FILE).write_bytes(GARBAGE)
+
+    with FamilyWorker(family), apps_standin(broker) as apps, Device(config) as device:
+        assert wait_for(lambda: pills(device) == expected, 20), pills(device)
+        said = " ".join(device.announcer.take())
+        assert "The reminders your family set up will be sent to me again" in said
+        assert "A new reminder was set up for you: Morning pills" in said
+        assert apps.wait_until(lambda: told_any(apps.handled), 20)
+        (notice_id,) = told_any(apps.handled)
+        assert apps.wait_until(lambda: "anna" in told(apps.handled, notice_id), 20)
+        assert "being sent to it again" in told(apps.handled, notice_id)["anna"]
+    (listed,) = json.loads(ok(family_cli(family, "reminder", "list", H)))
+    assert (listed["id"], listed["state"], listed["at"]) == ("morning-pills", "active", "09:15")
+    assert (listed["command_type"], listed["command"]) == ("command.reminder.add", "confirmed")
 
 
 def held_for(config, alert_id: str) -> set[str]:

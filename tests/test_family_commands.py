@@ -155,6 +155,69 @@ def test_a_refused_change_keeps_a_later_change_that_went_through(service) -> Non
     assert (row["at"], row["dose"]) == ("19:30", "10 mg")
 
 
+# --- the device lost its reminders ------------------------------------------------------------
+
+
+def commands_sent(channel: Recording) -> list:
+    """The command messages sent to the device, in order."""
+    out = []
+    for d in channel.sent:
+        message = decode(d.payload, None, topic=d.address)
+        if message.kind == "command":
+            out.append(message)
+    return out
+
+
+def test_a_device_that_lost_its_reminders_is_sent_the_active_ones_again(service, channel) -> None:
+    """As the copy holds them (a change included), not a removed one, not a one-off whose
+    day has passed; once per notice, to the household's device only; nobody is told of
+    each; what the device refuses is left for the caregiver to add again."""
+    import datetime as dt
+
+    passed = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+    coming = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+    bodies = [
+        pills(dose="5 mg"),
+        ReminderChange(reminder_id="pills", at="21:00", dose="10 mg"),
+        ReminderAdd(reminder_id="walk", kind="other", text="Walk", at="10:00"),
+        ReminderRemove(reminder_id="walk"),
+        ReminderAdd(reminder_id="dentist", kind="appointment", text="Dentist", at="09:00",
+                    date=passed),
+        ReminderAdd(reminder_id="optician", kind="appointment", text="Optician", at="11:00",
+                    date=coming),
+    ]  # fmt: skip
+    for body in bodies:
+        answer(service, ask(service, body), body, ok=True)
+    told = len(results(channel))
+    before = len(commands_sent(channel))
+
+    ids = service.restore(H, D, "notice-1")
+    assert service.outbox.send(ids) == 2
+    restored = commands_sent(channel)[before:]
+    assert {m.type for m in restored} == {"command.reminder.add"}
+    by_id = {m.body.reminder_id: m.body for m in restored}
+    assert set(by_id) == {"pills", "optician"}
+    pills_again = by_id["pills"]
+    assert (pills_again.at, pills_again.dose, pills_again.text) == ("21:00", "10 mg", "Pills")
+    assert all(m.device == D and m.household == H for m in restored)
+
+    assert service.restore(H, D, "notice-1") == []  # the same notice handled again
+    assert service.restore(H, "another-speaker", "notice-2") == []  # keeps no reminders
+    assert len(results(channel)) == told  # no member is told of each restored add
+
+    pills_id = next(m.id for m in restored if m.body.reminder_id == "pills")
+    optician_id = next(m.id for m in restored if m.body.reminder_id == "optician")
+    answer(service, pills_id, by_id["pills"], ok=True)
+    answer(service, optician_id, by_id["optician"], ok=False, detail="no room")
+    rows = listed(service)
+    assert (rows["pills"]["state"], rows["pills"]["at"], rows["pills"]["command"]) == (
+        "active", "21:00", "confirmed",
+    )  # fmt: skip
+    assert (rows["optician"]["state"], rows["optician"]["command_detail"]) == ("failed", "no room")
+    assert rows["walk"]["state"] == "removed"
+    assert len(results(channel)) == told
+
+
 # --- the device does not answer ---------------------------------------------------------------
 
 

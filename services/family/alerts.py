@@ -727,7 +727,7 @@ def _damage_wording(keys: list[str], senior: str, language: str) -> str:
     lost = things[0] if len(things) == 1 else (
         ", ".join(things[:-1]) + f" {text(language, 'and')} " + things[-1]
     )  # fmt: skip
-    then = text(language, "device.reminders") if "reminders" in keys else ""
+    then = text(language, "device.reminders", senior=senior) if "reminders" in keys else ""
     if LOST_URGENT & set(keys) or not set(keys) <= set(LOST_STORES):
         then += text(language, "device.check", senior=senior)
     return text(language, "wellness.device", senior=senior, lost=lost, then=then)

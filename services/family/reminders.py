@@ -19,15 +19,23 @@ A command the device does not confirm within `service.command_timeout_s` fails w
 "the device did not confirm" (`expire`, from the scheduler); if the device does carry it
 out later, its confirmation still counts. When the device comes online (its retained
 `device.status`), the commands it has not confirmed are sent to it again (`resend`).
+
+A device that found its reminders file damaged starts without it and says so (a wellness
+notice naming `reminders`, assistant/lost_state.py). The reminders this copy holds as active
+are then sent to it again as new adds (`restore`), so a caregiver's medication reminders come
+back without anyone setting them up again; one the device does not take is `failed` here,
+for the caregiver to add again. What the senior set up by voice is not known here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import sqlite3
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from protocol import (
     Call,
@@ -41,7 +49,7 @@ from protocol import (
     Volume,
     create,
 )
-from protocol.schema import to_dict
+from protocol.schema import from_dict, to_dict
 from services.family import households
 from services.family.households import Household, HouseholdError
 from services.family.outbox import Outbox, Planned, stable_id
@@ -51,6 +59,7 @@ ReminderCommand = ReminderAdd | ReminderChange | ReminderRemove
 RemoteCommand = Say | Volume | Call  # nothing kept here: passed on and confirmed
 ALLOWED_ROLES = ("caregiver", "family")  # the senior sets reminders by voice, on the device
 CLI = "cli"
+RESTORE = "restore"  # requested_by of the adds that restore a device's lost reminders
 REMINDER_EXISTS = "reminder_exists"
 UNKNOWN_COMMAND = "unknown_command"
 NOT_CONFIRMED = "the device did not confirm"  # a command's reason when it timed out
@@ -152,7 +161,9 @@ class Reminders:
             body = json.loads(row["body"])
             if row["state"] != "failed":
                 state = _fold(state, row["type"], body)
-            elif row["type"] == ReminderAdd.TYPE and not _active(state):
+            elif row["type"] == ReminderAdd.TYPE and (
+                not _active(state) or row["requested_by"] == RESTORE
+            ):
                 state = {"state": "failed", "body": body}  # not on the device: add it again
         _write(db, start["household"], start["reminder_id"], state, now)
 
@@ -233,6 +244,43 @@ class Reminders:
                             NOT_CONFIRMED,
                         )
                     )
+            return self.outbox.plan(db, planned, now)
+
+    def restore(self, household_id: str, device: str, lost_notice_id: str) -> list[str]:
+        """`device` lost its reminders (its notice `lost_notice_id`): send it again, as new
+        adds, every reminder this copy holds as active, but a one-off whose date has passed
+        in the household's time zone. Done once per notice (the adds' ids come from it,
+        so a notice handled twice restores once); the ids to send now."""
+        now = time.time()
+        with self.store.write() as db:
+            household = households.require(db, household_id)
+            if device != household.device:
+                return []  # reminders are kept on the household's first device only
+            today = dt.datetime.fromtimestamp(now, ZoneInfo(household.timezone)).date()
+            planned = []
+            for row in db.execute(
+                "SELECT id, body FROM reminders WHERE household = ? AND state = 'active'"
+                " ORDER BY id",
+                (household.id,),
+            ).fetchall():
+                body = from_dict(ReminderAdd, json.loads(row["body"]))
+                if body.date is not None and dt.date.fromisoformat(body.date) < today:
+                    continue
+                command = dataclasses.replace(
+                    create(body, household.id, device),
+                    id=stable_id(lost_notice_id, "restore", row["id"]),
+                )
+                kept = json.dumps(to_dict(body))
+                previous = json.dumps({"state": "active", "body": json.loads(row["body"])})
+                inserted = db.execute(
+                    "INSERT OR IGNORE INTO commands (id, household, device, type, reminder_id,"
+                    " requested_by, state, created, body, previous)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'sent', ?, ?, ?)",
+                    (command.id, household.id, device, command.type, row["id"], RESTORE, now,
+                     kept, previous),
+                )  # fmt: skip
+                if inserted.rowcount:
+                    planned.append(Planned.message(command, "command"))
             return self.outbox.plan(db, planned, now)
 
     def resend(self, household: str, device: str, now: float | None = None) -> list[str]:

@@ -9,7 +9,9 @@ Incoming, by type:
 - `device.status` (retained, on a plain subscription): the device's presence, kept for the
   web console (`services.family.presence`); "online" sends the device again the commands
   it has not confirmed;
-- `alert.*` from a household's device: a new alert (`services.family.alerts`);
+- `alert.*` from a household's device: a new alert (`services.family.alerts`); a device's
+  notice that it lost its reminders also sends it again the caregivers' reminders
+  (`Reminders.restore`);
 - `event.*` from the device: kept for the digest; `event.reminder.taken` closes a pending
   missed-medication alert, `event.checkin.answer` with a sad or lonely feeling raises a
   wellness alert, `event.command.done` confirms a caregiver's command;
@@ -190,7 +192,13 @@ class FamilyService:
 
     def _from_device(self, message: Message, household: Household) -> list[str]:
         if message.type in CATEGORIES:
-            return self.alerts.receive(message, household)
+            body = message.body
+            restored = []
+            if isinstance(body, WellnessAlert) and body.lost and "reminders" in body.lost:
+                # before the alert is recorded: a notice handled again (its worker died
+                # before the PUBACK) restores once, and one recorded has restored
+                restored = self.reminders.restore(household.id, message.device, message.id)
+            return restored + self.alerts.receive(message, household)
         if message.type not in digest.RECORDED:
             raise HouseholdError(ServiceReason.UNSUPPORTED, f"{message.type} is not taken here")
         body = message.body

@@ -30,7 +30,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "reminders and messages from now on are lost if it restarts. Please have it checked "
         "soon.",
         "device.check": " Please call {senior} to make sure they do not need help.",
-        "device.reminders": " Please set up the reminders again.",
+        "device.reminders": " The reminders set up from the family app are being sent to it "
+        "again; any {senior} set up by voice need to be set up again.",
         "lost.reminders": "its reminders",
         "lost.outbox": "messages it had not sent yet",
         "lost.unanswered_alerts": "calls for help still waiting for an answer",
@@ -84,7 +85,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "verloren. Bitte lassen Sie ihn bald prüfen.",
         "device.check": " Bitte rufen Sie {senior} an, um sicherzugehen, dass keine Hilfe "
         "nötig ist.",
-        "device.reminders": " Bitte richten Sie die Erinnerungen neu ein.",
+        "device.reminders": " Die in der Familien-App eingerichteten Erinnerungen werden ihm "
+        "erneut gesendet; solche, die {senior} per Sprache eingerichtet hat, bitte neu einrichten.",
         "lost.reminders": "seine Erinnerungen",
         "lost.outbox": "noch nicht gesendete Nachrichten",
         "lost.unanswered_alerts": "noch unbeantwortete Hilferufe",
