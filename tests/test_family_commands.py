@@ -85,6 +85,16 @@ def results(channel: Recording) -> list[tuple[str, str | None]]:
     return out
 
 
+def commands_sent(channel: Recording) -> list:
+    """The command messages sent to the device, in order."""
+    out = []
+    for d in channel.sent:
+        message = decode(d.payload, None, topic=d.address)
+        if message.kind == "command":
+            out.append(message)
+    return out
+
+
 def age(service: Reminders, seconds: float) -> None:
     """Make every command look `seconds` older."""
     service.store.db.execute("UPDATE commands SET created = created - ?", (seconds,))
@@ -155,17 +165,23 @@ def test_a_refused_change_keeps_a_later_change_that_went_through(service) -> Non
     assert (row["at"], row["dose"]) == ("19:30", "10 mg")
 
 
+def test_commands_sent_again_go_in_the_order_they_were_asked_for(service, channel) -> None:
+    """A device that comes online gets its unconfirmed commands again in one batch: an add
+    before the change of it, or the change is refused ("no such reminder") and the
+    caregiver's new time lost. (A batch of two went in the order of the message ids, a
+    coin toss: eight tosses here.)"""
+    for n in range(8):
+        add = pills(reminder_id=f"pills-{n}")
+        change = ReminderChange(reminder_id=f"pills-{n}", at="21:00")
+        asked = [ask(service, add), ask(service, change)]
+        before = len(commands_sent(channel))
+        assert service.outbox.send(service.resend(H, D)) == 2
+        assert [m.id for m in commands_sent(channel)[before:]] == asked
+        for command_id, body in zip(asked, (add, change), strict=True):
+            answer(service, command_id, body, ok=True)
+
+
 # --- the device lost its reminders ------------------------------------------------------------
-
-
-def commands_sent(channel: Recording) -> list:
-    """The command messages sent to the device, in order."""
-    out = []
-    for d in channel.sent:
-        message = decode(d.payload, None, topic=d.address)
-        if message.kind == "command":
-            out.append(message)
-    return out
 
 
 def test_a_device_that_lost_its_reminders_is_sent_the_active_ones_again(service, channel) -> None:

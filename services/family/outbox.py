@@ -136,7 +136,7 @@ class Outbox:
                 for r in db.execute(
                     "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("
                     " SELECT id FROM outbox WHERE state = 'pending' AND not_before <= ?"
-                    " AND claim_until <= ? ORDER BY not_before LIMIT ?) RETURNING id",
+                    " AND claim_until <= ? ORDER BY not_before, rowid LIMIT ?) RETURNING id",
                     (self.worker, now + self.claim_s, now, now, limit),
                 )
             ]
@@ -149,7 +149,7 @@ class Outbox:
         marks = ",".join("?" * len(ids))
         rows = self.store.db.execute(
             f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({marks}) AND state = 'pending'"
-            " AND claimed_by = ?",
+            " AND claimed_by = ? ORDER BY rowid",  # as planned: a change after its add
             (*ids, self.worker),
         ).fetchall()
         deliveries = [Delivery(*tuple(r)) for r in rows]
