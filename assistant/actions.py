@@ -29,6 +29,7 @@ from protocol import (
     FamilyMessage,
     HealthReading,
     Message,
+    ReminderRemoved,
     WellnessAlert,
 )
 from protocol.schema import utc_timestamp
@@ -155,7 +156,8 @@ class ActionHandler:
         self.sent: dict[str, str] = {}  # message id -> type, of what this run sent
 
     def __call__(self, action: Action, said: str | None = None) -> Message | None:
-        self._on_device(action)
+        for stopped in self._on_device(action):
+            self.send(stopped)
         body = message_body(action, said, self.clock().date())
         if body is None:
             return None
@@ -175,9 +177,11 @@ class ActionHandler:
         self.sent[message.id] = message.type
         return message
 
-    def _on_device(self, action: Action) -> None:
+    def _on_device(self, action: Action) -> list[ReminderRemoved]:
+        """Reminders set or stopped on the device; what the family service must hear of it:
+        a caregiver's reminder the senior stopped (its copy must not send it again)."""
         if self.reminders is None:
-            return
+            return []
         if action.kind == "set_medication_reminder":
             now = self.clock()
             today = aware(now).astimezone(self.reminders.tz).date()  # the household's day
@@ -188,4 +192,6 @@ class ActionHandler:
             except ScheduleError as exc:  # the dialog asks first; this is the last guard
                 log.error("reminder not stored: %s", exc)
         elif action.kind == "cancel_reminder":
-            self.reminders.remove_medication(action.slots["medication"])
+            stopped = self.reminders.remove_medication(action.slots["medication"])
+            return [ReminderRemoved(r.id) for r in stopped if r.source == "caregiver"]
+        return []

@@ -205,7 +205,11 @@ class Announcer:
                 source="caregiver",
             )
             self._store(reminder)
-            return replies.reminder_added(body.text, body.at)
+            copies = self.reminders.own_copies_of(reminder)
+            for own in copies:  # one dose, one reminder: the caregiver's takes over
+                self.reminders.remove(own.id)
+            said = replies.reminder_added(body.text, body.at)
+            return f"{said} {replies.OWN_REMINDER_REPLACED}" if copies else said
         current = self.reminders.get(body.reminder_id)
         if current is None:
             raise CommandFailed("no such reminder on this device")

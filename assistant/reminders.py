@@ -230,13 +230,36 @@ class ReminderStore:
             cursor = self._db.execute("DELETE FROM reminders WHERE id = ?", (reminder_id,))
         return cursor.rowcount > 0
 
-    def remove_medication(self, medication: str) -> int:
-        """Stop the reminders for a medication (what "cancel my aspirin reminder" means)."""
-        with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM reminders WHERE lower(medication) = lower(?)", (medication,)
+    def own_copies_of(self, reminder: Reminder) -> list[Reminder]:
+        """The senior's own reminders (set by voice) for the same thing at the same times as
+        `reminder`, under another id: the same medication (or, with none, the same words)
+        on the same schedule. Kept beside a caregiver's, each would ask for the dose."""
+
+        def same(text: str | None, other: str | None) -> bool:
+            return (text or "").strip().casefold() == (other or "").strip().casefold()
+
+        return [
+            own
+            for own in self.all()
+            if own.id != reminder.id
+            and own.source == "senior"
+            and own.kind == reminder.kind
+            and own.schedule == reminder.schedule
+            and (
+                same(own.medication, reminder.medication)
+                if reminder.medication
+                else same(own.text, reminder.text)
             )
-        return cursor.rowcount
+        ]
+
+    def remove_medication(self, medication: str) -> list[Reminder]:
+        """Stop the reminders for a medication (what "cancel my aspirin reminder" means);
+        those stopped."""
+        match = "FROM reminders WHERE lower(medication) = lower(?)"
+        with self._lock:
+            rows = self._db.execute(f"SELECT * {match}", (medication,)).fetchall()
+            self._db.execute(f"DELETE {match}", (medication,))
+        return [_reminder(row) for row in rows]
 
     def all(self) -> list[Reminder]:
         with self._lock:

@@ -284,6 +284,9 @@ def reminder_added(text: str, at: str) -> str:
     return f"A new reminder was set up for you: {text}, at {spoken_clock(at)}."
 
 
+OWN_REMINDER_REPLACED = "It replaces the one you set up for the same time."
+
+
 def _ago(late_by: dt.timedelta) -> str:
     minutes = int(late_by.total_seconds() // 60)
     if minutes < 90:

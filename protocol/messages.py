@@ -190,14 +190,17 @@ class WellnessAlert(Body):
     """A calm concern. `lost` (with concern `other`): the device found state files damaged
     and started without them; their keys (assistant/lost_state.py). `storage_failing`
     (with concern `other`): the device's disk refuses writes, so it goes on in memory and
-    loses what it keeps from now on at a restart. `severity` high: not held for a
-    member's quiet hours."""
+    loses what it keeps from now on at a restart. `not_restored` (raised by the family
+    service, never sent by a device): the texts of caregivers' reminders a device that lost
+    its reminders did not take back (services/family/reminders.py, `restore`). `severity`
+    high: not held for a member's quiet hours."""
 
     concern: Literal["feeling", "health_reading", "check_in", "other"]
     severity: Literal["low", "medium", "high"]
     detail: Text | None = None
     lost: list[str] | None = rule(None, max_len=10)
     storage_failing: bool | None = None
+    not_restored: list[Text] | None = rule(None, max_len=50)
 
 
 @message_type("alert.inactivity", kind="alert", priority=PRIORITY_ALERT)
@@ -311,6 +314,15 @@ class ReminderTaken(Body):
 class ReminderMissed(Body):
     reminder_id: str = rule(fmt="id")
     due: str = rule(fmt="ts")
+
+
+@message_type("event.reminder.removed", kind="event")
+class ReminderRemoved(Body):
+    """The senior stopped, by voice ("cancel my aspirin reminder"), a reminder a caregiver
+    set up: the family service's copy shows it removed, and does not send it again to a
+    device that lost its reminders."""
+
+    reminder_id: str = rule(fmt="id")
 
 
 @message_type("event.health.reading", kind="event")

@@ -11,7 +11,7 @@ import pytest
 
 from assistant.announcer import Announcer
 from assistant.reminders import ReminderStore
-from assistant.schedule import DAYS, HOURS, local_moment, time_zone
+from assistant.schedule import DAYS, HOURS, local_moment, schedule_of, time_zone
 from protocol import ReminderAdd, ReminderChange, Volume, create
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -43,6 +43,28 @@ def test_a_change_of_repeat_replaces_the_old_repeat(device) -> None:
     schedule = store.get("ins").schedule
     assert (schedule.kind, schedule.days, schedule.every_hours) == (DAYS, ("mon", "thu"), None)
     assert [ok for _, ok, _ in done] == [True, True]
+
+
+def test_a_caregivers_reminder_takes_over_the_seniors_own_for_the_same_dose(device) -> None:
+    """Mum set up her ramipril at 8 by voice (her family's had not come back yet after a
+    loss); Carla's for the same dose arrives: one reminder, so one dose, is left. Another
+    medication, or another time, is left alone."""
+    store, announcer, done = device
+    own = store.add_medication("Ramipril", schedule_of("08:00", None, None, None), NOW)
+    other_time = store.add_medication("ramipril", schedule_of("20:00", None, None, None), NOW)
+    other_medicine = store.add_medication("aspirin", schedule_of("08:00", None, None, None), NOW)
+    add = ReminderAdd(reminder_id="morning-pills", kind="medication", text="Morning pills",
+                      at="08:00", medication="ramipril", dose="5 mg")  # fmt: skip
+    said = []
+    announcer.queue = lambda sentence, urgent=False: said.append(sentence)
+    announcer.handle(command(add))
+    assert {r.id for r in store.all()} == {"morning-pills", other_time.id, other_medicine.id}
+    assert own.id not in {r.id for r in store.all()}
+    assert said == [
+        "A new reminder was set up for you: Morning pills, at 8 o'clock in the morning. "
+        "It replaces the one you set up for the same time."
+    ]
+    assert done == [("command.reminder.add", True, None)]
 
 
 def test_a_command_that_breaks_on_the_device_is_reported_failed(device) -> None:

@@ -36,7 +36,17 @@ from assistant.outbox import STATE_DB_NAME, Outbox
 from assistant.reminders import REMINDERS_FILE, Reminder, ReminderStore
 from assistant.schedule import Schedule
 from assistant.unanswered_alerts import ALERTS_FILE, UNCONFIRMED_FILE
-from protocol import DuplicateFilter, EmergencyAlert, MemberAlert, Message, WellnessAlert, create
+from protocol import (
+    CommandDone,
+    DeviceStatus,
+    DuplicateFilter,
+    EmergencyAlert,
+    MemberAlert,
+    Message,
+    ReminderRemoved,
+    WellnessAlert,
+    create,
+)
 from protocol.sqlite import (
     CopiedWhenRefused,
     is_damaged,
@@ -56,6 +66,7 @@ from tests.family_process import (
     FamilyWorker,
     H,
     apps_standin,
+    device_standin,
     family_cli,
     ok,
     setup_household,
@@ -417,6 +428,53 @@ def test_reminders_a_caregiver_set_up_come_back_after_the_device_lost_them(
     (listed,) = json.loads(ok(family_cli(family, "reminder", "list", H)))
     assert (listed["id"], listed["state"], listed["at"]) == ("morning-pills", "active", "09:15")
     assert (listed["command_type"], listed["command"]) == ("command.reminder.add", "confirmed")
+
+
+def test_what_the_device_does_not_take_back_or_the_senior_stopped_is_said_so(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The same with the device's side played by a stand-in: Mum stopped her evening pills
+    by voice, so they are not sent again; the device refuses the morning pills when they
+    are, and the family reads which reminder did not come back. `family-notify` and
+    Mosquitto are real."""
+    family = write_config(tmp_path / "family", broker)
+    setup_household(family)
+    for name, at in (("morning-pills", "08:00"), ("evening-pills", "20:00")):
+        ok(family_cli(family, "reminder", "add", H, name, "--text", name.replace("-", " "),
+                      "--at", at))  # fmt: skip
+
+    def commands(device) -> list[Message]:
+        return [m for m in device.handled if m.kind == "command"]
+
+    def answer(device, message: Message, done: bool, detail: str | None = None) -> None:
+        body = CommandDone(command_id=message.id, command=message.type, ok=done, detail=detail)
+        device.send(create(body, H, D))
+
+    with FamilyWorker(family), apps_standin(broker) as apps, device_standin(broker) as device:
+        device.send(create(DeviceStatus(state="online", reason="connected"), H, D), retain=True)
+        assert device.wait_until(lambda: len(commands(device)) == 2, 20)
+        for message in commands(device):
+            answer(device, message, True)
+        device.send(create(ReminderRemoved(reminder_id="evening-pills"), H, D))
+        lost = create(WellnessAlert(concern="other", severity="medium", lost=["reminders"]), H, D)
+        device.send(lost)
+        assert device.wait_until(lambda: len(commands(device)) == 3, 20)
+        restored = commands(device)[2]
+        assert (restored.type, restored.body.reminder_id) == ("command.reminder.add",
+                                                              "morning-pills")  # fmt: skip
+        answer(device, restored, False, "no room for more reminders")
+        assert apps.wait_until(lambda: len(told_any(apps.handled)) == 2, 20)
+        (not_restored,) = told_any(apps.handled) - {lost.id}
+        assert apps.wait_until(lambda: "anna" in told(apps.handled, not_restored), 20)
+        assert told(apps.handled, not_restored)["anna"] == (
+            'Mum\'s care assistant lost its reminders and did not take back "morning pills" '
+            "when the family app's reminders were sent to it again. Please set them up again."
+        )
+        assert len(commands(device)) == 3  # the evening pills were not sent with them
+    listed = {r["id"]: r for r in json.loads(ok(family_cli(family, "reminder", "list", H)))}
+    assert (listed["morning-pills"]["state"], listed["evening-pills"]["state"]) == (
+        "failed", "removed",
+    )  # fmt: skip
 
 
 def held_for(config, alert_id: str) -> set[str]:

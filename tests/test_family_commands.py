@@ -234,6 +234,115 @@ def test_a_device_that_lost_its_reminders_is_sent_the_active_ones_again(service,
     assert len(results(channel)) == told
 
 
+def test_a_new_kind_of_repeat_replaces_the_old_one_in_the_copy_as_on_the_device(
+    service, channel
+) -> None:
+    """Every 8 hours changed to Mondays and Thursdays is Mondays and Thursdays (the copy
+    kept both, and a restore made it every 8 hours again); a one-off changed to Tuesdays is
+    restored after its day has passed; a one-off earlier today is not sent (the device
+    would refuse it)."""
+    import datetime as dt
+
+    passed = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+    bodies = [
+        pills(at="06:00", every_hours=8),
+        ReminderChange(reminder_id="pills", days=["mon", "thu"]),
+        ReminderAdd(reminder_id="physio", kind="appointment", text="Physio", at="10:00",
+                    date=passed),
+        ReminderChange(reminder_id="physio", days=["tue"]),
+        ReminderAdd(reminder_id="early", kind="other", text="Early", at="00:00",
+                    date=dt.date.today().isoformat()),
+    ]  # fmt: skip
+    for body in bodies:
+        answer(service, ask(service, body), body, ok=True)
+    rows = listed(service)
+    assert (rows["pills"]["days"], rows["pills"].get("every_hours")) == (["mon", "thu"], None)
+    assert (rows["physio"]["days"], rows["physio"].get("date")) == (["tue"], None)
+    before = len(commands_sent(channel))
+    service.outbox.send(service.restore(H, D, "notice-1"))
+    by_id = {m.body.reminder_id: m.body for m in commands_sent(channel)[before:]}
+    assert set(by_id) == {"pills", "physio"}
+    assert (by_id["pills"].days, by_id["pills"].every_hours, by_id["pills"].at) == (
+        ["mon", "thu"], None, "06:00",
+    )  # fmt: skip
+    assert (by_id["physio"].days, by_id["physio"].date) == (["tue"], None)
+
+
+def test_a_change_on_its_way_when_the_device_lost_its_reminders_comes_back_with_them(
+    service, channel
+) -> None:
+    """The pills moved to 21:00, not yet confirmed, when the device lost its reminders:
+    the restored add carries 21:00; the change itself reaches an empty device and is
+    refused; the copy shows what the device has, 21:00."""
+    add = pills()
+    answer(service, ask(service, add), add, ok=True)
+    change = ReminderChange(reminder_id="pills", at="21:00")
+    change_id = ask(service, change)
+    before = len(commands_sent(channel))
+    service.outbox.send(service.restore(H, D, "notice-1"))
+    (restored,) = commands_sent(channel)[before:]
+    assert restored.body.at == "21:00"
+    answer(service, change_id, change, ok=False, detail="no such reminder on this device")
+    answer(service, restored.id, restored.body, ok=True)
+    row = listed(service)["pills"]
+    assert (row["state"], row["at"]) == ("active", "21:00")
+
+
+def test_restored_reminders_the_device_did_not_take_back_are_told_once(tmp_path) -> None:
+    """One refused: told with it, in the transaction that failed it; two never confirmed:
+    told together when they expire. Nothing more when the refusal comes again."""
+    store = Store(tmp_path / "family.sqlite3")
+    households.add(store, HOUSEHOLD)
+    told: list[list[str]] = []
+
+    def not_restored(db, rows) -> list[str]:
+        assert db.in_transaction
+        told.append([row["reminder_id"] for row in rows])
+        return []
+
+    service = Reminders(store, Outbox(store, {"mqtt": Recording()}, "w1"), not_restored)
+    try:
+        for name in ("a", "b", "c"):
+            body = pills(reminder_id=name)
+            answer(service, ask(service, body), body, ok=True)
+        service.restore(H, D, "notice-1")
+        restores = service.store.db.execute(
+            "SELECT id, reminder_id FROM commands WHERE requested_by = 'restore' ORDER BY rowid"
+        ).fetchall()
+        assert [r["reminder_id"] for r in restores] == ["a", "b", "c"]
+        refused = CommandDone(command_id=restores[0]["id"], command=ReminderAdd.TYPE, ok=False,
+                              detail="no room")  # fmt: skip
+        service.done(refused, H)
+        assert told == [["a"]]
+        service.done(refused, H)  # the device's confirmation came twice
+        assert told == [["a"]]
+        age(service, 601.0)
+        service.expire(600.0)
+        assert told == [["a"], ["b", "c"]]
+        assert {r["id"]: r["state"] for r in listed(service).values()} == {
+            "a": "failed", "b": "failed", "c": "failed",
+        }  # fmt: skip
+    finally:
+        store.close()
+
+
+def test_a_reminder_the_senior_stopped_by_voice_is_not_restored(service, channel) -> None:
+    add, change = pills(), ReminderChange(reminder_id="pills", at="20:00")
+    answer(service, ask(service, add), add, ok=True)
+    change_id = ask(service, change)  # on its way when Mum says "cancel my pills reminder"
+    service.stopped_on_device(H, D, "event-1", "pills")
+    service.stopped_on_device(H, D, "event-1", "pills")  # the event came twice
+    row = listed(service)["pills"]
+    assert (row["state"], row["command_type"]) == ("removed", "command.reminder.remove")
+    answer(service, change_id, change, ok=False, detail="no such reminder on this device")
+    assert listed(service)["pills"]["state"] == "removed"  # the replay keeps the removal
+    assert service.restore(H, D, "notice-1") == []
+    with pytest.raises(HouseholdError):  # it is gone: a change is refused, an add is not
+        service.request(ReminderChange(reminder_id="pills", at="21:00"), H, "carla")
+    ask(service, pills(at="08:00"))
+    assert listed(service)["pills"]["state"] == "active"
+
+
 # --- the device does not answer ---------------------------------------------------------------
 
 

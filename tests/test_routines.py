@@ -20,10 +20,13 @@ from assistant.schedule import DAILY, ONCE, Schedule
 from protocol import (
     CheckinAnswer,
     InactivityAlert,
+    Message,
     MissedMedicationAlert,
     ReminderMissed,
+    ReminderRemoved,
     ReminderTaken,
     WellnessAlert,
+    create,
 )
 from tests.clock import Clock
 
@@ -67,6 +70,31 @@ def setup(tmp_path: Path, engine) -> Setup:
     )  # fmt: skip
     yield setup
     setup.store.close()
+
+
+def test_a_caregivers_reminder_stopped_by_voice_is_told_to_the_family_service(
+    setup: Setup,
+) -> None:
+    """Mum stops her metformin, which Carla set up and she also set up herself: both stop,
+    and the family service hears of Carla's (its copy would send it again after a loss);
+    her aspirin goes on."""
+    setup.store.put(
+        Reminder("carla-metformin", "medication", "take your metformin",
+                 Schedule(DAILY, "20:00"), medication="Metformin", source="caregiver"),
+        setup.clock(),
+    )  # fmt: skip
+    setup.store.add_medication("aspirin", Schedule(DAILY, "09:00"), setup.clock())
+
+    def publish(body) -> Message:  # what the link does: stored for sending, a message back
+        setup.sent.append(body)
+        return create(body, "h1", "speaker")
+
+    setup.actions.publish = publish
+    setup.hear("cancel my metformin reminder")
+    setup.hear("yes")
+    assert [r.medication for r in setup.store.all()] == ["aspirin"]
+    removed = [body for body in setup.sent if isinstance(body, ReminderRemoved)]
+    assert [body.reminder_id for body in removed] == ["carla-metformin"]
 
 
 def test_confirmed_with_i_took_it(setup: Setup) -> None:

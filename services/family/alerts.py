@@ -124,41 +124,48 @@ class Alerts:
         the device sends again until confirmed (`RECEIPTED`) is confirmed to it in the same
         transaction, and again when it comes again (`confirm` False: the alert is the
         service's own, raised from an event)."""
+        with self.store.write() as db:
+            return self.receive_in(db, message, household, confirm=confirm)
+
+    def receive_in(
+        self, db: sqlite3.Connection, message: Message, household: Household, *, confirm: bool
+    ) -> list[str]:
+        """`receive` within the caller's write transaction (an alert the service raises
+        together with what caused it)."""
         category = CATEGORIES[message.type]
         now = time.time()
         first_step = now + self.config.escalation.step_s if category == "emergency" else None
-        with self.store.write() as db:
-            if category == "emergency":
-                if _known(db, message.id):
-                    return self._told_at_last(db, message, category, household, now)
-                running = db.execute(
-                    "SELECT * FROM alerts WHERE household = ? AND category = 'emergency'"
-                    " AND state IN ('open', 'delivered', 'escalated') AND next_step_at IS NOT NULL"
-                    " ORDER BY received LIMIT 1",
-                    (household.id,),
-                ).fetchone()
-                if running is not None:
-                    planned = self._repeated(db, running, message, household, now)
-                    return self.outbox.plan(db, planned, now)
-            inserted = db.execute(
-                "INSERT OR IGNORE INTO alerts (id, household, device, category, type, body,"
-                " raised_ts, received, state, next_step_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-                " 'open', ?)",
-                (message.id, household.id, message.device, category, message.type,
-                 json.dumps(to_dict(message.body)), message.ts, now, first_step),
-            ).rowcount  # fmt: skip
-            receipt = _receipt(message, fresh=inserted > 0) if confirm else []
-            if not inserted:
-                again = self._told_at_last(db, message, category, household, now)
-                return again + self.outbox.plan(db, receipt, now)
-            audit(db, message.id, now, "opened", message.device, category)
-            planned = self._first_notices(message, category, household, now)
-            waiting = [p for p in planned if p.not_before > now]
-            if waiting:
-                audit(db, message.id, now, "waiting", None, f"{len(waiting)} notice(s) held")
-            if not planned:
-                planned = self._nobody_to_tell(db, message, category, household, now)
-            return self.outbox.plan(db, receipt + planned, now)
+        if category == "emergency":
+            if _known(db, message.id):
+                return self._told_at_last(db, message, category, household, now)
+            running = db.execute(
+                "SELECT * FROM alerts WHERE household = ? AND category = 'emergency'"
+                " AND state IN ('open', 'delivered', 'escalated') AND next_step_at IS NOT NULL"
+                " ORDER BY received LIMIT 1",
+                (household.id,),
+            ).fetchone()
+            if running is not None:
+                planned = self._repeated(db, running, message, household, now)
+                return self.outbox.plan(db, planned, now)
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO alerts (id, household, device, category, type, body,"
+            " raised_ts, received, state, next_step_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+            " 'open', ?)",
+            (message.id, household.id, message.device, category, message.type,
+             json.dumps(to_dict(message.body)), message.ts, now, first_step),
+        ).rowcount  # fmt: skip
+        receipt = _receipt(message, fresh=inserted > 0) if confirm else []
+        if not inserted:
+            again = self._told_at_last(db, message, category, household, now)
+            return again + self.outbox.plan(db, receipt, now)
+        audit(db, message.id, now, "opened", message.device, category)
+        planned = self._first_notices(message, category, household, now)
+        waiting = [p for p in planned if p.not_before > now]
+        if waiting:
+            audit(db, message.id, now, "waiting", None, f"{len(waiting)} notice(s) held")
+        if not planned:
+            planned = self._nobody_to_tell(db, message, category, household, now)
+        return self.outbox.plan(db, receipt + planned, now)
 
     def _repeated(
         self,
@@ -714,6 +721,9 @@ def wording(body: Any, category: str, household: Household, language: str) -> st
         return _damage_wording(body.lost, senior, language)
     if body.storage_failing:
         return text(language, "wellness.storage", senior=senior)
+    if body.not_restored:
+        what = ", ".join(f'"{t}"' for t in body.not_restored)
+        return text(language, "wellness.not_restored", senior=senior, what=what)
     detail = body.detail or ""
     return text(language, f"wellness.{body.concern}", senior=senior, detail=detail,
                 detail_suffix=f" ({detail})" if detail else "")  # fmt: skip

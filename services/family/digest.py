@@ -27,6 +27,7 @@ from services.family.texts import text
 RECORDED = (
     "event.reminder.taken",
     "event.reminder.missed",
+    "event.reminder.removed",
     "event.health.reading",
     "event.checkin.answer",
     "event.command.done",
@@ -89,6 +90,10 @@ def build(db: sqlite3.Connection, household: Household, day: str, language: str)
             due = local_clock(body["due"], household.timezone)
             counts[kind] += 1
             lines.append(text(language, f"digest.{kind}", what=what, due=due))
+        elif event["type"] == "event.reminder.removed":
+            reminder = names.get(body["reminder_id"], {})
+            what = reminder.get("medication") or reminder.get("text") or body["reminder_id"]
+            lines.append(text(language, "digest.removed", what=what))
         elif event["type"] == "event.health.reading":
             counts["reading"] += 1
             value = f"{body['value']:g}"

@@ -32,8 +32,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,20 +57,32 @@ from services.family.households import Household, HouseholdError
 from services.family.outbox import Outbox, Planned, stable_id
 from services.family.store import Store
 
+log = logging.getLogger(__name__)
+
 ReminderCommand = ReminderAdd | ReminderChange | ReminderRemove
 RemoteCommand = Say | Volume | Call  # nothing kept here: passed on and confirmed
 ALLOWED_ROLES = ("caregiver", "family")  # the senior sets reminders by voice, on the device
 CLI = "cli"
+REPEATS = frozenset({"days", "every_hours", "date"})  # a reminder's kind of repeat
 RESTORE = "restore"  # requested_by of the adds that restore a device's lost reminders
+BY_VOICE = "senior"  # requested_by of a removal the senior made on the device
 REMINDER_EXISTS = "reminder_exists"
 UNKNOWN_COMMAND = "unknown_command"
 NOT_CONFIRMED = "the device did not confirm"  # a command's reason when it timed out
 
 
+# Tells the family, within the caller's write transaction, of restored reminders (commands'
+# rows) a device did not take back; the outbox ids to send now.
+NotRestored = Callable[[sqlite3.Connection, list[sqlite3.Row]], list[str]]
+
+
 class Reminders:
-    def __init__(self, store: Store, outbox: Outbox) -> None:
+    def __init__(
+        self, store: Store, outbox: Outbox, not_restored: NotRestored | None = None
+    ) -> None:
         self.store = store
         self.outbox = outbox
+        self.not_restored = not_restored
 
     def request(
         self,
@@ -206,6 +220,8 @@ class Reminders:
             if state == "failed" and late:
                 return []  # undone and told already
             self._rebuild(db, row, now)
+            if state == "failed" and row["requested_by"] == RESTORE:
+                return self._tell_not_restored(db, [row])
             if row["request_id"] is None or row["requested_by"] == CLI:
                 return []
             planned = self._result(
@@ -217,7 +233,8 @@ class Reminders:
     def expire(self, timeout_s: float, now: float | None = None) -> list[str]:
         """Commands the device has not confirmed `timeout_s` after they were asked for
         (never connected, its broker session expired, its handler failed): `failed`, undone
-        in the service's copy, the member told; the ids to send now."""
+        in the service's copy, the member told (the family, of reminders sent again to a
+        device that lost them); the ids to send now."""
         now = time.time() if now is None else now
         with self.store.write() as db:
             rows = db.execute(
@@ -226,12 +243,15 @@ class Reminders:
                 (now - timeout_s,),
             ).fetchall()
             planned = []
+            restores: dict[tuple[str, str], list[sqlite3.Row]] = {}  # by household, device
             for row in rows:
                 db.execute(
                     "UPDATE commands SET state = 'failed', done_at = ?, detail = ? WHERE id = ?",
                     (now, NOT_CONFIRMED, row["id"]),
                 )
                 self._rebuild(db, row, now)
+                if row["requested_by"] == RESTORE:
+                    restores.setdefault((row["household"], row["device"]), []).append(row)
                 member, request_id = row["requested_by"], row["request_id"]
                 if request_id is not None and member != CLI:
                     planned.append(
@@ -244,11 +264,46 @@ class Reminders:
                             NOT_CONFIRMED,
                         )
                     )
-            return self.outbox.plan(db, planned, now)
+            told = [i for group in restores.values() for i in self._tell_not_restored(db, group)]
+            return told + self.outbox.plan(db, planned, now)
+
+    def _tell_not_restored(self, db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[str]:
+        if self.not_restored is None:
+            log.error("%d restored reminder(s) not taken back by the device; nobody told",
+                      len(rows))  # fmt: skip
+            return []
+        return self.not_restored(db, rows)
+
+    def stopped_on_device(
+        self, household_id: str, device: str, event_id: str, reminder_id: str
+    ) -> None:
+        """The senior stopped a caregiver's reminder by voice (the device's event
+        `event_id`): kept as a confirmed removal by the senior, so the copy shows it removed,
+        later replays keep it so, and it is not sent again after a loss."""
+        now = time.time()
+        with self.store.write() as db:
+            household = households.require(db, household_id)
+            row = db.execute(
+                "SELECT body, state FROM reminders WHERE household = ? AND id = ?",
+                (household.id, reminder_id),
+            ).fetchone()
+            if device != household.device or row is None or row["state"] != "active":
+                return
+            before = {"state": row["state"], "body": json.loads(row["body"])}
+            body = to_dict(ReminderRemove(reminder_id=reminder_id))
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO commands (id, household, device, type, reminder_id,"
+                " requested_by, state, created, done_at, body, previous)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'confirmed', ?, ?, ?, ?)",
+                (event_id, household.id, device, ReminderRemove.TYPE, reminder_id, BY_VOICE,
+                 now, now, json.dumps(body), json.dumps(before)),
+            ).rowcount  # fmt: skip
+            if inserted:
+                _write(db, household.id, reminder_id, _fold(before, ReminderRemove.TYPE, body), now)
 
     def restore(self, household_id: str, device: str, lost_notice_id: str) -> list[str]:
         """`device` lost its reminders (its notice `lost_notice_id`): send it again, as new
-        adds, every reminder this copy holds as active, but a one-off whose date has passed
+        adds, every reminder this copy holds as active, but a one-off whose time has passed
         in the household's time zone. Done once per notice (the adds' ids come from it,
         so a notice handled twice restores once); the ids to send now."""
         now = time.time()
@@ -256,7 +311,7 @@ class Reminders:
             household = households.require(db, household_id)
             if device != household.device:
                 return []  # reminders are kept on the household's first device only
-            today = dt.datetime.fromtimestamp(now, ZoneInfo(household.timezone)).date()
+            local_now = dt.datetime.fromtimestamp(now, ZoneInfo(household.timezone))
             planned = []
             for row in db.execute(
                 "SELECT id, body FROM reminders WHERE household = ? AND state = 'active'"
@@ -264,7 +319,7 @@ class Reminders:
                 (household.id,),
             ).fetchall():
                 body = from_dict(ReminderAdd, json.loads(row["body"]))
-                if body.date is not None and dt.date.fromisoformat(body.date) < today:
+                if _passed(body, local_now):
                     continue
                 command = dataclasses.replace(
                     create(body, household.id, device),
@@ -303,17 +358,33 @@ class Reminders:
             ]
 
 
+def _passed(body: ReminderAdd, local_now: dt.datetime) -> bool:
+    """A one-off whose day has passed, or whose time has today (when it does not repeat
+    through the day): the device would refuse it."""
+    if body.date is None:
+        return False
+    day = dt.date.fromisoformat(body.date)
+    if day != local_now.date() or body.every_hours is not None:
+        return day < local_now.date()
+    hour, minute = (int(part) for part in body.at.split(":"))
+    return (hour, minute) <= (local_now.hour, local_now.minute)
+
+
 def _fold(before: dict | None, type_: str, body: dict) -> dict | None:
-    """A reminder ({state, body}, None: never added) after one command, as the device
-    applies it: an add of an active reminder, a change or removal of one that is not, is
-    refused there and changes nothing."""
-    active = _active(before)
+    """A reminder ({state, body}, None: never added) after one command that went through,
+    as the device applies it (assistant/announcer.py): an add puts the whole reminder (the
+    device replaces one of the same id); a change replaces the fields it gives, and a new
+    kind of repeat (weekdays, every N hours, a date) replaces the old one; a change or
+    removal of a reminder that is not active changes nothing."""
     if type_ == ReminderAdd.TYPE:
-        return before if active else {"state": "active", "body": body}
-    if not active:
+        return {"state": "active", "body": body}
+    if not _active(before):
         return before
     if type_ == ReminderChange.TYPE:
-        data = {**before["body"], **{k: v for k, v in body.items() if v is not None}}
+        given = {k: v for k, v in body.items() if v is not None}
+        data = {**before["body"], **given}
+        if REPEATS & set(given):
+            data = {k: v for k, v in data.items() if k not in REPEATS or k in given}
         return {"state": "active", "body": data}
     return {"state": "removed", "body": before["body"]}
 

@@ -14,7 +14,8 @@ Incoming, by type:
   (`Reminders.restore`);
 - `event.*` from the device: kept for the digest; `event.reminder.taken` closes a pending
   missed-medication alert, `event.checkin.answer` with a sad or lonely feeling raises a
-  wellness alert, `event.command.done` confirms a caregiver's command;
+  wellness alert, `event.command.done` confirms a caregiver's command,
+  `event.reminder.removed` marks a caregiver's reminder the senior stopped as removed;
 - `member.ack` on a member's topic: an answer to an alert;
 - `command.reminder.*` on a member's topic: a caregiver's reminder command;
 - `command.say/volume/call` on a member's topic: passed on to the household's device.
@@ -25,7 +26,9 @@ comes again.
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import threading
 import time
 
@@ -44,13 +47,14 @@ from protocol import (
     WellnessAlert,
     topics,
 )
+from protocol.schema import utc_timestamp
 from services.family import digest, households, presence
 from services.family.alerts import CATEGORIES, Alerts
 from services.family.channels import Channel, MqttChannel, gateways
 from services.family.config import FamilyConfig
 from services.family.digest import Digests
 from services.family.households import Household, HouseholdError
-from services.family.outbox import Outbox
+from services.family.outbox import Outbox, stable_id
 from services.family.reminders import Reminders
 from services.family.store import Store
 from services.mqtt_service import MqttService, Refusal
@@ -103,7 +107,7 @@ class FamilyService:
         self.alerts = Alerts(self.store, self.outbox, config, self.client_id)
         self.outbox.on_sent = self.alerts.sent
         self.outbox.on_failed = self.alerts.failed
-        self.reminders = Reminders(self.store, self.outbox)
+        self.reminders = Reminders(self.store, self.outbox, self._not_restored)
         self.digests = Digests(self.store, self.outbox, config.digest.at)
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
@@ -187,6 +191,22 @@ class FamilyService:
             return ids
         raise HouseholdError(ServiceReason.UNSUPPORTED, f"{message.type} is not taken here")
 
+    def _not_restored(self, db: sqlite3.Connection, commands: list[sqlite3.Row]) -> list[str]:
+        """A calm notice to the family of the caregivers' reminders a device that lost them
+        did not take back when they were sent again (commands' rows of one device), raised
+        in the transaction that failed them: one notice, its id from the first command."""
+        first = commands[0]
+        household = households.require(db, first["household"])
+        texts = [json.loads(row["body"]).get("text") or row["reminder_id"] for row in commands]
+        raised = Message(
+            body=WellnessAlert(concern="other", severity="medium", not_restored=texts),
+            household=household.id,
+            device=first["device"],
+            id=stable_id(first["id"], "not_restored"),
+            ts=utc_timestamp(),
+        )
+        return self.alerts.receive_in(db, raised, household, confirm=False)
+
     def _household(self, household_id: str) -> Household:
         return households.require(self.store.db, household_id)
 
@@ -209,6 +229,11 @@ class FamilyService:
         digest.record(self.store, message, household)
         if message.type == "event.reminder.taken":
             return self.alerts.taken(household, body.reminder_id, body.due)
+        if message.type == "event.reminder.removed":
+            self.reminders.stopped_on_device(
+                household.id, message.device, message.id, body.reminder_id
+            )
+            return []
         elif message.type == "event.checkin.answer" and body.feeling in WORRYING_FEELINGS:
             concern = WellnessAlert(concern="feeling", severity="low", detail=body.feeling)
             raised = Message(

@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS commands (
     device TEXT NOT NULL,
     type TEXT NOT NULL,
     reminder_id TEXT,
-    requested_by TEXT NOT NULL,        -- a member id, "cli", or "restore" (sent again)
+    requested_by TEXT NOT NULL,        -- a member id, "cli", "restore", "senior" (by voice)
     request_id TEXT,                   -- the caregiver's message id (MQTT requests)
     state TEXT NOT NULL,               -- sent, confirmed, failed
     created REAL NOT NULL,

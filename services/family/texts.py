@@ -29,6 +29,9 @@ _TEXTS: dict[str, dict[str, str]] = {
         "is full or failing). It keeps working, but some of what it keeps may be missing, and "
         "reminders and messages from now on are lost if it restarts. Please have it checked "
         "soon.",
+        "wellness.not_restored": "{senior}'s care assistant lost its reminders and did not "
+        "take back {what} when the family app's reminders were sent to it again. Please set "
+        "them up again.",
         "device.check": " Please call {senior} to make sure they do not need help.",
         "device.reminders": " The reminders set up from the family app are being sent to it "
         "again; any {senior} set up by voice need to be set up again.",
@@ -54,6 +57,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "member has answered for {minutes} minutes.",
         "digest.taken": "Took {what} ({due}).",
         "digest.missed": "Missed {what} ({due}).",
+        "digest.removed": "Stopped the reminder for {what} by voice.",
         "digest.reading": "Reading: {measure} {value}.",
         "digest.alert": "Alert: {category}, {state}.",
         "digest.none": "A quiet day: nothing to report.",
@@ -85,6 +89,9 @@ _TEXTS: dict[str, dict[str, str]] = {
         "verloren. Bitte lassen Sie ihn bald prüfen.",
         "device.check": " Bitte rufen Sie {senior} an, um sicherzugehen, dass keine Hilfe "
         "nötig ist.",
+        "wellness.not_restored": "Der Pflegeassistent von {senior} hat seine Erinnerungen "
+        "verloren und {what} nicht wieder übernommen, als ihm die Erinnerungen aus der "
+        "Familien-App erneut gesendet wurden. Bitte richten Sie sie neu ein.",
         "device.reminders": " Die in der Familien-App eingerichteten Erinnerungen werden ihm "
         "erneut gesendet; solche, die {senior} per Sprache eingerichtet hat, bitte neu einrichten.",
         "lost.reminders": "seine Erinnerungen",
@@ -111,6 +118,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "{minutes} Minuten hat niemand aus der Familie geantwortet.",
         "digest.taken": "{what} genommen ({due}).",
         "digest.missed": "{what} verpasst ({due}).",
+        "digest.removed": "Erinnerung an {what} per Sprache beendet.",
         "digest.reading": "Messwert: {measure} {value}.",
         "digest.alert": "Meldung: {category}, {state}.",
         "digest.none": "Ein ruhiger Tag: nichts zu berichten.",
