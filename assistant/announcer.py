@@ -205,7 +205,7 @@ class Announcer:
                 source="caregiver",
             )
             self._store(reminder)
-            copies = self.reminders.own_copies_of(reminder)
+            copies = [r for r in self.reminders.copies_of(reminder) if r.source == "senior"]
             for own in copies:  # one dose, one reminder: the caregiver's takes over
                 self.reminders.remove(own.id)
             said = replies.reminder_added(body.text, body.at)

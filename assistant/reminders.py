@@ -206,7 +206,9 @@ class ReminderStore:
         source: str = "senior",
         dose: str | None = None,
     ) -> Reminder:
-        """A medication reminder the senior set by voice (or a local caregiver typed)."""
+        """A medication reminder the senior set by voice (or a local caregiver typed); the
+        one there is already, when one asks for the same medication at the same times (a
+        caregiver's, or one set up before): a second would ask for the dose twice."""
         reminder = Reminder(
             id=f"{'own' if source == 'senior' else source}-{uuid.uuid4().hex[:12]}",
             kind="medication",
@@ -216,6 +218,9 @@ class ReminderStore:
             dose=dose,
             source=source,
         )
+        copies = self.copies_of(reminder)
+        if copies:
+            return copies[0]
         return self.put(reminder, now)
 
     def get(self, reminder_id: str) -> Reminder | None:
@@ -230,25 +235,24 @@ class ReminderStore:
             cursor = self._db.execute("DELETE FROM reminders WHERE id = ?", (reminder_id,))
         return cursor.rowcount > 0
 
-    def own_copies_of(self, reminder: Reminder) -> list[Reminder]:
-        """The senior's own reminders (set by voice) for the same thing at the same times as
-        `reminder`, under another id: the same medication (or, with none, the same words)
-        on the same schedule. Kept beside a caregiver's, each would ask for the dose."""
+    def copies_of(self, reminder: Reminder) -> list[Reminder]:
+        """Reminders for the same thing at the same times as `reminder`, under another id:
+        the same medication (or, with none, the same words) on the same schedule. Kept side
+        by side, each would ask for the dose."""
 
         def same(text: str | None, other: str | None) -> bool:
             return (text or "").strip().casefold() == (other or "").strip().casefold()
 
         return [
-            own
-            for own in self.all()
-            if own.id != reminder.id
-            and own.source == "senior"
-            and own.kind == reminder.kind
-            and own.schedule == reminder.schedule
+            other
+            for other in self.all()
+            if other.id != reminder.id
+            and other.kind == reminder.kind
+            and other.schedule == reminder.schedule
             and (
-                same(own.medication, reminder.medication)
+                same(other.medication, reminder.medication)
                 if reminder.medication
-                else same(own.text, reminder.text)
+                else same(other.text, reminder.text)
             )
         ]
 

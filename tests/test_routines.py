@@ -258,6 +258,17 @@ def test_set_by_voice_on_certain_days(setup: Setup) -> None:
     assert own.schedule == Schedule("days", "09:00", days=("mon", "thu"))
 
 
+def test_a_reminder_set_by_voice_that_is_there_already_is_not_doubled(setup: Setup) -> None:
+    """Mum asks for her metformin at 8, which she has (a caregiver's, or her own from
+    before): one reminder stays, so she is asked for one dose; at 9 it is a second one."""
+    setup.hear("remind me to take my Metformin every day at 8 am")
+    setup.hear("yes")
+    assert [r.id for r in setup.store.all()] == ["metformin-am"]
+    setup.hear("remind me to take my metformin every day at 9 am")
+    setup.hear("yes")
+    assert [r.at for r in setup.store.all()] == ["08:00", "09:00"]
+
+
 def test_a_time_that_does_not_exist_is_asked_again(setup: Setup) -> None:
     before = setup.store.all()
     assert setup.hear("remind me to take my pills at 25 o'clock") == (
