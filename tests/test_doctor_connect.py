@@ -337,6 +337,60 @@ def test_with_one_doctor_an_unaccepted_session_is_sent_to_them_anew_then_they_ar
     assert sent(engine) == []  # accepted: kept
 
 
+def test_a_doctor_who_let_a_consultation_pass_is_not_asked_first_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Adler let one pass; the service restarts: Zimmer, free, is asked first (Adler would
+    be, by name), and Adler's second pass in a row still takes him for away. Both were kept
+    in memory only."""
+    clock = Clock(MONDAY_10)
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)
+    add_doctor(engine, "adler", "general_practice")
+    first = request(engine)
+    clock.now += 121
+    engine.tick()
+    sent(engine)
+    engine.store.db.close()
+
+    engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)  # restarted
+    add_doctor(engine, "zimmer", "general_practice")
+    assert [(m.type, m.device) for m in sent(engine) if m.type == "doctor.session"] == [
+        ("doctor.session", "zimmer")
+    ]
+    from_doctor(engine, "zimmer", DoctorAccept(first.id))
+    clock.now += 121  # Adler's turn again
+    second = request(engine, device="bedroom")
+    assert [m.device for m in sent(engine) if m.type == "doctor.session"] == ["adler"]
+    clock.now += 121
+    engine.tick()
+    assert engine.matcher.doctors["adler"].state == "busy"
+    assert [(m.type, m.body.request_id) for m in sent(engine) if m.device == "bedroom"] == [
+        ("consultation.queued", second.id)
+    ]
+
+
+def test_a_roster_from_before_passes_were_kept_is_read(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE doctors (id TEXT PRIMARY KEY, name TEXT NOT NULL, department TEXT NOT"
+        " NULL, hours TEXT NOT NULL, languages TEXT NOT NULL, phone TEXT, state TEXT NOT NULL,"
+        " served INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO doctors VALUES ('weber', 'Dr. Weber', 'general_practice',"
+                " 'mon-fri 08:00-18:00', 'en', NULL, 'available', 3, 0)")  # fmt: skip
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        (weber,) = roster.load(store)
+        assert (weber.served, weber.missed, weber.passed_until) == (3, 0, dt.datetime.min)
+    finally:
+        store.db.close()
+
+
 def test_a_doctor_writing_in_a_text_consultation_has_taken_it(tmp_path: Path) -> None:
     clock = Clock(MONDAY_10)
     engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)

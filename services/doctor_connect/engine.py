@@ -307,6 +307,7 @@ class Engine:
                 roster.set_state(self.store, doctor.id, "busy")
                 self._roster_version = None
                 doctor.state = "busy"
+            roster.set_passed(self.store, doctor)
         if rows:
             self._requeue(rows, "not_accepted", now)
 
@@ -346,8 +347,9 @@ class Engine:
     def _accepted(self, row: Any) -> None:
         """The doctor took the consultation (accepted it, or wrote in it)."""
         doctor = self.matcher.doctors.get(row["doctor"])
-        if doctor is not None:
+        if doctor is not None and doctor.missed:
             doctor.missed = 0
+            roster.set_passed(self.store, doctor)
         if row["state"] == "assigned":
             now = self.clock()
             self._set_request(row["id"], "accepted", now)

@@ -6,6 +6,7 @@ Managed by `doctor-connect doctor add/list/set-status/remove` and by the doctors
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 
@@ -101,6 +102,17 @@ def set_served(store: Store, doctor: Doctor) -> None:
         db.execute("UPDATE doctors SET served = ? WHERE id = ?", (doctor.served, doctor.id))
 
 
+def set_passed(store: Store, doctor: Doctor) -> None:
+    """Keep when a doctor who let a consultation pass is asked again, and how many in a
+    row: a restart of the service must not offer the next one to them first again."""
+    until = None if doctor.passed_until == dt.datetime.min else doctor.passed_until.isoformat()
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE doctors SET passed_until = ?, missed = ? WHERE id = ?",
+            (until, doctor.missed, doctor.id),
+        )
+
+
 def remove(store: Store, doctor_id: str) -> None:
     with store.transaction() as db:
         if db.execute("DELETE FROM doctors WHERE id = ?", (doctor_id,)).rowcount == 0:
@@ -120,6 +132,12 @@ def load(store: Store) -> list[Doctor]:
                 state=row["state"],
                 phone=row["phone"],
                 served=row["served"],
+                passed_until=(
+                    dt.datetime.fromisoformat(row["passed_until"])
+                    if row["passed_until"]
+                    else dt.datetime.min
+                ),
+                missed=row["missed"],
             )
         )
     return doctors

@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS doctors (
     phone TEXT,
     state TEXT NOT NULL,
     served INTEGER NOT NULL DEFAULT 0,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    passed_until TEXT,                 -- practice-local ISO time: others are asked first
+    missed INTEGER NOT NULL DEFAULT 0  -- consultations in a row let pass
 );
 CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,6 +99,7 @@ CREATE TABLE IF NOT EXISTS rejections (
 """
 
 
+ADDED_COLUMNS = {"passed_until": "TEXT", "missed": "INTEGER NOT NULL DEFAULT 0"}
 NORMAL, UPDATE = 1, 0  # outbox priorities
 
 
@@ -106,6 +109,10 @@ class Store:
         self.db = open_db(self.path)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
+        have = {row["name"] for row in self.db.execute("PRAGMA table_info(doctors)")}
+        for name, kind in ADDED_COLUMNS.items():  # a file from before they were kept
+            if name not in have:
+                self.db.execute(f"ALTER TABLE doctors ADD COLUMN {name} {kind}")
         self.lock = threading.RLock()
         self._depth = 0
 
