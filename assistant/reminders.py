@@ -237,23 +237,28 @@ class ReminderStore:
 
     def copies_of(self, reminder: Reminder) -> list[Reminder]:
         """Reminders for the same thing at the same times as `reminder`, under another id:
-        the same medication (or, with none, the same words) on the same schedule. Kept side
-        by side, each would ask for the dose."""
+        the same medication (or, with none, the same words) on the same schedule, and not
+        another dose. Kept side by side, each would ask for the dose."""
 
         def same(text: str | None, other: str | None) -> bool:
             return (text or "").strip().casefold() == (other or "").strip().casefold()
+
+        def times(schedule: Schedule) -> tuple:
+            days = tuple(sorted(schedule.days)) if schedule.days else None
+            return schedule.kind, schedule.at, schedule.date, days, schedule.every_hours
 
         return [
             other
             for other in self.all()
             if other.id != reminder.id
             and other.kind == reminder.kind
-            and other.schedule == reminder.schedule
+            and times(other.schedule) == times(reminder.schedule)
             and (
                 same(other.medication, reminder.medication)
                 if reminder.medication
                 else same(other.text, reminder.text)
             )
+            and (not other.dose or not reminder.dose or same(other.dose, reminder.dose))
         ]
 
     def remove_medication(self, medication: str) -> list[Reminder]:

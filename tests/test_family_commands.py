@@ -252,6 +252,8 @@ def test_a_new_kind_of_repeat_replaces_the_old_one_in_the_copy_as_on_the_device(
         ReminderChange(reminder_id="physio", days=["tue"]),
         ReminderAdd(reminder_id="early", kind="other", text="Early", at="00:00",
                     date=dt.date.today().isoformat()),
+        ReminderAdd(reminder_id="early-hourly", kind="other", text="Hourly", at="00:00",
+                    date=dt.date.today().isoformat(), every_hours=4),  # a one-off at 00:00
     ]  # fmt: skip
     for body in bodies:
         answer(service, ask(service, body), body, ok=True)
@@ -302,8 +304,8 @@ def test_restored_reminders_the_device_did_not_take_back_are_told_once(tmp_path)
 
     service = Reminders(store, Outbox(store, {"mqtt": Recording()}, "w1"), not_restored)
     try:
-        for name in ("a", "b", "c"):
-            body = pills(reminder_id=name)
+        for name, at in (("a", "08:00"), ("b", "13:00"), ("c", "19:30")):
+            body = pills(reminder_id=name, at=at)
             answer(service, ask(service, body), body, ok=True)
         service.restore(H, D, "notice-1")
         restores = service.store.db.execute(
@@ -324,6 +326,48 @@ def test_restored_reminders_the_device_did_not_take_back_are_told_once(tmp_path)
         }  # fmt: skip
     finally:
         store.close()
+
+
+def test_a_failure_to_tell_the_family_does_not_hold_up_the_deadlines(tmp_path) -> None:
+    store = Store(tmp_path / "family.sqlite3")
+    households.add(store, HOUSEHOLD)
+
+    def broken(db, rows) -> list[str]:
+        db.execute("UPDATE commands SET state = 'sent'")  # undone with the failure
+        raise HouseholdError("unknown_household", "removed meanwhile")
+
+    service = Reminders(store, Outbox(store, {"mqtt": Recording()}, "w1"), broken)
+    try:
+        body = pills()
+        answer(service, ask(service, body), body, ok=True)
+        service.restore(H, D, "notice-1")
+        say = ask(service, Say(text="Hello Mum"))
+        age(service, 601.0)
+        service.expire(600.0)
+        states = dict(service.store.db.execute("SELECT type, state FROM commands").fetchall())
+        assert states == {"command.reminder.add": "failed", "command.say": "failed"}, say
+        assert service.expire(600.0) == []
+    finally:
+        store.close()
+
+
+def test_the_same_reminder_is_not_set_up_twice(service) -> None:
+    """Two caregivers (or one, twice, or after "set them up again") entering the same
+    medicine at the same times would make the device ask for the dose twice."""
+    answer(service, ask(service, pills(dose="5 mg", days=["mon", "thu"])), pills(), ok=True)
+    twins = (
+        pills(reminder_id="pills-2", days=["thu", "mon"]),
+        pills(reminder_id="pills-3", text="PILLS ", days=["mon", "thu"], dose="5 MG"),
+    )
+    for twin in twins:
+        with pytest.raises(HouseholdError) as refused:
+            service.request(twin, H, "carla")
+        assert refused.value.reason == "reminder_exists" and "'pills'" in str(refused.value)
+    ask(service, pills(reminder_id="pills-4", dose="10 mg", days=["mon", "thu"]))  # another dose
+    ask(service, pills(reminder_id="pills-5", at="08:00", days=["mon", "thu"]))  # another time
+    assert {r["id"] for r in listed(service).values() if r["state"] == "active"} == {
+        "pills", "pills-4", "pills-5",
+    }  # fmt: skip
 
 
 def test_a_reminder_the_senior_stopped_by_voice_is_not_restored(service, channel) -> None:

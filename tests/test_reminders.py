@@ -271,3 +271,24 @@ def test_a_miss_already_reported_cannot_be_snoozed_into_a_second_one(
         for d in store.tick(local(2026, 11, 23, 8 + m // 60, m % 60))
     ]
     assert "missed" not in later and store.state_of("m", due.key) == "missed"
+
+
+def test_copies_are_the_same_medicine_times_and_dose(tmp_path: Path) -> None:
+    """What would ask for one dose twice: the days in any order, the name in any case; not
+    another dose, time or medicine."""
+    store = ReminderStore(tmp_path / "r.sqlite3")
+
+    def ramipril(reminder_id: str, at: str = "08:00", days=("mon", "thu"), **more) -> Reminder:
+        schedule = Schedule(DAYS, at, days=days)
+        return Reminder(reminder_id, "medication", "take your ramipril", schedule, **more)
+
+    try:
+        store.put(ramipril("a", medication="Ramipril", dose="5 mg"))
+        store.put(ramipril("b", days=("thu", "mon"), medication="ramipril"))
+        store.put(ramipril("c", medication="ramipril", dose="10 mg"))
+        store.put(ramipril("d", at="09:00", medication="ramipril"))
+        store.put(ramipril("e", medication="aspirin"))
+        asked = ramipril("new", medication="RAMIPRIL", dose="5 mg")
+        assert sorted(r.id for r in store.copies_of(asked)) == ["a", "b"]
+    finally:
+        store.close()

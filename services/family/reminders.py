@@ -148,6 +148,9 @@ class Reminders:
         if isinstance(body, ReminderAdd):
             if active:
                 raise HouseholdError(REMINDER_EXISTS, "a reminder of that id exists already")
+            twin = _same_dose(db, household.id, to_dict(body))
+            if twin is not None:  # set up twice, each would ask for the dose
+                raise HouseholdError(REMINDER_EXISTS, f"the same reminder is set up as {twin!r}")
         elif not active:
             raise HouseholdError(ServiceReason.UNKNOWN_REMINDER, "no such reminder here")
         after = _fold(before, body.TYPE, to_dict(body))
@@ -268,11 +271,21 @@ class Reminders:
             return told + self.outbox.plan(db, planned, now)
 
     def _tell_not_restored(self, db: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[str]:
-        if self.not_restored is None:
-            log.error("%d restored reminder(s) not taken back by the device; nobody told",
-                      len(rows))  # fmt: skip
-            return []
-        return self.not_restored(db, rows)
+        """Tell the family, in its own savepoint: a failure to tell (the household removed
+        meanwhile) is logged and does not undo the commands' fate with it (every tick's
+        deadline would fail again, for every household)."""
+        if self.not_restored is not None:
+            db.execute("SAVEPOINT not_restored")
+            try:
+                ids = self.not_restored(db, rows)
+                db.execute("RELEASE not_restored")
+                return ids
+            except Exception:
+                db.execute("ROLLBACK TO not_restored")
+                db.execute("RELEASE not_restored")
+                log.exception("the family could not be told of reminders not restored")
+        log.error("%d restored reminder(s) not taken back by the device; nobody told", len(rows))
+        return []
 
     def stopped_on_device(
         self, household_id: str, device: str, event_id: str, reminder_id: str
@@ -358,13 +371,34 @@ class Reminders:
             ]
 
 
+def _same_dose(db: sqlite3.Connection, household: str, body: dict) -> str | None:
+    """The id of an active reminder for the same medication (or, with none, the same
+    words) at the same times as `body`, and not another dose; None: there is none."""
+
+    def key(data: dict) -> tuple:
+        what = data.get("medication") or data.get("text") or ""
+        days = tuple(sorted(data["days"])) if data.get("days") else None
+        dose = (data.get("dose") or "").strip().casefold()
+        times = (data.get("at"), days, data.get("every_hours"), data.get("date"))
+        return (data.get("kind"), what.strip().casefold(), times), dose
+
+    wanted, dose = key(body)
+    for row in db.execute(
+        "SELECT id, body FROM reminders WHERE household = ? AND state = 'active'", (household,)
+    ):
+        found, other_dose = key(json.loads(row["body"]))
+        if found == wanted and (not dose or not other_dose or dose == other_dose):
+            return row["id"]
+    return None
+
+
 def _passed(body: ReminderAdd, local_now: dt.datetime) -> bool:
-    """A one-off whose day has passed, or whose time has today (when it does not repeat
-    through the day): the device would refuse it."""
+    """A one-off whose time has passed (a date makes a reminder a one-off at `at` on the
+    device, whatever else it gives: assistant/schedule.schedule_of): it would refuse it."""
     if body.date is None:
         return False
     day = dt.date.fromisoformat(body.date)
-    if day != local_now.date() or body.every_hours is not None:
+    if day != local_now.date():
         return day < local_now.date()
     hour, minute = (int(part) for part in body.at.split(":"))
     return (hour, minute) <= (local_now.hour, local_now.minute)

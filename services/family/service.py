@@ -60,6 +60,7 @@ from services.family.store import Store
 from services.mqtt_service import MqttService, Refusal
 
 log = logging.getLogger("services.family")
+MAX_NAMED = 50  # reminders a not-restored notice names (WellnessAlert.not_restored)
 
 FILTERS = (
     topics.subscription("alert"),
@@ -198,6 +199,8 @@ class FamilyService:
         first = commands[0]
         household = households.require(db, first["household"])
         texts = [json.loads(row["body"]).get("text") or row["reminder_id"] for row in commands]
+        if len(texts) > MAX_NAMED:
+            texts = [*texts[: MAX_NAMED - 1], f"{len(texts) - MAX_NAMED + 1} more"]
         raised = Message(
             body=WellnessAlert(concern="other", severity="medium", not_restored=texts),
             household=household.id,
