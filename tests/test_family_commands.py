@@ -5,6 +5,7 @@ Mosquitto: tests/e2e/test_family_notify.py.)"""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from protocol import CommandDone, ReminderAdd, ReminderChange, ReminderRemove, Say, decode
+from protocol.schema import to_dict
 from services.family import households, reminders
 from services.family.channels import Delivery
 from services.family.config import ConfigError, config_from_dict
@@ -181,6 +183,32 @@ def test_commands_sent_again_go_in_the_order_they_were_asked_for(service, channe
             answer(service, command_id, body, ok=True)
 
 
+def test_a_change_waits_for_its_add_that_is_retried_after_failures(service, channel) -> None:
+    """The broker was down: the add failed a few times and waits longer before each try
+    than the change made later. The change does not go first (the device would refuse it
+    and the caregiver's new time be lost): both go when the add may, in order."""
+    down = True
+
+    def send_many(deliveries):
+        if down:
+            return [ConnectionError("broker away")] * len(deliveries)
+        channel.sent += deliveries
+        return [None] * len(deliveries)
+
+    channel.send_many = send_many
+    add_id = ask(service, pills())
+    change_id = ask(service, ReminderChange(reminder_id="pills", at="21:00"))
+    db = service.store.db
+    db.execute("UPDATE outbox SET claim_until = ? WHERE id = ?", (time.time() + 600, add_id))
+    db.execute("UPDATE outbox SET claim_until = 0 WHERE id = ?", (change_id,))
+    down = False
+    assert service.outbox.flush() == 0  # the change alone is not sent
+    assert service.outbox.send([change_id]) == 0  # nor sent at once
+    db.execute("UPDATE outbox SET claim_until = 0 WHERE id = ?", (add_id,))  # the add's turn
+    assert service.outbox.flush() == 2
+    assert [m.id for m in commands_sent(channel)] == [add_id, change_id]
+
+
 # --- the device lost its reminders ------------------------------------------------------------
 
 
@@ -268,6 +296,32 @@ def test_a_new_kind_of_repeat_replaces_the_old_one_in_the_copy_as_on_the_device(
         ["mon", "thu"], None, "06:00",
     )  # fmt: skip
     assert (by_id["physio"].days, by_id["physio"].date) == (["tue"], None)
+
+
+def test_copies_folded_before_are_rebuilt_as_on_the_device_once(tmp_path) -> None:
+    """A file from before: its copy of the insulin holds every 8 hours and Mondays and
+    Thursdays at once (the old fold); opened now, it is rebuilt from the commands."""
+    path = tmp_path / "family.sqlite3"
+    store = Store(path)
+    households.add(store, HOUSEHOLD)
+    service = Reminders(store, Outbox(store, {"mqtt": Recording()}, "w1"))
+    change = ReminderChange(reminder_id="pills", days=["mon", "thu"])
+    for body in (pills(at="06:00", every_hours=8), change):
+        answer(service, ask(service, body), body, ok=True)
+    old = {**to_dict(pills(at="06:00", every_hours=8)), "days": ["mon", "thu"]}
+    with store.write() as db:
+        db.execute("UPDATE reminders SET body = ?", (json.dumps(old),))
+        db.execute("PRAGMA user_version = 0")
+    store.close()
+
+    store = Store(path)
+    try:
+        again = Reminders(store, Outbox(store, {"mqtt": Recording()}, "w1"))
+        row = listed(again)["pills"]
+        assert (row["days"], row.get("every_hours"), row["at"]) == (["mon", "thu"], None, "06:00")
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    finally:
+        store.close()
 
 
 def test_a_change_on_its_way_when_the_device_lost_its_reminders_comes_back_with_them(

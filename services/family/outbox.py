@@ -135,15 +135,20 @@ class Outbox:
                 r[0]
                 for r in db.execute(
                     "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("
-                    " SELECT id FROM outbox WHERE state = 'pending' AND not_before <= ?"
-                    " AND claim_until <= ? ORDER BY not_before, rowid LIMIT ?) RETURNING id",
-                    (self.worker, now + self.claim_s, now, now, limit),
+                    " SELECT id FROM outbox o WHERE state = 'pending' AND not_before <= ?"
+                    " AND claim_until <= ? AND NOT (purpose = 'command' AND EXISTS ("
+                    "  SELECT 1 FROM outbox older WHERE older.purpose = 'command'"
+                    "  AND older.address = o.address AND older.state = 'pending'"
+                    "  AND older.rowid < o.rowid AND (older.not_before > ? OR"
+                    "  older.claim_until > ?))) ORDER BY not_before, rowid LIMIT ?) RETURNING id",
+                    (self.worker, now + self.claim_s, now, now, now, now, limit),
                 )
             ]
         return self.send(ids) if ids else 0
 
     def send(self, ids: list[str]) -> int:
         """Send deliveries this worker claimed; record what went out and what did not."""
+        ids = self._not_behind_older_commands(ids) if ids else ids
         if not ids:
             return 0
         marks = ",".join("?" * len(ids))
@@ -203,6 +208,30 @@ class Outbox:
             level = logging.WARNING if id(delivery) in told else logging.DEBUG
             log.log(level, "delivery %s (%s) not sent: %s", delivery.id, delivery.channel, error)
         return len(done)
+
+    def _not_behind_older_commands(self, ids: list[str]) -> list[str]:
+        """`ids` but a command with an older one to the same device still waiting (a retry
+        after failures waits longer each time): released, it goes with or after that one
+        (`flush`), since a change that overtakes its add is refused by the device."""
+        marks = ",".join("?" * len(ids))
+        held = {
+            r[0]
+            for r in self.store.db.execute(
+                f"SELECT id FROM outbox WHERE id IN ({marks}) AND purpose = 'command' AND EXISTS"
+                " (SELECT 1 FROM outbox older WHERE older.purpose = 'command' AND older.address"
+                " = outbox.address AND older.state = 'pending' AND older.rowid < outbox.rowid"
+                f" AND older.id NOT IN ({marks}))",
+                (*ids, *ids),
+            )
+        }
+        if held:
+            with self.store.write() as db:
+                db.executemany(
+                    "UPDATE outbox SET claimed_by = NULL, claim_until = 0 WHERE id = ?"
+                    " AND claimed_by = ?",
+                    [(i, self.worker) for i in held],
+                )
+        return [i for i in ids if i not in held]
 
     def pending(self) -> int:
         return self.store.db.execute(

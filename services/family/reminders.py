@@ -63,6 +63,7 @@ ReminderCommand = ReminderAdd | ReminderChange | ReminderRemove
 RemoteCommand = Say | Volume | Call  # nothing kept here: passed on and confirmed
 ALLOWED_ROLES = ("caregiver", "family")  # the senior sets reminders by voice, on the device
 CLI = "cli"
+COPIES_AS_ON_DEVICE = 1  # the file's user_version once its copies are folded as on the device
 REPEATS = frozenset({"days", "every_hours", "date"})  # a reminder's kind of repeat
 RESTORE = "restore"  # requested_by of the adds that restore a device's lost reminders
 BY_VOICE = "senior"  # requested_by of a removal the senior made on the device
@@ -83,6 +84,24 @@ class Reminders:
         self.store = store
         self.outbox = outbox
         self.not_restored = not_restored
+        self._refold_copies()
+
+    def _refold_copies(self) -> None:
+        """Once per file: rebuild every reminder's copy from its commands as the device
+        applies them (`_fold`). Copies folded before merged a new kind of repeat into the old
+        one ("every 8 hours" and "Mondays and Thursdays" at once), which a restore would
+        send as every 8 hours."""
+        with self.store.write() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] >= COPIES_AS_ON_DEVICE:
+                return
+            firsts = db.execute(
+                "SELECT rowid, * FROM commands WHERE rowid IN (SELECT MIN(rowid) FROM commands"
+                " WHERE reminder_id IS NOT NULL AND body IS NOT NULL"
+                " GROUP BY household, reminder_id)"
+            ).fetchall()
+            for first in firsts:
+                self._rebuild(db, first, time.time())
+            db.execute(f"PRAGMA user_version = {COPIES_AS_ON_DEVICE}")
 
     def request(
         self,
