@@ -342,7 +342,7 @@ def test_a_doctor_who_let_a_consultation_pass_is_not_asked_first_after_a_restart
 ) -> None:
     """Adler let one pass; the service restarts: Zimmer, free, is asked first (Adler would
     be, by name), and Adler's second pass in a row still takes him for away. Both were kept
-    in memory only."""
+    in memory only. Back, he starts afresh: one more pass does not take him away again."""
     clock = Clock(MONDAY_10)
     engine = make_engine(tmp_path / "dc.sqlite3", clock, accept_s=120)
     add_doctor(engine, "adler", "general_practice")
@@ -367,6 +367,12 @@ def test_a_doctor_who_let_a_consultation_pass_is_not_asked_first_after_a_restart
     assert [(m.type, m.body.request_id) for m in sent(engine) if m.device == "bedroom"] == [
         ("consultation.queued", second.id)
     ]
+    clock.now += 121
+    from_doctor(engine, "adler", DoctorStatus("available"))  # back: starts afresh
+    assert [m.body.request_id for m in sent(engine) if m.type == "doctor.session"] == [second.id]
+    clock.now += 121
+    engine.tick()  # one pass after coming back is not two in a row
+    assert engine.matcher.doctors["adler"].state == "available"
 
 
 def test_a_roster_from_before_passes_were_kept_is_read(tmp_path: Path) -> None:

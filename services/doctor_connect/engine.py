@@ -268,6 +268,9 @@ class Engine:
         previous, doctor.state = doctor.state, state
         if state != previous:
             log.info("doctor %s is %s", doctor.id, state)
+        if state == "available" and previous != "available" and doctor.missed:
+            doctor.missed = 0  # back: a pass from before does not count towards away
+            roster.set_passed(self.store, doctor)
         if state == "offline":
             self._requeue_sessions_of(doctor.id, now)
         self._match(now)

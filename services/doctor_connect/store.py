@@ -109,10 +109,16 @@ class Store:
         self.db = open_db(self.path)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
-        have = {row["name"] for row in self.db.execute("PRAGMA table_info(doctors)")}
-        for name, kind in ADDED_COLUMNS.items():  # a file from before they were kept
-            if name not in have:
-                self.db.execute(f"ALTER TABLE doctors ADD COLUMN {name} {kind}")
+        self.db.execute("BEGIN IMMEDIATE")  # the service and the CLI may open it at once
+        try:
+            have = {row["name"] for row in self.db.execute("PRAGMA table_info(doctors)")}
+            for name, kind in ADDED_COLUMNS.items():  # a file from before they were kept
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE doctors ADD COLUMN {name} {kind}")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
         self.lock = threading.RLock()
         self._depth = 0
 
