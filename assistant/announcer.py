@@ -192,8 +192,9 @@ class Announcer:
         if self.reminders is None:
             raise CommandFailed("this device keeps no reminders")
         if isinstance(body, ReminderRemove):
+            gone = self.reminders.get(body.reminder_id)
             self.reminders.remove(body.reminder_id)
-            return ""
+            return replies.reminder_removed(gone.text, gone.at) if gone else ""
         if isinstance(body, ReminderAdd):
             reminder = Reminder(
                 id=body.reminder_id,

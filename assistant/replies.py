@@ -284,6 +284,12 @@ def reminder_added(text: str, at: str) -> str:
     return f"A new reminder was set up for you: {text}, at {spoken_clock(at)}."
 
 
+def reminder_removed(text: str, at: str) -> str:
+    """A reminder the family stopped from afar: said, or one the senior relies on would
+    just stop coming."""
+    return f"Your family stopped a reminder: {text}, at {spoken_clock(at)}."
+
+
 OWN_REMINDER_REPLACED = "It replaces the one you set up for the same time."
 
 

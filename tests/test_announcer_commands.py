@@ -12,7 +12,7 @@ import pytest
 from assistant.announcer import Announcer
 from assistant.reminders import ReminderStore
 from assistant.schedule import DAYS, HOURS, local_moment, schedule_of, time_zone
-from protocol import ReminderAdd, ReminderChange, Volume, create
+from protocol import ReminderAdd, ReminderChange, ReminderRemove, Volume, create
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = dt.datetime(2026, 11, 23, 7, 0, tzinfo=BERLIN)
@@ -65,6 +65,21 @@ def test_a_caregivers_reminder_takes_over_the_seniors_own_for_the_same_dose(devi
         "It replaces the one you set up for the same time."
     ]
     assert done == [("command.reminder.add", True, None)]
+
+
+def test_a_reminder_the_family_stops_is_said(device) -> None:
+    store, announcer, done = device
+    said = []
+    announcer.queue = lambda sentence, urgent=False: said.append(sentence)
+    add = ReminderAdd(reminder_id="walk", kind="other", text="Go for a walk", at="15:00")
+    announcer.handle(command(add))
+    announcer.handle(command(ReminderRemove(reminder_id="walk")))
+    announcer.handle(command(ReminderRemove(reminder_id="walk")))  # gone already: nothing
+    assert store.get("walk") is None
+    assert said[1:] == [
+        "Your family stopped a reminder: Go for a walk, at 3 o'clock in the afternoon."
+    ]
+    assert [ok for _, ok, _ in done] == [True, True, True]
 
 
 def test_a_command_that_breaks_on_the_device_is_reported_failed(device) -> None:
