@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     shipped = "(default: what made the shipped network)"
     training.add_argument("--seed", type=int, help=shipped)
     training.add_argument("--epochs", type=int, help=shipped)
+    training.add_argument(
+        "--front-end",
+        choices=["log", "pcen"],
+        default="log",
+        help="pcen: the second network, which must agree with the first ([wake] confirm_model)",
+    )
     training.set_defaults(handler=cmd_wake_train)
     _add_status_command(sub)
     add_reminders_command(sub)
@@ -431,9 +437,13 @@ def cmd_wake_train(args: argparse.Namespace, config: Config) -> int:
     out = Path(args.out) if args.out else config.state_dir() / name
     cache = cache_dir() / "wake-training"  # synthesised speech
     given = {"seed": args.seed, "epochs": args.epochs}  # else train()'s own defaults
-    net = train(phrase, cache, progress=print, **{k: v for k, v in given.items() if v is not None})
+    given = {k: v for k, v in given.items() if v is not None}
+    net = train(phrase, cache, progress=print, front_end=args.front_end, **given)
+    if args.front_end != "log" and not args.out:
+        out = out.with_name(out.stem + f"_{args.front_end}.npz")
     net.save(out)
-    print(f'wake network for {phrase!r} written to {out}: set [wake] model = "{out}"')
+    key = "model" if args.front_end == "log" else "confirm_model"
+    print(f'wake network for {phrase!r} written to {out}: set [wake] {key} = "{out}"')
     return 0
 
 

@@ -44,12 +44,14 @@ from assistant.pcm import RATE, mix_at_snr, read_wav, trim_silence
 from assistant.speech.wake_features import (
     BANDS,
     HOP,
+    LOG,
     WIDTH,
     WINDOW_FRAMES,
     log_mel,
     silence_frames,
     window_vector,
 )
+from assistant.speech.wake_features import front_end as wake_front_end
 from assistant.speech.wake_net import STEPS, WakeNet, forward, unfold
 from assistant.speech.wake_types import WakeWordError, checked_phrase
 
@@ -278,8 +280,8 @@ class Windows:
     """The scenes' frames behind padding (the stream's start, as the device hears it), and
     which windows are positives and negatives: (scene, last frame) pairs."""
 
-    def __init__(self, scenes: list[Scene]) -> None:
-        pad = silence_frames()
+    def __init__(self, scenes: list[Scene], kind: str = LOG) -> None:
+        pad = silence_frames(kind=kind)
         self.frames = [np.concatenate([pad, scene.frames]) for scene in scenes]
         positives, negatives = [], []
         for k, scene in enumerate(scenes):
@@ -421,11 +423,16 @@ def train(
     seed: int = 7,
     epochs: int = 10,
     progress: Callable[[str], None] = log.info,
+    front_end: str = LOG,
 ) -> WakeNet:
+    """`front_end` PCEN: the second network, which must agree with the first
+    (assistant/speech/wake.py); the same scenes, heard through PCEN."""
     phrase = checked_phrase(phrase)
     training_set = TrainingSet(phrase, Synthesiser(cache), seed)
     scenes = training_set.scenes(progress)
-    windows = Windows(scenes)
+    if front_end != LOG:
+        scenes = [Scene(wake_front_end(s.frames, front_end), s.phrase) for s in scenes]
+    windows = Windows(scenes, front_end)
     progress(f"windows: {len(windows.positives)} positive, {len(windows.negatives)} negative")
     rng = np.random.default_rng(seed)
     sample = np.concatenate([
@@ -469,7 +476,7 @@ def train(
             f"{missed:.1%}, negatives above 0 {int(np.sum(negative_scores > 0))}"
         )
     info = {"seed": seed, "epochs": epochs, "voices": len(training_set.voices)}
-    return WakeNet(phrase, mean, scale, net.weights, net.biases, info, net.convolutions)
+    return WakeNet(phrase, mean, scale, net.weights, net.biases, info, net.convolutions, front_end)
 
 
 def spec_augment(x: np.ndarray, rng: np.random.Generator, share: float = 0.6) -> np.ndarray:

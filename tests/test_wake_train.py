@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from assistant.speech.wake_features import HOP, WINDOW_FRAMES
-from assistant.speech.wake_net import WakeNet
+from assistant.speech.wake_net import DEFAULT_CONFIRM, DEFAULT_MODEL, WakeNet
 from assistant.wake_train import (
     FLITE_STRETCHES,
     POSITIVE_AFTER,
@@ -96,3 +96,18 @@ def test_a_saved_network_gives_the_same_scores(tmp_path) -> None:
     loaded = WakeNet.load(tmp_path / "n.npz")
     assert loaded.convolutions == [(5, 2)]
     assert np.allclose(loaded.logits(x), net.logits(x), atol=2e-2)  # float16 weights
+
+
+def test_a_saved_network_keeps_its_front_end(tmp_path) -> None:
+    """The second network hears PCEN: saved and loaded so, and the stream it is given
+    computes PCEN (a log network's file is as it was: the shipped one still loads)."""
+    from assistant.speech.wake_features import LOG, PCEN
+
+    rng = np.random.default_rng(5)
+    net = Network([(5, 2, 8)], [6], rng)
+    mean, scale = np.zeros(75 * 40, np.float32), np.ones(75 * 40, np.float32)
+    WakeNet("hey helper", mean, scale, net.weights, net.biases, {}, net.convolutions,
+            PCEN).save(tmp_path / "p.npz")  # fmt: skip
+    assert WakeNet.load(tmp_path / "p.npz").front_end == PCEN
+    assert WakeNet.load(DEFAULT_MODEL).front_end == LOG
+    assert WakeNet.load(DEFAULT_CONFIRM).front_end == PCEN

@@ -1,6 +1,13 @@
 """What the wake-word network hears: log-mel energies of 10 ms frames, and the windows of
 them it judges.
 
+Two front ends: `LOG`, the log energies themselves, and `PCEN`, per-channel energy
+normalisation (each band divided by its own slowly smoothed level, then compressed: a
+steady noise fades out and onsets stand out). The two networks shipped listen through one
+each and make different mistakes: the log one takes "hey kelper" in white noise for the
+phrase, the PCEN one speech on a TV; the device wakes when both agree
+(assistant/speech/wake.py).
+
 The same code computes features for training (whole recordings, `log_mel`) and on the
 device (`LogMelStream`, fed as the microphone delivers), so the network sees on the device
 exactly what it was trained on. A window is the last `WINDOW_FRAMES` frames, pooled in
@@ -24,6 +31,10 @@ WINDOW_FRAMES = 150  # 1.5 s: the slowest "hey helper" in the sets lasts about 1
 POOL = 2  # frames averaged in pairs: 75 steps of 20 ms
 FLOOR = 1e-7  # log floor, in power of full-scale samples
 LEAD_FRAMES = 10  # frames (100 ms) after a reset that make the window's history
+LOG, PCEN = "log", "pcen"  # the front ends
+# PCEN: smoothing per frame (a time constant of 0.4 s), gain exponent, bias, root
+PCEN_SMOOTH, PCEN_ALPHA, PCEN_DELTA, PCEN_ROOT = 0.025, 0.98, 2.0, 0.5
+PCEN_EPS = 1e-6
 
 
 def _mel(hz: np.ndarray) -> np.ndarray:
@@ -59,6 +70,24 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     return np.log(spectrum @ _FILTERS + FLOOR).astype(np.float32)
 
 
+def pcen(frames: np.ndarray, smooth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """PCEN of log-mel frames, and the smoother's state to go on from (None: start from the
+    first frame's level). Causal, so a stream fed in pieces gets what the whole gets."""
+    energy = np.exp(frames.astype(np.float64))
+    level = energy[0].copy() if smooth is None else smooth.copy()
+    levels = np.empty_like(energy)
+    for t in range(len(energy)):
+        level = (1 - PCEN_SMOOTH) * level + PCEN_SMOOTH * energy[t]
+        levels[t] = level
+    gain = energy / (PCEN_EPS + levels) ** PCEN_ALPHA
+    return ((gain + PCEN_DELTA) ** PCEN_ROOT - PCEN_DELTA**PCEN_ROOT).astype(np.float32), level
+
+
+def front_end(frames: np.ndarray, kind: str) -> np.ndarray:
+    """What a network of front end `kind` hears of a whole recording's log-mel frames."""
+    return pcen(frames)[0] if kind == PCEN else frames
+
+
 def lead_in(frames: np.ndarray) -> np.ndarray:
     """What a window holds before the first frames of a stream: its first LEAD_FRAMES
     frames over again (the room as it sounds), WINDOW_FRAMES of them."""
@@ -66,9 +95,9 @@ def lead_in(frames: np.ndarray) -> np.ndarray:
     return np.tile(head, (-(-WINDOW_FRAMES // LEAD_FRAMES), 1))[:WINDOW_FRAMES]
 
 
-def silence_frames(count: int = WINDOW_FRAMES) -> np.ndarray:
+def silence_frames(count: int = WINDOW_FRAMES, kind: str = LOG) -> np.ndarray:
     """Frames of digital silence: what the stream holds before it has heard anything."""
-    return np.full((count, BANDS), np.log(FLOOR), np.float32)
+    return front_end(np.full((count, BANDS), np.log(FLOOR), np.float32), kind)
 
 
 def window_vector(frames: np.ndarray) -> np.ndarray:
@@ -82,7 +111,8 @@ def window_vector(frames: np.ndarray) -> np.ndarray:
 
 class LogMelStream:
     """Log-mel frames of a stream fed in pieces of any size, identical to `log_mel` of the
-    whole stream (after its `lead_in`); keeps the last WINDOW_FRAMES.
+    whole stream (through the front end `kind`, after its `lead_in`); keeps the last
+    WINDOW_FRAMES.
 
     Nothing is judged until LEAD_FRAMES frames have come after a reset; the window's
     history before them is then their `lead_in`, not digital silence: the loop resets the
@@ -90,10 +120,14 @@ class LogMelStream:
     looked to the network like speech starting (a false wake in a TV's noise just after
     a reset)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = LOG) -> None:
+        if kind not in (LOG, PCEN):
+            raise ValueError(f"no front end {kind!r}")
+        self.kind = kind
         self.reset()
 
     def reset(self) -> None:
+        self._smooth: np.ndarray | None = None  # PCEN's level per band
         self._pending = np.zeros(0, np.int16)
         self.frames: np.ndarray | None = None  # None: the lead-in has not come yet
         self._early = np.zeros((0, BANDS), np.float32)  # frames before it has
@@ -107,6 +141,8 @@ class LogMelStream:
         if len(new) == 0:
             return
         self._pending = self._pending[len(new) * HOP :]
+        if self.kind == PCEN:
+            new, self._smooth = pcen(new, self._smooth)
         first = self.count
         if self.frames is None:
             self._early = np.concatenate([self._early, new])

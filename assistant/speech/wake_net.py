@@ -27,6 +27,9 @@ FORMAT = 1
 STEPS = wake_features.WINDOW_FRAMES // wake_features.POOL  # a window's 20 ms steps
 _META_KEYS = ("format", "phrase", "features", "convolutions")
 DEFAULT_MODEL = Path(__file__).resolve().parent / "wake_models" / "hey_helper.npz"
+# the second network shipped for the phrase, through the other front end: the device wakes
+# when both agree (assistant/speech/wake.py)
+DEFAULT_CONFIRM = DEFAULT_MODEL.with_name("hey_helper_pcen.npz")
 
 
 class WakeModelError(WakeWordError):
@@ -42,6 +45,7 @@ class WakeNet:
     biases: list[np.ndarray]
     info: dict
     convolutions: list[tuple[int, int]] = field(default_factory=list)  # (kernel, stride)
+    front_end: str = wake_features.LOG  # what it hears (wake_features: LOG or PCEN)
 
     def logits(self, windows: np.ndarray) -> np.ndarray:
         """Log-odds that each window (rows of window_vector) ends just after the phrase."""
@@ -55,7 +59,7 @@ class WakeNet:
             arrays[f"w{i}"] = w.astype(np.float16)
             arrays[f"b{i}"] = b.astype(np.float32)
         meta = {
-            "format": FORMAT, "phrase": self.phrase, "features": _feature_spec(),
+            "format": FORMAT, "phrase": self.phrase, "features": _feature_spec(self.front_end),
             "convolutions": [[int(k), int(s)] for k, s in self.convolutions], **self.info,
         }  # fmt: skip
         with open(path, "wb") as out:
@@ -75,13 +79,15 @@ class WakeNet:
             raise WakeModelError(f"no wake model at {path}") from None
         except (OSError, ValueError, KeyError) as exc:
             raise WakeModelError(f"{path} is not a wake model ({exc})") from None
-        if meta.get("format") != FORMAT or meta.get("features") != _feature_spec():
+        features = meta.get("features") or {}
+        front_end = wake_features.PCEN if "pcen" in features else wake_features.LOG
+        if meta.get("format") != FORMAT or features != _feature_spec(front_end):
             raise WakeModelError(
                 f"{path} was made for other features; train it again: senior-assistant wake-train"
             )
         convolutions = [(int(k), int(s)) for k, s in meta.get("convolutions", [])]
         info = {k: v for k, v in meta.items() if k not in _META_KEYS}
-        return cls(meta["phrase"], mean, scale, weights, biases, info, convolutions)
+        return cls(meta["phrase"], mean, scale, weights, biases, info, convolutions, front_end)
 
 
 def forward(
@@ -115,9 +121,12 @@ def unfold(h: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     return h[:, index, :].reshape(len(h), steps_out, kernel * h.shape[2])
 
 
-def _feature_spec() -> dict:
+def _feature_spec(front_end: str = wake_features.LOG) -> dict:
     f = wake_features
-    return {
+    spec = {
         "rate": f.RATE, "hop": f.HOP, "width": f.WIDTH, "fft": f.FFT, "bands": f.BANDS,
         "window": f.WINDOW_FRAMES, "pool": f.POOL, "floor": f.FLOOR,
     }  # fmt: skip
+    if front_end == f.PCEN:
+        spec["pcen"] = [f.PCEN_SMOOTH, f.PCEN_ALPHA, f.PCEN_DELTA, f.PCEN_ROOT]
+    return spec
