@@ -416,7 +416,9 @@ def _eval_wake(args: argparse.Namespace, config: Config) -> int:
     if args.calibrate is not None:
         report.threshold = report.calibrate(args.calibrate)
         target = Path(args.config) if args.config else default_config_path()
-        key = "threshold" if isinstance(spotter, WakeWordSpotter) else "keyphrase_threshold"
+        key = "keyphrase_threshold"
+        if isinstance(spotter, WakeWordSpotter):
+            key = "threshold" if spotter.confirm is not None else "single_threshold"
         write_threshold(target, report.threshold, key)
         print(f"calibrated: [wake] {key} = {report.threshold:g} written to {target}")
     if args.json:
@@ -442,8 +444,13 @@ def cmd_wake_train(args: argparse.Namespace, config: Config) -> int:
     if args.front_end != "log" and not args.out:
         out = out.with_name(out.stem + f"_{args.front_end}.npz")
     net.save(out)
-    key = "model" if args.front_end == "log" else "confirm_model"
-    print(f'wake network for {phrase!r} written to {out}: set [wake] {key} = "{out}"')
+    if args.front_end == "log":
+        print(f'wake network for {phrase!r} written to {out}: set [wake] model = "{out}"')
+    else:
+        print(f'second wake network for {phrase!r} written to {out}: set [wake] confirm_model'
+              f' = "{out}" beside [wake] model (the first, `wake-train {phrase!r}`)')  # fmt: skip
+    print(f"then calibrate its threshold: senior-assistant eval WAKE.jsonl --wake {phrase!r}"
+          " --calibrate")  # fmt: skip
     return 0
 
 

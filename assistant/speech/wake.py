@@ -143,20 +143,31 @@ Spotter = WakeWordSpotter | KeyphraseSpotter  # what the loop listens with
 def spotter_for(config: WakeConfig) -> Spotter:
     """The networks for the configured phrase: `[wake] model` (with `confirm_model`, when
     set, as the second), or the two shipped for "hey helper"; when there is none for the
-    phrase, pocketsphinx with a warning."""
+    phrase, pocketsphinx with a warning. One network alone is judged by `single_threshold`,
+    two by `threshold` (the lower of two scores is on another scale)."""
     phrase = normalize_phrase(config.phrase)
+    if config.confirm_model and not config.model:
+        raise WakeWordError("[wake] confirm_model needs [wake] model, the network it confirms")
     if config.model:
         model = WakeNet.load(config.model)
         if model.phrase != phrase:
             raise WakeWordError(f"{config.model} was trained for {model.phrase!r}, not {phrase!r}")
-        confirm = WakeNet.load(config.confirm_model) if config.confirm_model else None
-        return WakeWordSpotter(phrase, config.threshold, model, confirm=confirm)
+        if config.confirm_model:
+            confirm = WakeNet.load(config.confirm_model)
+            return WakeWordSpotter(phrase, config.threshold, model, confirm=confirm)
+        return WakeWordSpotter(phrase, config.single_threshold, model)
     try:
-        shipped = WakeNet.load(DEFAULT_MODEL).phrase
+        shipped: WakeNet | None = WakeNet.load(DEFAULT_MODEL)
     except WakeModelError:
         shipped = None
-    if shipped == phrase:
-        return WakeWordSpotter(phrase, config.threshold)
+    if shipped is not None and shipped.phrase == phrase:
+        try:
+            confirm = WakeNet.load(DEFAULT_CONFIRM)
+        except WakeModelError as exc:
+            log.warning("the second wake network cannot be used (%s): the first listens "
+                        "alone, and wakes by itself more often", exc)  # fmt: skip
+            return WakeWordSpotter(phrase, config.single_threshold, shipped)
+        return WakeWordSpotter(phrase, config.threshold, shipped, confirm=confirm)
     log.warning(
         "no wake model for %r: pocketsphinx spots it, and misses far more; train one with "
         "`senior-assistant wake-train %r`",
