@@ -31,6 +31,7 @@ from services.doctor_connect.hours import WorkingHours
 from services.doctor_connect.matcher import Doctor, Matcher, Waiting
 from services.doctor_connect.sessions import VideoRooms
 from services.doctor_connect.store import Store
+from tests.old_files import old_database
 
 H, D = "household-1", "kitchen"
 PRACTICE = "practice"
@@ -376,19 +377,14 @@ def test_a_doctor_who_let_a_consultation_pass_is_not_asked_first_after_a_restart
 
 
 def test_a_roster_from_before_passes_were_kept_is_read(tmp_path: Path) -> None:
-    import sqlite3
-
-    path = tmp_path / "old.sqlite3"
-    old = sqlite3.connect(path)
-    old.execute(
+    path = old_database(
+        tmp_path / "old.sqlite3",
         "CREATE TABLE doctors (id TEXT PRIMARY KEY, name TEXT NOT NULL, department TEXT NOT"
         " NULL, hours TEXT NOT NULL, languages TEXT NOT NULL, phone TEXT, state TEXT NOT NULL,"
-        " served INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)"
-    )
-    old.execute("INSERT INTO doctors VALUES ('weber', 'Dr. Weber', 'general_practice',"
-                " 'mon-fri 08:00-18:00', 'en', NULL, 'available', 3, 0)")  # fmt: skip
-    old.commit()
-    old.close()
+        " served INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)",
+        ("INSERT INTO doctors VALUES ('weber', 'Dr. Weber', 'general_practice',"
+         " 'mon-fri 08:00-18:00', 'en', NULL, 'available', 3, 0)", ()),
+    )  # fmt: skip
     store = Store(path)
     try:
         (weber,) = roster.load(store)

@@ -21,6 +21,7 @@ from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox
 from services.family.reminders import NOT_CONFIRMED, Reminders
 from services.family.store import Store
+from tests.old_files import old_database
 
 H, D = "h1", "speaker"
 HOUSEHOLD = Household(
@@ -507,22 +508,14 @@ def test_the_dead_letter_interval_is_configured_checked_and_used(tmp_path: Path)
 
 
 def test_commands_from_before_the_undo_columns_still_work(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    import sqlite3
-
-    old = sqlite3.connect(path)
-    old.execute(
+    path = old_database(
+        tmp_path / "old.sqlite3",
         "CREATE TABLE commands (id TEXT PRIMARY KEY, household TEXT NOT NULL, device TEXT NOT"
         " NULL, type TEXT NOT NULL, reminder_id TEXT, requested_by TEXT NOT NULL, request_id"
-        " TEXT, state TEXT NOT NULL, created REAL NOT NULL, done_at REAL, detail TEXT)"
-    )
-    old.execute(
-        "INSERT INTO commands VALUES ('c1', 'h1', 'speaker', 'command.reminder.add', 'pills',"
-        " 'cli', NULL, 'sent', ?, NULL, NULL)",
-        (time.time() - 3600,),
-    )
-    old.commit()
-    old.close()
+        " TEXT, state TEXT NOT NULL, created REAL NOT NULL, done_at REAL, detail TEXT)",
+        ("INSERT INTO commands VALUES ('c1', 'h1', 'speaker', 'command.reminder.add', 'pills',"
+         " 'cli', NULL, 'sent', ?, NULL, NULL)", (time.time() - 3600,)),
+    )  # fmt: skip
     store = Store(path)
     try:
         service = Reminders(store, Outbox(store, {}, "w1"))
