@@ -77,6 +77,14 @@ SentHook = Callable[[sqlite3.Connection, list[Delivery], float], None]
 FailedHook = Callable[[sqlite3.Connection, list[tuple[Delivery, Exception]], float], None]
 
 
+# An older command to the same device still waiting, for a row of `outbox`: the one rule
+# that keeps commands in order (`flush` does not claim, `send` holds back, a row behind one)
+_OLDER = (
+    "SELECT 1 FROM outbox older WHERE older.purpose = 'command' AND older.address ="
+    " outbox.address AND older.state = 'pending' AND older.rowid < outbox.rowid"
+)
+
+
 class Outbox:
     def __init__(
         self,
@@ -135,12 +143,10 @@ class Outbox:
                 r[0]
                 for r in db.execute(
                     "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id IN ("
-                    " SELECT id FROM outbox o WHERE state = 'pending' AND not_before <= ?"
-                    " AND claim_until <= ? AND NOT (purpose = 'command' AND EXISTS ("
-                    "  SELECT 1 FROM outbox older WHERE older.purpose = 'command'"
-                    "  AND older.address = o.address AND older.state = 'pending'"
-                    "  AND older.rowid < o.rowid AND (older.not_before > ? OR"
-                    "  older.claim_until > ?))) ORDER BY not_before, rowid LIMIT ?) RETURNING id",
+                    " SELECT id FROM outbox WHERE state = 'pending' AND not_before <= ?"
+                    f" AND claim_until <= ? AND NOT (purpose = 'command' AND EXISTS ({_OLDER}"
+                    " AND (older.not_before > ? OR older.claim_until > ?)))"
+                    " ORDER BY not_before, rowid LIMIT ?) RETURNING id",
                     (self.worker, now + self.claim_s, now, now, now, now, limit),
                 )
             ]
@@ -218,9 +224,7 @@ class Outbox:
             r[0]
             for r in self.store.db.execute(
                 f"SELECT id FROM outbox WHERE id IN ({marks}) AND purpose = 'command' AND EXISTS"
-                " (SELECT 1 FROM outbox older WHERE older.purpose = 'command' AND older.address"
-                " = outbox.address AND older.state = 'pending' AND older.rowid < outbox.rowid"
-                f" AND older.id NOT IN ({marks}))",
+                f" ({_OLDER} AND older.id NOT IN ({marks}))",
                 (*ids, *ids),
             )
         }
