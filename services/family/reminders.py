@@ -350,7 +350,8 @@ class Reminders:
                 " ORDER BY id",
                 (household.id,),
             ).fetchall():
-                body = from_dict(ReminderAdd, json.loads(row["body"]))
+                copy = json.loads(row["body"])
+                body = from_dict(ReminderAdd, copy)
                 if _passed(body, local_now):
                     continue
                 command = dataclasses.replace(
@@ -358,7 +359,7 @@ class Reminders:
                     id=stable_id(lost_notice_id, "restore", row["id"]),
                 )
                 kept = json.dumps(to_dict(body))
-                previous = json.dumps({"state": "active", "body": json.loads(row["body"])})
+                previous = json.dumps({"state": "active", "body": copy})
                 inserted = db.execute(
                     "INSERT OR IGNORE INTO commands (id, household, device, type, reminder_id,"
                     " requested_by, state, created, body, previous)"
