@@ -329,7 +329,7 @@ def test_serve_refuses_a_bad_web_address(config) -> None:
 
 
 def state_of(page: str) -> str:
-    match = re.search(r'<body data-state="([0-9a-f]+)"', page)
+    match = re.search(r'<body data-state="([0-9]+-[0-9a-f]{16})"', page)
     assert match, page[:300]
     return match[1]
 
@@ -343,12 +343,25 @@ def open_events(worker: FamilyWorker, client: WebClient, since: str) -> http.cli
 
 
 def test_a_change_before_the_stream_opened_is_told_at_once(worker, device) -> None:
-    """A page rendered, then the alert, then the page's stream: it must not miss it."""
+    """A page rendered, then the alert, then the page's stream: it must not miss it, nor
+    that it is a new alert (the page announces that to a screen reader)."""
     client = signed_in(worker)
     before = state_of(client.get("/").body)
     alert_id = raise_alert(device)
     assert wait_for(lambda: alert_id in client.get("/").body, 20)
-    assert read_event(open_events(worker, client, before), 5)["changed"] == []
+    told = read_event(open_events(worker, client, before), 5)
+    assert told == {"changed": [], "new_alert": True}
+    current = state_of(client.get("/").body)
+    # Another change, not an alert: told, as no new alert.
+    csrf = client.get("/reminders").csrf()
+    form = {"csrf": csrf, "text": "Water the plants", "at": "10:00", "kind": "other"}
+    assert client.post("/reminders", form).status == 303
+    told = read_event(open_events(worker, client, current), 5)
+    assert told == {"changed": [], "new_alert": False}
+    # A token without the alert count (a page from before it was added): the change is told,
+    # a new alert is not claimed.
+    told = read_event(open_events(worker, client, before.partition("-")[2]), 5)
+    assert told == {"changed": [], "new_alert": False}
     current = state_of(client.get("/").body)
     quiet = open_events(worker, client, current)
     with pytest.raises((AssertionError, TimeoutError)):

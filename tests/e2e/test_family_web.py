@@ -22,11 +22,18 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from protocol import DeviceStatus, HealthReading, ReminderMissed, ReminderTaken, create
+from protocol import (
+    DeviceStatus,
+    EmergencyAlert,
+    HealthReading,
+    ReminderMissed,
+    ReminderTaken,
+    create,
+)
 from protocol.schema import utc_timestamp
 from tests.assistant_process import AssistantProcess, device_config, wait_for
 from tests.audio_devices import virtual_audio
-from tests.broker import Mosquitto
+from tests.broker import Mosquitto, free_port
 from tests.browser import PHONE, chromium
 from tests.family_process import D, FamilyWorker, H, device_standin, family_cli, ok
 from tests.family_web import PASSWORDS, two_households
@@ -293,3 +300,48 @@ def test_readings_device_status_large_text_keyboard_and_a_phone_screen(
             small.get((worker.web_url or "") + "reminders")
             shoot(small, tmp_path, "phone")
     assert time.time() > 0
+
+
+def alerts_listed(family) -> str:
+    return family_cli(family, "alert", "list", "--household", H).stdout
+
+
+def test_an_alert_that_came_while_the_live_stream_was_down_is_announced(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The page's stream drops (its worker restarts); an alert arrives meanwhile, taken by
+    the other worker. When the stream is back, the open page shows the alert and tells a
+    screen reader that a new one has arrived."""
+    family = two_households(tmp_path / "family", broker)
+    web = FamilyWorker(family, name="1", web=f"127.0.0.1:{free_port()}")
+    with device_standin(broker) as device, FamilyWorker(family, name="2"), chromium() as browser:
+        web.start()
+        try:
+            url = web.web_url or ""
+            sign_in(browser, url, H, "anna")
+            mark(browser)
+            assert "No open alerts" in main_text(browser)
+            web.stop()
+            alert = create(EmergencyAlert(trigger="sos_button"), H, D)
+            device.send(alert)
+            assert wait_for(lambda: alert.id in alerts_listed(family), 30)  # taken by worker 2
+            web.start()
+            until(
+                browser,
+                lambda: browser.find_elements(By.CSS_SELECTOR, f"[data-alert='{alert.id}']"),
+            )
+            until(browser, lambda: "A new alert has arrived" in text(browser, "#live"))
+            assert not_reloaded(browser)
+
+            # Down again, then a change that is no alert: shown, and that alert not told twice.
+            browser.execute_script("document.getElementById('live').textContent = '';")
+            refreshed = "return Number(document.body.dataset.refreshed || 0);"
+            before = browser.execute_script(refreshed)
+            web.stop()
+            ok(family_cli(family, "reminder", "add", H, "walk", "--text", "Time for a walk",
+                          "--at", "16:00"))  # fmt: skip
+            web.start()
+            until(browser, lambda: browser.execute_script(refreshed) > before)
+            assert text(browser, "#live") == ""
+        finally:
+            web.stop()

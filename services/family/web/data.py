@@ -159,9 +159,18 @@ def local_time(timestamp: float, household: Household, fmt: str = "%a %d %b, %H:
 
 def state_token(fingerprint: dict[str, Any]) -> str:
     """A short token of a fingerprint: a page carries the one it was rendered from, so its
-    event stream can tell it of a change that came before the stream was open."""
+    event stream can tell it of a change that came before the stream was open, and whether
+    that change is a new alert (the token starts with the number of alerts the page saw:
+    `alerts_seen`)."""
     text = json.dumps(fingerprint, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{fingerprint['alerts'][1]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def alerts_seen(token: str) -> int | None:
+    """How many alerts the page of `token` showed; None for a token not made by
+    `state_token` (an old page's, or a hand-made one)."""
+    count, _, rest = token.partition("-")
+    return int(count) if count.isdigit() and len(rest) == 16 else None
 
 
 def fingerprint(db: sqlite3.Connection, household: str) -> dict[str, Any]:

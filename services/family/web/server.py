@@ -316,7 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.wfile.write(b"retry: 2000\n\n")
             if since and since != data.state_token(last):  # changed since the page was made
-                self.wfile.write(b'event: change\ndata: {"changed": [], "new_alert": false}\n\n')
+                seen_alerts = data.alerts_seen(since)
+                new_alert = seen_alerts is not None and last["alerts"][1] > seen_alerts
+                self._tell_change([], new_alert)
             self.wfile.flush()
             while not console.stopping.is_set():
                 version = console.wait_change(seen, PING_S)
@@ -327,9 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
                     current = data.fingerprint(console.store.db, household.id)
                 if current != last:
                     changed = sorted(k for k in current if current[k] != last.get(k))
-                    new_alert = current["alerts"][1] != last["alerts"][1]
-                    payload = json.dumps({"changed": changed, "new_alert": new_alert})
-                    self.wfile.write(f"event: change\ndata: {payload}\n\n".encode())
+                    self._tell_change(changed, current["alerts"][1] != last["alerts"][1])
                     self.wfile.flush()
                     last, pinged = current, now
                 elif now - pinged >= PING_S - 1:
@@ -344,6 +344,10 @@ class _Handler(BaseHTTPRequestHandler):
                         return
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             return
+
+    def _tell_change(self, changed: list[str], new_alert: bool) -> None:
+        payload = json.dumps({"changed": changed, "new_alert": new_alert})
+        self.wfile.write(f"event: change\ndata: {payload}\n\n".encode())
 
     # --- POST -------------------------------------------------------------------------------
 

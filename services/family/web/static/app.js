@@ -17,6 +17,8 @@
   const live = document.getElementById("live");
   let refreshing = false;
   let again = false;
+  // The state token of what the page shows; its event stream is opened with it.
+  let state = document.body.dataset.state || "";
 
   // Fetch this page again and swap its live sections; forms outside them are untouched.
   async function refresh() {
@@ -26,6 +28,7 @@
       const response = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
       if (response.redirected || !response.ok) { location.reload(); return; }
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      state = fresh.body.dataset.state || state;
       document.querySelectorAll("[data-live]").forEach(function (old) {
         const replacement = fresh.getElementById(old.id);
         if (!replacement) { return; }
@@ -50,9 +53,22 @@
     }
   }
 
-  // The page's state token: a change between rendering it and opening the stream is told.
-  const events = new EventSource("/events?since=" + encodeURIComponent(document.body.dataset.state || ""));
-  events.addEventListener("change", function (event) {
+  // The stream is opened with the page's state token: a change between rendering the page
+  // and opening the stream is told, a new alert among it too. When the stream drops, it is
+  // opened again with the token of what the page shows by then (the browser's own retry
+  // would send the first page's token, and tell an alert already told once more).
+  function listen() {
+    const events = new EventSource("/events?since=" + encodeURIComponent(state));
+    events.addEventListener("change", changed);
+    events.addEventListener("signed_out", function () { location.href = "/login"; });
+    events.addEventListener("error", function () {
+      if (events.readyState !== EventSource.CONNECTING) { return; }  // refused: as the browser
+      events.close();
+      setTimeout(listen, 2000);
+    });
+  }
+
+  function changed(event) {
     const what = JSON.parse(event.data);
     if (what.new_alert && live) {
       live.textContent = "A new alert has arrived.";
@@ -64,6 +80,7 @@
       }
     }
     refresh();
-  });
-  events.addEventListener("signed_out", function () { location.href = "/login"; });
+  }
+
+  listen();
 })();
