@@ -99,7 +99,7 @@ def storage_spoken(family_told: bool) -> str:
     memory: protocol/sqlite.report_refusal)."""
     words = (
         "I can no longer save to my memory. I still work, but some of what I keep may be "
-        "missing, and what is set up from now on will be lost if I am restarted."
+        "missing, and what is set up from now on may be lost if I am restarted."
     )
     if family_told:
         return words + " I am letting your family know, so they can have me checked."

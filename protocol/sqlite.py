@@ -113,23 +113,42 @@ def is_refused(exc: sqlite3.Error) -> bool:
     return _primary_code(exc) in _REFUSED
 
 
+# How often a store gone on in memory tries to go back to its file (`CopiedWhenRefused`).
+BACK_TO_DISK_EVERY_S = 60.0
+
+
 class CopiedWhenRefused:
     """A store's connection that goes on in a copy in memory once the disk refuses a write.
 
     A senior's reminders must keep coming when the disk is remounted read-only after an
     error, or fills: the first refused write copies the file into memory (ERROR logged)
-    and the store carries on there until the device restarts, which loses only what
-    changed since. The statement refused runs again on the copy when it stood alone; one
-    refused inside a transaction raises, with a transaction open on the copy for the
-    caller's ROLLBACK, and the caller's next try runs on the copy. Everything else is the
-    connection's own."""
+    and the store carries on there. The statement refused runs again on the copy when it
+    stood alone; one refused inside a transaction raises, with a transaction open on the
+    copy for the caller's ROLLBACK, and the caller's next try runs on the copy.
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+    The disk may take writes again (space freed, a passing I/O error): every
+    `retry_every_s`, between transactions, the copy is written back to the file, and the
+    store goes on there (WARNING logged), so what changed meanwhile survives a restart.
+    While the disk still refuses, the copy stays, and a restart loses what changed since
+    the refusal. Everything else is the connection's own."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        path: Path,
+        retry_every_s: float = BACK_TO_DISK_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self.path = path
         self.in_memory = False
+        self._retry_every_s = retry_every_s
+        self._clock = clock
+        self._next_try = 0.0
 
     def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
+        if self.in_memory and not self._db.in_transaction and self._clock() >= self._next_try:
+            self._back_to_disk()
         inside = self._db.in_transaction  # before: SQLite may roll back on the error
         try:
             return self._db.execute(sql, parameters)
@@ -149,9 +168,32 @@ class CopiedWhenRefused:
         self._db.backup(memory)
         self._db.close()
         self._db, self.in_memory = memory, True
+        self._next_try = self._clock() + self._retry_every_s
         report_refusal(self.path)
         log.error("the disk refuses writes to %s (%s): going on with a copy in memory; "
-                  "what changes is lost when the device restarts", self.path.name, exc)  # fmt: skip
+                  "what changes is lost if the device restarts before the disk takes "
+                  "writes again", self.path.name, exc)  # fmt: skip
+
+    def _back_to_disk(self) -> None:
+        """Write the copy back to the file and go on there; while the disk still refuses,
+        go on in memory and try again later. A write-back that fails leaves the file as
+        it was (SQLite's backup writes it in one transaction)."""
+        self._next_try = self._clock() + self._retry_every_s
+        try:
+            disk = open_db(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            log.debug("%s still cannot be opened for writing: %s", self.path.name, exc)
+            return
+        try:
+            self._db.backup(disk)
+        except sqlite3.Error as exc:
+            disk.close()
+            log.debug("the disk still refuses writes to %s: %s", self.path.name, exc)
+            return
+        self._db.close()
+        self._db, self.in_memory = disk, False
+        log.warning("the disk takes writes to %s again: what changed in memory is saved, "
+                    "and the store goes on there", self.path.name)  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)

@@ -523,6 +523,46 @@ def test_a_store_whose_disk_fills_mid_transaction_goes_on_in_memory(tmp_path: Pa
     reopened.close()
 
 
+def test_a_store_in_memory_goes_back_to_its_file_once_the_disk_takes_writes(
+    tmp_path: Path,
+) -> None:
+    """A passing refusal (the disk full for a while): what changed in memory is written
+    back to the file when the disk takes writes again, and survives a restart; while the
+    disk still refuses, the store goes on in memory and the file is left as it was."""
+    path = tmp_path / "store.sqlite3"
+    db, _ = open_or_set_aside(path, lambda db: db.execute("CREATE TABLE t (v TEXT)"))
+    db.execute("INSERT INTO t VALUES ('before')")
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    now = [0.0]
+    store = CopiedWhenRefused(db, path, retry_every_s=60, clock=lambda: now[0])
+    store.execute("INSERT INTO t VALUES (?)", ("x" * 20_000,))  # refused, then on the copy
+    assert store.in_memory
+    blocker = tmp_path / "store.sqlite3-wal"  # a directory where SQLite's log must go
+    blocker.mkdir()
+    now[0] = 61
+    store.execute("INSERT INTO t VALUES ('while refused')")
+    assert store.in_memory
+    blocker.rmdir()
+    now[0] = 100  # not yet a minute since the last try: still in memory
+    store.execute("INSERT INTO t VALUES ('soon after')")
+    assert store.in_memory and file_values(path) == ["before"]  # the file as it was
+    now[0] = 122
+    store.execute("INSERT INTO t VALUES ('after')")
+    assert not store.in_memory
+    store.close()
+    assert file_values(path) == ["before", 20_000, "while refused", "soon after", "after"]
+
+
+def file_values(path: Path) -> list:
+    """The column of the test's table, long values by their length."""
+    db = sqlite3.connect(path)
+    try:
+        return [v if len(v) < 100 else len(v) for (v,) in db.execute("SELECT v FROM t")]
+    finally:
+        db.close()
+
+
 def test_a_store_that_is_only_locked_is_not_copied(tmp_path: Path) -> None:
     """Another process holding the file is no refusal: the data is fine, the error stays."""
     path = tmp_path / "store.sqlite3"
