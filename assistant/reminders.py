@@ -173,7 +173,7 @@ class ReminderStore:
         schedule = reminder.schedule
         current = self.get(reminder.id)
         moved = current is None or current.schedule != schedule
-        if moved and schedule.date is not None and self.next_time_of(schedule, now) is None:
+        if moved and schedule.has_passed(aware(now), self.tz):
             raise ScheduleError(f"{schedule.date} at {schedule.at} has already passed")
         if current is None:
             since = utc(now)
@@ -277,12 +277,12 @@ class ReminderStore:
         return sorted(reminders, key=lambda r: (r.at, r.id))
 
     def next_time(self, reminder: Reminder, now: dt.datetime) -> Occurrence | None:
-        """When it falls due next (within a week), for reading the reminders out."""
-        return self.next_time_of(reminder.schedule, now)
-
-    def next_time_of(self, schedule: Schedule, now: dt.datetime) -> Occurrence | None:
+        """When it falls due next (a repeat within a week, a one-off however far ahead),
+        for reading the reminders out."""
         now = aware(now)
-        return next(schedule.between(now, now + dt.timedelta(days=8), self.tz), None)
+        schedule = reminder.schedule
+        end = max(now + dt.timedelta(days=8), schedule.once_at(self.tz) or now)
+        return next(schedule.between(now, end, self.tz), None)
 
     # --- firing -----------------------------------------------------------------------
 

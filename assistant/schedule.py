@@ -155,6 +155,18 @@ class Schedule:
             return WEEKDAYS[day.weekday()] in self.days
         return True
 
+    def once_at(self, tz: dt.tzinfo) -> dt.datetime | None:
+        """A one-off's instant, however far ahead; None for a repeat."""
+        if self.kind != ONCE:
+            return None
+        assert self.date is not None
+        return local_moment(dt.date.fromisoformat(self.date), parse_clock(self.at), tz)
+
+    def has_passed(self, now: dt.datetime, tz: dt.tzinfo) -> bool:
+        """A one-off whose time is not after `now`; a repeat never passes."""
+        moment = self.once_at(tz)
+        return moment is not None and moment.astimezone(dt.UTC) <= now.astimezone(dt.UTC)
+
     def between(self, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> Iterator[Occurrence]:
         """Occurrences with start < at <= end, in time order. (Compared in UTC: Python
         compares two times of one zone by their wall clocks, wrong across a change.)"""

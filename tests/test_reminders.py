@@ -102,6 +102,22 @@ def test_every_n_hours_and_one_offs(store: ReminderStore) -> None:
     ]  # fmt: skip
 
 
+def test_a_one_off_weeks_ahead_is_kept_and_comes_on_its_day(store: ReminderStore) -> None:
+    """A caregiver's dentist appointment a month ahead: not refused as "already passed"
+    (the device looked only a week ahead); one a minute ago is."""
+    start = local(2026, 11, 23, 12)
+    dentist = store.put(Reminder("dentist", "appointment", "the dentist", Schedule(ONCE,
+                        "10:00", date="2026-12-23")), start)  # fmt: skip
+    upcoming = store.next_time(dentist, start)  # read out: "next ...", not "not due again"
+    assert upcoming is not None and upcoming.at == local(2026, 12, 23, 10)
+    seen = fired(store, local(2026, 12, 23, 9), hours=2, step_min=5)
+    assert [(d.reminder.id, d.at.strftime("%m-%d %H:%M")) for d in seen] == [
+        ("dentist", "12-23 10:00")
+    ]
+    with pytest.raises(ScheduleError, match="has already passed"):
+        store.put(medication("late", Schedule(ONCE, "11:59", date="2026-11-23")), start)
+
+
 def test_impossible_schedules_are_refused() -> None:
     for bad in (
         lambda: Schedule(DAILY, "25:00"),
