@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
+from protocol.reminder_twins import DoseKey, dose_key, same_dose
 from protocol.sqlite import CopiedWhenRefused, open_checked, open_or_set_aside
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
@@ -236,29 +237,14 @@ class ReminderStore:
         return cursor.rowcount > 0
 
     def copies_of(self, reminder: Reminder) -> list[Reminder]:
-        """Reminders for the same thing at the same times as `reminder`, under another id:
-        the same medication (or, with none, the same words) on the same schedule, and not
-        another dose. Kept side by side, each would ask for the dose."""
-
-        def same(text: str | None, other: str | None) -> bool:
-            return (text or "").strip().casefold() == (other or "").strip().casefold()
-
-        def times(schedule: Schedule) -> tuple:
-            days = tuple(sorted(schedule.days)) if schedule.days else None
-            return schedule.kind, schedule.at, schedule.date, days, schedule.every_hours
-
+        """Reminders that would ask for the same dose at the same times as `reminder`,
+        under another id (protocol/reminder_twins.py: family-notify's rule too). Kept side
+        by side, each would ask for the dose."""
+        wanted = _dose_key(reminder)
         return [
             other
             for other in self.all()
-            if other.id != reminder.id
-            and other.kind == reminder.kind
-            and times(other.schedule) == times(reminder.schedule)
-            and (
-                same(other.medication, reminder.medication)
-                if reminder.medication
-                else same(other.text, reminder.text)
-            )
-            and (not other.dose or not reminder.dose or same(other.dose, reminder.dose))
+            if other.id != reminder.id and same_dose(_dose_key(other), wanted)
         ]
 
     def remove_medication(self, medication: str) -> list[Reminder]:
@@ -547,6 +533,20 @@ def _reminder(row: tuple) -> Reminder:
         dose=dose,
         source=source,
         since=since,
+    )
+
+
+def _dose_key(reminder: Reminder) -> DoseKey:
+    schedule = reminder.schedule
+    return dose_key(
+        reminder.kind,
+        reminder.text,
+        schedule.at,
+        medication=reminder.medication,
+        dose=reminder.dose,
+        days=schedule.days,
+        every_hours=schedule.every_hours,
+        date=schedule.date,
     )
 
 

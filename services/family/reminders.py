@@ -51,6 +51,7 @@ from protocol import (
     Volume,
     create,
 )
+from protocol.reminder_twins import dose_key_of_add, same_dose
 from protocol.schema import from_dict, to_dict
 from services.family import households
 from services.family.households import Household, HouseholdError
@@ -392,22 +393,13 @@ class Reminders:
 
 
 def _same_dose(db: sqlite3.Connection, household: str, body: dict) -> str | None:
-    """The id of an active reminder for the same medication (or, with none, the same
-    words) at the same times as `body`, and not another dose; None: there is none."""
-
-    def key(data: dict) -> tuple:
-        what = data.get("medication") or data.get("text") or ""
-        days = tuple(sorted(data["days"])) if data.get("days") else None
-        dose = (data.get("dose") or "").strip().casefold()
-        times = (data.get("at"), days, data.get("every_hours"), data.get("date"))
-        return (data.get("kind"), what.strip().casefold(), times), dose
-
-    wanted, dose = key(body)
+    """The id of an active reminder that would ask for the same dose at the same times as
+    `body` (protocol/reminder_twins.py: the device's rule too); None: there is none."""
+    wanted = dose_key_of_add(body)
     for row in db.execute(
         "SELECT id, body FROM reminders WHERE household = ? AND state = 'active'", (household,)
     ):
-        found, other_dose = key(json.loads(row["body"]))
-        if found == wanted and (not dose or not other_dose or dose == other_dose):
+        if same_dose(dose_key_of_add(json.loads(row["body"])), wanted):
             return row["id"]
     return None
 
