@@ -5,8 +5,9 @@ A case a line: `{"audio": "clip.wav", "wake": true}` (the clip holds the wake ph
 heard as the device hears it, from the start, by one spotter (reset between clips). Every
 first-stage candidate's second-stage score is kept, so any threshold can be judged
 afterwards: a positive is missed when none of its candidates reaches the threshold, and
-each negative candidate that does is a false alarm. `calibrate` picks the lowest threshold
-whose false alarms stay within a target rate; it is written to `[wake] threshold`.
+each negative candidate that does is a false alarm. `calibrate` picks a threshold whose
+false alarms stay within a target rate, midway to the next positive; it is written to
+`[wake] threshold`.
 """
 
 from __future__ import annotations
@@ -129,13 +130,24 @@ class WakeReport:
         return len(self.misses(threshold)) / len(self.positives)
 
     def calibrate(self, target_per_10h: float) -> float:
-        """The lowest threshold whose false alarms stay within `target_per_10h`."""
+        """A threshold whose false alarms stay within `target_per_10h`: midway between the
+        highest negative score that must not wake and the lowest positive above it. It
+        misses what the lowest such threshold misses, on this set, and leaves room on both
+        sides: one just above a negative wakes on it at the least difference in the audio
+        or the arithmetic (another machine's floating point). Just above that negative
+        when no positive is above it, or the two are too close to fit a third value."""
         allowed = int(target_per_10h * self.negative_hours() / 10 + 1e-9)
         scores = sorted((s for o in self.negatives for s in o.scores), reverse=True)
         if len(scores) <= allowed:
             lowest = min((s for o in self.positives for s in o.scores), default=0.0)
             return round(min(lowest, 0.0), 3)
-        return math.floor(scores[allowed] * 1000 + 1) / 1000  # just above that score
+        floor = scores[allowed]
+        just_above = math.floor(floor * 1000 + 1) / 1000
+        above = [best for best in (o.best() for o in self.positives) if best > floor]
+        if not above:
+            return just_above
+        middle = round((floor + min(above)) / 2, 3)
+        return middle if just_above <= middle <= min(above) else just_above
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -26,7 +26,15 @@ from assistant.speech.wake_features import (
     window_vector,
 )
 from assistant.speech.wake_net import DEFAULT_CONFIRM, DEFAULT_MODEL, WakeModelError, WakeNet
-from assistant.wake_eval import DatasetError, WakeReport, hear, load_wake_cases, write_threshold
+from assistant.wake_eval import (
+    DatasetError,
+    WakeCase,
+    WakeOutcome,
+    WakeReport,
+    hear,
+    load_wake_cases,
+    write_threshold,
+)
 from tests.cli import run_cli
 from tests.speech import FLITE_VOICES
 from tests.wake_set import WakeSet, pad
@@ -165,7 +173,8 @@ def test_hey_kelper_in_white_noise_fools_the_first_network_not_both(wake_set) ->
     """The sound-alike stream of the 10 dB set, in white noise: the log network alone
     scores its "hey kelper"s up to 2.1, above the pair's threshold (it would wake); the
     PCEN network does not agree, so the pair stays below it. The score is the lower of the
-    two networks' averages (measured: 2.10 alone, 1.30 together, the highest in the set)."""
+    two networks' averages (measured: 2.10 alone, 1.30 together, the highest in the set;
+    the threshold is 1.67)."""
     stream = next(p for p in wake_set.negatives(10.0, streams=1) if "white" in p.name)
     samples = read_wav(stream)
     threshold = WakeConfig().threshold
@@ -184,7 +193,7 @@ def test_hey_kelper_in_white_noise_fools_the_first_network_not_both(wake_set) ->
         ),
         "both": best_candidate(WakeWordSpotter("hey helper", np.inf)),
     }
-    assert best["log"] >= threshold + 0.5, best
+    assert best["log"] >= threshold + 0.3, best
     assert best["both"] < threshold, best
     assert best["both"] <= min(best["log"], best["pcen"]), best
 
@@ -196,9 +205,9 @@ def test_a_second_network_is_configured_with_the_first(tmp_path) -> None:
     pair = spotter_for(WakeConfig(model=str(DEFAULT_MODEL), confirm_model=str(DEFAULT_CONFIRM)))
     alone = spotter_for(WakeConfig(model=str(DEFAULT_MODEL)))
     assert (pair.confirm is not None, alone.confirm is None) == (True, True)
-    assert (pair.threshold, alone.threshold) == (1.30, 2.11)
+    assert (pair.threshold, alone.threshold) == (1.67, 2.11)
     shipped = spotter_for(WakeConfig())
-    assert (shipped.confirm is not None, shipped.threshold) == (True, 1.30)
+    assert (shipped.confirm is not None, shipped.threshold) == (True, 1.67)
     with pytest.raises(WakeWordError, match="confirm_model needs"):
         spotter_for(WakeConfig(confirm_model=str(DEFAULT_CONFIRM)))
     other = WakeNet.load(DEFAULT_CONFIRM)
@@ -331,6 +340,31 @@ def test_calibrate_writes_the_threshold_and_keeps_the_rest(small_set, tmp_path) 
     assert LAST_LINE.match(result.stdout.strip().splitlines()[-1])[2] == "0.0"
 
 
+def test_calibration_leaves_room_between_the_negatives_and_the_positives() -> None:
+    """Midway between the highest negative that must not wake and the lowest positive
+    above it (the shipped pair's figures on the 10 dB set: 1.298 and 2.042, so 1.67, not
+    1.299): the same misses and false alarms as just above that negative."""
+
+    def outcome(wake: bool, seconds: float, *scores: float) -> WakeOutcome:
+        return WakeOutcome(WakeCase(Path("x.wav"), wake), seconds, list(scores))
+
+    negatives = [outcome(False, 3000, 0.5, 1.298, -1.0), outcome(False, 3000, 1.02)]
+    positives = [outcome(True, 2, 1.1), outcome(True, 2, 0.3, 2.042), outcome(True, 2, 3.0)]
+    report = WakeReport(negatives + positives, "hey helper", 0.0)
+    threshold = report.calibrate(1.0)  # 1.67 h of negatives: no false alarm allowed
+    assert threshold == 1.67
+    assert (len(report.misses(threshold)), report.false_alarms(threshold)) == (1, 0)
+    assert len(report.misses(1.299)) == 1
+    # one false alarm allowed (6 per 10 h): midway from the second-highest negative
+    assert report.calibrate(6.0) == round((1.02 + 1.1) / 2, 3)
+    # nothing fits between them: just above the negative
+    close = WakeReport([*negatives, outcome(True, 2, 1.299)], "hey helper", 0.0)
+    assert close.calibrate(1.0) == 1.299
+    # no positive above it: just above the negative
+    none_above = WakeReport([*negatives, outcome(True, 2, 1.0)], "hey helper", 0.0)
+    assert none_above.calibrate(1.0) == 1.299
+
+
 def test_write_threshold_replaces_or_adds_the_key(tmp_path) -> None:
     path = tmp_path / "c.toml"
     write_threshold(path, -1.5)  # no file yet
@@ -385,7 +419,8 @@ def test_figures_on_the_fixed_subset(wake_set, snr) -> None:
     (4.2%) and no false alarm (10 min cannot show 1 per 10 h other than by none). The whole
     set reaches it too (README, "Wake word": 2/48 missed, none false in 1.67 h).
     Measured with the two networks that must agree, threshold 1.30: 10 dB and 20 dB 0/24
-    missed, no false alarm (the highest negative 1.298, "hey kelper" in white noise). The
+    missed, no false alarm (the highest negative 1.298, "hey kelper" in white noise); at
+    1.67 (midway to the next positive of the whole set) the same. The
     log-mel network alone at 2.11: the same; before it, at 2.0: 10 dB 2/24, none. The
     perceptron: 10 dB 5/24, 5; 20 dB 1/24, 8. The pocketsphinx spotter: 8 of flite's 12
     alone, 9."""
