@@ -8,7 +8,9 @@ returns and survives a power cut, not only a crash.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -25,6 +27,7 @@ UNREADABLE = ".unreadable-"  # in the name of a damaged store moved aside
 # ... and for a disk that refuses writes: read-only after an error, full, failing
 _REFUSED = {8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL"}
 _CANTOPEN = 14
+BUSY_TIMEOUT_MS = 10_000  # how long a store's connection waits for another's lock
 
 
 def tighten(path: Path) -> None:
@@ -52,7 +55,9 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     else:
         tighten(path)  # by path, not through a descriptor: see above
-    db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
+    db = sqlite3.connect(
+        path, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+    )
     try:
         db.execute("PRAGMA journal_mode=WAL")  # the first read: "file is not a database"
         db.execute("PRAGMA synchronous=FULL")
@@ -113,8 +118,10 @@ def is_refused(exc: sqlite3.Error) -> bool:
     return _primary_code(exc) in _REFUSED
 
 
-# How often a store gone on in memory tries to go back to its file (`CopiedWhenRefused`).
+# How often a store gone on in memory tries to go back to its file (`CopiedWhenRefused`),
+# and how long it waits for another process's lock on it before trying again later.
 BACK_TO_DISK_EVERY_S = 60.0
+WRITE_BACK_WAIT_MS = 200
 
 
 class CopiedWhenRefused:
@@ -127,10 +134,13 @@ class CopiedWhenRefused:
     copy for the caller's ROLLBACK, and the caller's next try runs on the copy.
 
     The disk may take writes again (space freed, a passing I/O error): every
-    `retry_every_s`, between transactions, the copy is written back to the file, and the
-    store goes on there (WARNING logged), so what changed meanwhile survives a restart.
-    While the disk still refuses, the copy stays, and a restart loses what changed since
-    the refusal. Everything else is the connection's own."""
+    `retry_every_s`, between transactions, the copy is written back to the file in one
+    transaction, and the store goes on there (WARNING logged), so what changed meanwhile
+    survives a restart. Not while the disk still refuses, nor while another process holds
+    the file (it is tried again later; the store's own callers must not wait on it), and
+    never over a change another process made to the file since the copy (the reminders
+    command beside the running device): that is kept, the copy stays in memory (ERROR
+    logged once), and a restart takes the file. Everything else is the connection's own."""
 
     def __init__(
         self,
@@ -145,6 +155,7 @@ class CopiedWhenRefused:
         self._retry_every_s = retry_every_s
         self._clock = clock
         self._next_try = 0.0
+        self._copied: str | None = None  # the file's contents when copied (`_contents`)
 
     def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
         if self.in_memory and not self._db.in_transaction and self._clock() >= self._next_try:
@@ -168,6 +179,7 @@ class CopiedWhenRefused:
         self._db.backup(memory)
         self._db.close()
         self._db, self.in_memory = memory, True
+        self._copied = _contents(memory)
         self._next_try = self._clock() + self._retry_every_s
         report_refusal(self.path)
         log.error("the disk refuses writes to %s (%s): going on with a copy in memory; "
@@ -175,9 +187,8 @@ class CopiedWhenRefused:
                   "writes again", self.path.name, exc)  # fmt: skip
 
     def _back_to_disk(self) -> None:
-        """Write the copy back to the file and go on there; while the disk still refuses,
-        go on in memory and try again later. A write-back that fails leaves the file as
-        it was (SQLite's backup writes it in one transaction)."""
+        """Write the copy back to the file and go on there, or try again later. A write-back
+        that fails leaves the file as it was (one transaction)."""
         self._next_try = self._clock() + self._retry_every_s
         try:
             disk = open_db(self.path)
@@ -185,18 +196,67 @@ class CopiedWhenRefused:
             log.debug("%s still cannot be opened for writing: %s", self.path.name, exc)
             return
         try:
-            self._db.backup(disk)
+            disk.execute(f"PRAGMA busy_timeout = {WRITE_BACK_WAIT_MS}")
+            disk.execute("BEGIN IMMEDIATE")
+            if _contents(disk) != self._copied:
+                disk.execute("ROLLBACK")
+                disk.close()
+                self._changed_elsewhere()
+                return
+            _replace_contents(disk, self._db)
+            disk.execute("COMMIT")
+            disk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:
-            disk.close()
-            log.debug("the disk still refuses writes to %s: %s", self.path.name, exc)
+            disk.close()  # an open transaction is rolled back
+            log.debug("%s not written back yet: %s", self.path.name, exc)
             return
         self._db.close()
-        self._db, self.in_memory = disk, False
+        self._db, self.in_memory, self._copied = disk, False, None
         log.warning("the disk takes writes to %s again: what changed in memory is saved, "
                     "and the store goes on there", self.path.name)  # fmt: skip
 
+    def _changed_elsewhere(self) -> None:
+        """Another process changed the file since the copy: its change must not be
+        overwritten (it was confirmed to whoever made it). Told once; not tried again."""
+        self._next_try = math.inf
+        log.error(
+            "%s was changed by another program while this one went on in memory: not "
+            "overwritten; what changed here since the disk refused is lost when the device "
+            "restarts, and the restart takes the file",
+            self.path.name,
+        )
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def _tables(db: sqlite3.Connection) -> list[str]:
+    return [
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY name"
+        )
+    ]
+
+
+def _contents(db: sqlite3.Connection) -> str:
+    """A digest of every row of every table (in any order)."""
+    digest = hashlib.sha256()
+    for table in _tables(db):
+        rows = sorted(repr(row) for row in db.execute(f'SELECT * FROM "{table}"'))
+        digest.update(repr((table, rows)).encode())
+    return digest.hexdigest()
+
+
+def _replace_contents(target: sqlite3.Connection, source: sqlite3.Connection) -> None:
+    """Every table's rows in `target` replaced by `source`'s (the same schema)."""
+    for table in _tables(source):
+        rows = source.execute(f'SELECT * FROM "{table}"').fetchall()
+        target.execute(f'DELETE FROM "{table}"')
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            target.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
 
 
 def open_or_set_aside(

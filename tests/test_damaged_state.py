@@ -554,6 +554,57 @@ def test_a_store_in_memory_goes_back_to_its_file_once_the_disk_takes_writes(
     assert file_values(path) == ["before", 20_000, "while refused", "soon after", "after"]
 
 
+def refused_store(path: Path, now: list[float]) -> CopiedWhenRefused:
+    """A store whose disk has refused a write (filled): it goes on in memory."""
+    db, _ = open_or_set_aside(path, lambda db: db.execute("CREATE TABLE t (v TEXT)"))
+    db.execute("INSERT INTO t VALUES ('before')")
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    store = CopiedWhenRefused(db, path, retry_every_s=60, clock=lambda: now[0])
+    store.execute("INSERT INTO t VALUES (?)", ("x" * 20_000,))
+    assert store.in_memory
+    return store
+
+
+def test_a_change_another_program_made_to_the_file_is_not_written_over(tmp_path) -> None:
+    """The reminders command beside the running device wrote to the file once the disk
+    took writes again: the device's copy does not overwrite that (it was confirmed to the
+    caregiver who typed it); the copy stays in memory, and a restart takes the file."""
+    path, now = tmp_path / "store.sqlite3", [0.0]
+    store = refused_store(path, now)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("DELETE FROM t")
+    other.execute("INSERT INTO t VALUES ('typed by the caregiver')")
+    other.close()
+    now[0] = 61
+    store.execute("INSERT INTO t VALUES ('by the device')")
+    assert store.in_memory and file_values(path) == ["typed by the caregiver"]
+    now[0] = 1000
+    store.execute("INSERT INTO t VALUES ('later')")
+    assert store.in_memory and file_values(path) == ["typed by the caregiver"]
+    store.close()
+
+
+def test_a_write_back_does_not_wait_for_another_programs_lock(tmp_path) -> None:
+    """Another process holding the file: the store's callers (the reminders' clock) go
+    on in memory at once, and the copy is written back at a later try."""
+    path, now = tmp_path / "store.sqlite3", [0.0]
+    store = refused_store(path, now)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    now[0] = 61
+    started = time.monotonic()
+    store.execute("INSERT INTO t VALUES ('while locked')")
+    assert time.monotonic() - started < 2.0 and store.in_memory
+    other.execute("ROLLBACK")
+    other.close()
+    now[0] = 122
+    store.execute("INSERT INTO t VALUES ('after')")
+    assert not store.in_memory
+    store.close()
+    assert file_values(path) == ["before", 20_000, "while locked", "after"]
+
+
 def file_values(path: Path) -> list:
     """The column of the test's table, long values by their length."""
     db = sqlite3.connect(path)
