@@ -67,6 +67,26 @@ def test_a_caregivers_reminder_takes_over_the_seniors_own_for_the_same_dose(devi
     assert done == [("command.reminder.add", True, None)]
 
 
+def test_a_caregivers_reminder_without_the_medicine_does_not_take_over_a_tracked_one(
+    device,
+) -> None:
+    """Carla types "Ramipril" at 8 without naming the medicine: the same dose as Mum's own
+    reminder, which asks until answered and reports a miss. Taking over, hers would be said
+    once and a miss never reported; beside it, the dose would be asked for twice. Refused,
+    saying what to do; Mum's stays, and is still asked until answered."""
+    store, announcer, done = device
+    own = store.add_medication("Ramipril", schedule_of("08:00", None, None, None), NOW)
+    add = ReminderAdd(reminder_id="care", kind="medication", text="Ramipril", at="08:00")
+    announcer.handle(command(add))
+    assert [r.id for r in store.all()] == [own.id] and store.get(own.id).answered
+    ((kind, ok, why),) = done
+    assert (kind, ok) == ("command.reminder.add", False) and "medicine's name" in why
+    named = ReminderAdd(reminder_id="care", kind="medication", text="Ramipril", at="08:00",
+                        medication="Ramipril")  # fmt: skip
+    announcer.handle(command(named))
+    assert [r.id for r in store.all()] == ["care"] and store.get("care").answered
+
+
 def test_a_reminder_the_family_stops_is_said(device) -> None:
     store, announcer, done = device
     said = []
