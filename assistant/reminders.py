@@ -39,6 +39,9 @@ from protocol.sqlite import CopiedWhenRefused, open_checked, open_or_set_aside
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
 KINDS = ("medication", "appointment", "check_in", "other")
+# The furthest a one-off may lie ahead: a year and a little, so that next year's check-up
+# can be set up, but a mistyped year (2062) is refused, not kept silent for decades.
+ONE_OFF_AHEAD = dt.timedelta(days=400)
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,12 @@ class ReminderStore:
         schedule = reminder.schedule
         current = self.get(reminder.id)
         moved = current is None or current.schedule != schedule
-        if moved and schedule.has_passed(aware(now), self.tz):
-            raise ScheduleError(f"{schedule.date} at {schedule.at} has already passed")
+        if moved and schedule.date is not None:
+            today = aware(now).astimezone(self.tz).date()
+            if dt.date.fromisoformat(schedule.date) > today + ONE_OFF_AHEAD:
+                raise ScheduleError(f"{schedule.date} is more than a year ahead: is it right?")
+            if schedule.has_passed(aware(now), self.tz):
+                raise ScheduleError(f"{schedule.date} at {schedule.at} has already passed")
         if current is None:
             since = utc(now)
         elif moved:

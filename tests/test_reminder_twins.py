@@ -4,6 +4,7 @@ service's caregiver request on its real SQLite file, and both must give the same
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,9 @@ PAIRS = [
 ]
 EVERY_DAY = dict(days=None)
 SEVEN_DAYS = dict(days=["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
-ONE_OFF = dict(date="2026-12-24", days=None)
-ONE_OFF_WITH_DAYS = dict(date="2026-12-24", days=["mon"])  # the date decides: a one-off
+DAY = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+ONE_OFF = dict(date=DAY, days=None)
+ONE_OFF_WITH_DAYS = dict(date=DAY, days=["mon"])  # the date decides: a one-off
 PAIRS_OF_TIMES = [
     (EVERY_DAY, SEVEN_DAYS, True),
     (ONE_OFF, ONE_OFF_WITH_DAYS, True),

@@ -116,6 +116,9 @@ def test_a_one_off_weeks_ahead_is_kept_and_comes_on_its_day(store: ReminderStore
     ]
     with pytest.raises(ScheduleError, match="has already passed"):
         store.put(medication("late", Schedule(ONCE, "11:59", date="2026-11-23")), start)
+    for mistyped in ("2062-11-23", "9999-12-31"):  # not kept silent for decades
+        with pytest.raises(ScheduleError, match="more than a year ahead"):
+            store.put(medication("far", Schedule(ONCE, "10:00", date=mistyped)), start)
 
 
 def test_impossible_schedules_are_refused() -> None:
