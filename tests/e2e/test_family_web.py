@@ -36,7 +36,7 @@ from tests.audio_devices import virtual_audio
 from tests.broker import Mosquitto, free_port
 from tests.browser import PHONE, chromium
 from tests.family_process import D, FamilyWorker, H, device_standin, family_cli, ok
-from tests.family_web import PASSWORDS, two_households
+from tests.family_web import PASSWORDS, set_password, two_households
 
 pytestmark = pytest.mark.e2e
 
@@ -343,5 +343,12 @@ def test_an_alert_that_came_while_the_live_stream_was_down_is_announced(
             web.start()
             until(browser, lambda: browser.execute_script(refreshed) > before)
             assert text(browser, "#live") == ""
+
+            # Down, and meanwhile her sessions ended (a new password): the stream is refused
+            # when it comes back, and the page goes to the sign-in form, not on as if live.
+            web.stop()
+            assert set_password(family, H, "anna", "a brand new secret").returncode == 0
+            web.start()
+            until(browser, lambda: browser.current_url.endswith("/login"))
         finally:
             web.stop()

@@ -56,15 +56,23 @@
   // The stream is opened with the page's state token: a change between rendering the page
   // and opening the stream is told, a new alert among it too. When the stream drops, it is
   // opened again with the token of what the page shows by then (the browser's own retry
-  // would send the first page's token, and tell an alert already told once more).
+  // would send the first page's token, and tell an alert already told once more). When it
+  // is refused (the session ended while it was down, a proxy's error), the browser gives
+  // up: the page must not go on as if live. It is fetched again (a page that cannot be is
+  // reloaded: the sign-in form, or the browser's error), and the stream tried again later.
   function listen() {
     const events = new EventSource("/events?since=" + encodeURIComponent(state));
     events.addEventListener("change", changed);
     events.addEventListener("signed_out", function () { location.href = "/login"; });
     events.addEventListener("error", function () {
-      if (events.readyState !== EventSource.CONNECTING) { return; }  // refused: as the browser
+      const refused = events.readyState === EventSource.CLOSED;
       events.close();
-      setTimeout(listen, 2000);
+      if (refused) {
+        refresh();
+        setTimeout(listen, 10000);
+      } else {
+        setTimeout(listen, 2000);
+      }
     });
   }
 
