@@ -42,12 +42,6 @@ from protocol import (
 log = logging.getLogger(__name__)
 
 REFUSALS_KEPT = 1000  # refused message ids remembered as told (see Announcer._refused)
-# A caregiver's reminder without the medicine's name for a dose the senior's own reminder
-# (with it) asks about until answered: refused, with what to do instead.
-UNTRACKED_TWIN = (
-    "the senior has a reminder for this dose that asks until it is answered; give the "
-    "medicine's name to take it over"
-)
 
 
 def local_time(timestamp: str) -> dt.datetime:
@@ -212,10 +206,11 @@ class Announcer:
                 source="caregiver",
             )
             copies = [r for r in self.reminders.copies_of(reminder) if r.source == "senior"]
-            if not reminder.answered and any(own.answered for own in copies):
-                # Taking over, it would be said once and a miss never reported; kept side
-                # by side, the dose would be asked for twice.
-                raise CommandFailed(UNTRACKED_TWIN)
+            named = [own.medication for own in copies if own.medication]
+            if reminder.kind == "medication" and not reminder.medication and named:
+                # Without the medicine's name it would be said once and a miss never
+                # reported: it takes the name of the senior's own that it replaces.
+                reminder = replace(reminder, medication=named[0])
             self._store(reminder)
             for own in copies:  # one dose, one reminder: the caregiver's takes over
                 self.reminders.remove(own.id)

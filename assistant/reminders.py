@@ -29,7 +29,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
@@ -216,7 +216,9 @@ class ReminderStore:
     ) -> Reminder:
         """A medication reminder the senior set by voice (or a local caregiver typed); the
         one there is already, when one asks for the same medication at the same times (a
-        caregiver's, or one set up before): a second would ask for the dose twice."""
+        caregiver's, or one set up before): a second would ask for the dose twice. One
+        there without the medicine's name (said once, a miss never reported) takes the
+        name, and is asked about until answered from now on."""
         reminder = Reminder(
             id=f"{'own' if source == 'senior' else source}-{uuid.uuid4().hex[:12]}",
             kind="medication",
@@ -227,9 +229,11 @@ class ReminderStore:
             source=source,
         )
         copies = self.copies_of(reminder)
-        if copies:
-            return copies[0]
-        return self.put(reminder, now)
+        if not copies:
+            return self.put(reminder, now)
+        if copies[0].kind == "medication" and not copies[0].medication:
+            return self.put(replace(copies[0], medication=medication), now)
+        return copies[0]
 
     def get(self, reminder_id: str) -> Reminder | None:
         with self._lock:

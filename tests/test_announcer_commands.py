@@ -67,24 +67,33 @@ def test_a_caregivers_reminder_takes_over_the_seniors_own_for_the_same_dose(devi
     assert done == [("command.reminder.add", True, None)]
 
 
-def test_a_caregivers_reminder_without_the_medicine_does_not_take_over_a_tracked_one(
+def test_a_caregivers_reminder_without_the_medicine_takes_the_name_of_the_one_it_replaces(
     device,
 ) -> None:
     """Carla types "Ramipril" at 8 without naming the medicine: the same dose as Mum's own
-    reminder, which asks until answered and reports a miss. Taking over, hers would be said
-    once and a miss never reported; beside it, the dose would be asked for twice. Refused,
-    saying what to do; Mum's stays, and is still asked until answered."""
+    reminder, which asks until answered and reports a miss. Taking over as typed, hers
+    would be said once and a miss never reported (beside it, the dose would be asked for
+    twice): it takes over with the medicine's name, and is asked about until answered."""
     store, announcer, done = device
     own = store.add_medication("Ramipril", schedule_of("08:00", None, None, None), NOW)
     add = ReminderAdd(reminder_id="care", kind="medication", text="Ramipril", at="08:00")
     announcer.handle(command(add))
-    assert [r.id for r in store.all()] == [own.id] and store.get(own.id).answered
-    ((kind, ok, why),) = done
-    assert (kind, ok) == ("command.reminder.add", False) and "medicine's name" in why
-    named = ReminderAdd(reminder_id="care", kind="medication", text="Ramipril", at="08:00",
-                        medication="Ramipril")  # fmt: skip
-    announcer.handle(command(named))
-    assert [r.id for r in store.all()] == ["care"] and store.get("care").answered
+    assert [r.id for r in store.all()] == ["care"] and own.id != "care"
+    taken_over = store.get("care")
+    assert taken_over.medication == "Ramipril" and taken_over.answered
+    assert done == [("command.reminder.add", True, None)]
+
+
+def test_a_voice_reminder_names_the_medicine_of_the_familys_unnamed_one(device) -> None:
+    """The other way round: Carla's "Ramipril" at 8 came first, unnamed; Mum asks by voice
+    for her ramipril at 8. One reminder, and now it is asked about until answered."""
+    store, announcer, _ = device
+    add = ReminderAdd(reminder_id="care", kind="medication", text="Ramipril", at="08:00")
+    announcer.handle(command(add))
+    assert not store.get("care").answered
+    kept = store.add_medication("ramipril", schedule_of("08:00", None, None, None), NOW)
+    assert kept.id == "care" and [r.id for r in store.all()] == ["care"]
+    assert store.get("care").answered and store.get("care").source == "caregiver"
 
 
 def test_a_reminder_the_family_stops_is_said(device) -> None:
