@@ -26,7 +26,14 @@
     refreshing = true;
     try {
       const response = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
-      if (response.redirected || !response.ok) { location.reload(); return; }
+      // Signed out (sent to sign in), or a page gone: shown as the server has it. The server
+      // or a proxy failing (5xx): kept as it is, and fetched again at the stream's next try
+      // (a reload would leave a page without this script, that never comes back by itself).
+      if (response.redirected || (response.status >= 400 && response.status < 500)) {
+        location.reload();
+        return;
+      }
+      if (!response.ok) { return; }
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       state = fresh.body.dataset.state || state;
       document.querySelectorAll("[data-live]").forEach(function (old) {
