@@ -140,7 +140,8 @@ class CopiedWhenRefused:
     the file (it is tried again later; the store's own callers must not wait on it), and
     never over a change another process made to the file since the copy (the reminders
     command beside the running device): that is kept, the copy stays in memory (ERROR
-    logged once), and a restart takes the file. Everything else is the connection's own."""
+    logged once), and a restart takes the file. A file removed meanwhile is made again
+    from the copy. Everything else is the connection's own."""
 
     def __init__(
         self,
@@ -190,6 +191,7 @@ class CopiedWhenRefused:
         """Write the copy back to the file and go on there, or try again later. A write-back
         that fails leaves the file as it was (one transaction)."""
         self._next_try = self._clock() + self._retry_every_s
+        gone = not self.path.exists()  # removed meanwhile: made again, with what memory holds
         try:
             disk = open_db(self.path)
         except (sqlite3.Error, OSError) as exc:
@@ -198,7 +200,9 @@ class CopiedWhenRefused:
         try:
             disk.execute(f"PRAGMA busy_timeout = {WRITE_BACK_WAIT_MS}")
             disk.execute("BEGIN IMMEDIATE")
-            if _contents(disk) != self._copied:
+            if gone:
+                _create_like(disk, self._db)
+            elif _contents(disk) != self._copied:
                 disk.execute("ROLLBACK")
                 disk.close()
                 self._changed_elsewhere()
@@ -247,6 +251,17 @@ def _contents(db: sqlite3.Connection) -> str:
         rows = sorted(repr(row) for row in db.execute(f'SELECT * FROM "{table}"'))
         digest.update(repr((table, rows)).encode())
     return digest.hexdigest()
+
+
+def _create_like(target: sqlite3.Connection, source: sqlite3.Connection) -> None:
+    """`source`'s tables and indexes (and schema version) in the empty `target`."""
+    for (sql,) in source.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        " ORDER BY type = 'index'"
+    ):
+        target.execute(sql)
+    (version,) = source.execute("PRAGMA user_version").fetchone()
+    target.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def _replace_contents(target: sqlite3.Connection, source: sqlite3.Connection) -> None:

@@ -585,6 +585,19 @@ def test_a_change_another_program_made_to_the_file_is_not_written_over(tmp_path)
     store.close()
 
 
+def test_a_file_removed_meanwhile_is_made_again_from_the_copy(tmp_path) -> None:
+    """Not taken for another program's change (an empty file made by opening it): nothing
+    is lost, and nothing would tell of a loss at the next start."""
+    path, now = tmp_path / "store.sqlite3", [0.0]
+    store = refused_store(path, now)
+    path.unlink()
+    now[0] = 61
+    store.execute("INSERT INTO t VALUES ('after')")
+    assert not store.in_memory
+    store.close()
+    assert file_values(path) == ["before", 20_000, "after"]
+
+
 def test_a_write_back_does_not_wait_for_another_programs_lock(tmp_path) -> None:
     """Another process holding the file: the store's callers (the reminders' clock) go
     on in memory at once, and the copy is written back at a later try."""
