@@ -142,7 +142,9 @@ class WakeReport:
             lowest = min((s for o in self.positives for s in o.scores), default=0.0)
             return round(min(lowest, 0.0), 3)
         floor = scores[allowed]
-        just_above = math.floor(floor * 1000 + 1) / 1000
+        just_above = round(math.floor(floor * 1000) / 1000 + 0.001, 3)
+        if just_above <= floor:  # a score that is itself a three-decimal value (1.001)
+            just_above = round(just_above + 0.001, 3)
         above = [best for best in (o.best() for o in self.positives) if best > floor]
         if not above:
             return just_above

@@ -363,6 +363,10 @@ def test_calibration_leaves_room_between_the_negatives_and_the_positives() -> No
     # no positive above it: just above the negative
     none_above = WakeReport([*negatives, outcome(True, 2, 1.0)], "hey helper", 0.0)
     assert none_above.calibrate(1.0) == 1.299
+    # a negative that is itself a three-decimal value is not woken on
+    for score in (1.001, 0.3, 2.007):
+        exact = WakeReport([outcome(False, 6000, score), outcome(True, 2, -1.0)], "x", 0.0)
+        assert exact.calibrate(1.0) > score
 
 
 def test_write_threshold_replaces_or_adds_the_key(tmp_path) -> None:
