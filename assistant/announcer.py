@@ -205,17 +205,9 @@ class Announcer:
                 dose=body.dose,
                 source="caregiver",
             )
-            copies = [r for r in self.reminders.copies_of(reminder) if r.source == "senior"]
-            named = [own.medication for own in copies if own.medication]
-            if reminder.kind == "medication" and not reminder.medication and named:
-                # Without the medicine's name it would be said once and a miss never
-                # reported: it takes the name of the senior's own that it replaces.
-                reminder = replace(reminder, medication=named[0])
-            self._store(reminder)
-            for own in copies:  # one dose, one reminder: the caregiver's takes over
-                self.reminders.remove(own.id)
+            replaced = self._store_over_own(reminder)
             said = replies.reminder_added(body.text, body.at)
-            return f"{said} {replies.OWN_REMINDER_REPLACED}" if copies else said
+            return f"{said} {replies.OWN_REMINDER_REPLACED}" if replaced else said
         current = self.reminders.get(body.reminder_id)
         if current is None:
             raise CommandFailed("no such reminder on this device")
@@ -234,8 +226,25 @@ class Announcer:
             body.every_hours if given else old.every_hours,
             body.date if given else old.date,
         )
-        self._store(replace(current, **changes))
+        changed = replace(current, **changes)
+        if self._store_over_own(changed):
+            return replies.reminder_changed_over_own(changed.text, changed.at)
         return ""
+
+    def _store_over_own(self, reminder: Reminder) -> list[Reminder]:
+        """Store a caregiver's reminder; the senior's own for the same dose (a twin:
+        protocol/reminder_twins.py) are removed, one dose one reminder, and returned. One
+        without the medicine's name takes the name of the own it replaces: it would be said
+        once, and a miss never reported."""
+        assert self.reminders is not None
+        copies = [r for r in self.reminders.copies_of(reminder) if r.source == "senior"]
+        named = [own.medication for own in copies if own.medication]
+        if reminder.kind == "medication" and not reminder.medication and named:
+            reminder = replace(reminder, medication=named[0])
+        self._store(reminder)
+        for own in copies:
+            self.reminders.remove(own.id)
+        return copies
 
     def _store(self, reminder: Reminder) -> None:
         assert self.reminders is not None

@@ -293,6 +293,12 @@ def reminder_removed(text: str, at: str) -> str:
 OWN_REMINDER_REPLACED = "It replaces the one you set up for the same time."
 
 
+def reminder_changed_over_own(text: str, at: str) -> str:
+    """A change by the family that made their reminder the same dose as one the senior
+    set up herself: hers is stopped (one dose, one reminder), and she is told."""
+    return f"Your family changed a reminder: {text}, at {spoken_clock(at)}. {OWN_REMINDER_REPLACED}"
+
+
 def _ago(late_by: dt.timedelta) -> str:
     minutes = int(late_by.total_seconds() // 60)
     if minutes < 90:

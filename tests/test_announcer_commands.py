@@ -96,6 +96,25 @@ def test_a_voice_reminder_names_the_medicine_of_the_familys_unnamed_one(device) 
     assert store.get("care").answered and store.get("care").source == "caregiver"
 
 
+def test_a_caregivers_change_onto_the_seniors_own_dose_takes_it_over(device) -> None:
+    """Carla's ramipril moved from 9 to 8, where Mum's own is: one reminder is left, and
+    Mum is told."""
+    store, announcer, done = device
+    own = store.add_medication("Ramipril", schedule_of("08:00", None, None, None), NOW)
+    add = ReminderAdd(reminder_id="care", kind="medication", text="Morning pills",
+                      at="09:00", medication="ramipril")  # fmt: skip
+    announcer.handle(command(add))
+    said = []
+    announcer.queue = lambda sentence, urgent=False: said.append(sentence)
+    announcer.handle(command(ReminderChange(reminder_id="care", at="08:00")))
+    assert [r.id for r in store.all()] == ["care"] and store.get(own.id) is None
+    assert said == [
+        "Your family changed a reminder: Morning pills, at 8 o'clock in the morning. "
+        "It replaces the one you set up for the same time."
+    ]
+    assert [ok for _, ok, _ in done] == [True, True]
+
+
 def test_a_reminder_the_family_stops_is_said(device) -> None:
     store, announcer, done = device
     said = []

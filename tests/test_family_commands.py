@@ -174,7 +174,7 @@ def test_commands_sent_again_go_in_the_order_they_were_asked_for(service, channe
     caregiver's new time lost. (A batch of two went in the order of the message ids, a
     coin toss: eight tosses here.)"""
     for n in range(8):
-        add = pills(reminder_id=f"pills-{n}")
+        add = pills(reminder_id=f"pills-{n}", text=f"Pills {n}")  # not one dose (refused)
         change = ReminderChange(reminder_id=f"pills-{n}", at="21:00")
         asked = [ask(service, add), ask(service, change)]
         before = len(commands_sent(channel))
@@ -423,6 +423,21 @@ def test_the_same_reminder_is_not_set_up_twice(service) -> None:
     assert {r["id"] for r in listed(service).values() if r["state"] == "active"} == {
         "pills", "pills-4", "pills-5",
     }  # fmt: skip
+
+
+def test_a_change_that_would_make_two_reminders_for_one_dose_is_refused(service) -> None:
+    """Moving Carla's aspirin from 10 to 9, where Anna's aspirin is: each would ask for the
+    dose. Refused, and the copy keeps 10:00; another time still goes through."""
+    anna = pills(reminder_id="anna-aspirin", text="Aspirin", at="09:00", medication="Aspirin")
+    carla = pills(reminder_id="carla-aspirin", text="Aspirin", at="10:00", medication="aspirin")
+    for body in (anna, carla):
+        answer(service, ask(service, body), body, ok=True)
+    with pytest.raises(HouseholdError) as refused:
+        service.request(ReminderChange(reminder_id="carla-aspirin", at="09:00"), H, "carla")
+    assert refused.value.reason == "reminder_exists" and "'anna-aspirin'" in str(refused.value)
+    assert listed(service)["carla-aspirin"]["at"] == "10:00"
+    ask(service, ReminderChange(reminder_id="carla-aspirin", at="11:00"))
+    assert listed(service)["carla-aspirin"]["at"] == "11:00"
 
 
 def test_a_reminder_the_senior_stopped_by_voice_is_not_restored(service, channel) -> None:

@@ -168,12 +168,13 @@ class Reminders:
         if isinstance(body, ReminderAdd):
             if active:
                 raise HouseholdError(REMINDER_EXISTS, "a reminder of that id exists already")
-            twin = _same_dose(db, household.id, to_dict(body))
-            if twin is not None:  # set up twice, each would ask for the dose
-                raise HouseholdError(REMINDER_EXISTS, f"the same reminder is set up as {twin!r}")
         elif not active:
             raise HouseholdError(ServiceReason.UNKNOWN_REMINDER, "no such reminder here")
         after = _fold(before, body.TYPE, to_dict(body))
+        if _active(after):  # an add, or a change that made it another's twin
+            twin = _same_dose(db, household.id, after["body"], besides=body.reminder_id)
+            if twin is not None:  # set up twice, each would ask for the dose
+                raise HouseholdError(REMINDER_EXISTS, f"the same reminder is set up as {twin!r}")
         _write(db, household.id, body.reminder_id, after, now)
         return None if before is None else json.dumps(before)
 
@@ -392,12 +393,14 @@ class Reminders:
             ]
 
 
-def _same_dose(db: sqlite3.Connection, household: str, body: dict) -> str | None:
-    """The id of an active reminder that would ask for the same dose at the same times as
-    `body` (protocol/reminder_twins.py: the device's rule too); None: there is none."""
+def _same_dose(db: sqlite3.Connection, household: str, body: dict, besides: str) -> str | None:
+    """The id of an active reminder other than `besides` that would ask for the same dose
+    at the same times as `body` (protocol/reminder_twins.py: the device's rule too); None:
+    there is none."""
     wanted = dose_key_of_add(body)
     for row in db.execute(
-        "SELECT id, body FROM reminders WHERE household = ? AND state = 'active'", (household,)
+        "SELECT id, body FROM reminders WHERE household = ? AND state = 'active' AND id != ?",
+        (household, besides),
     ):
         if same_dose(dose_key_of_add(json.loads(row["body"])), wanted):
             return row["id"]
