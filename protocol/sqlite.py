@@ -8,7 +8,6 @@ returns and survives a power cut, not only a crash.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -17,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from protocol.store_merge import create_like, merge_into, replace_contents, same_rows
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,12 @@ class CopiedWhenRefused:
     `retry_every_s`, between transactions, the copy is written back to the file in one
     transaction, and the store goes on there (WARNING logged), so what changed meanwhile
     survives a restart. Not while the disk still refuses, nor while another process holds
-    the file (it is tried again later; the store's own callers must not wait on it), and
-    never over a change another process made to the file since the copy (the reminders
-    command beside the running device): that is kept, the copy stays in memory (ERROR
-    logged once), and a restart takes the file. A file removed meanwhile is made again
-    from the copy. Everything else is the connection's own."""
+    the file (it is tried again later; the store's own callers must not wait on it). What
+    another process changed in the file meanwhile (the reminders command beside the
+    running device) is kept beside the copy's changes (protocol/store_merge.py); a file
+    that cannot be merged (a table without a primary key) is kept as it is, the copy stays
+    in memory (ERROR logged once), and a restart takes the file. A file removed meanwhile
+    is made again from the copy. Everything else is the connection's own."""
 
     def __init__(
         self,
@@ -156,7 +158,7 @@ class CopiedWhenRefused:
         self._retry_every_s = retry_every_s
         self._clock = clock
         self._next_try = 0.0
-        self._copied: str | None = None  # the file's contents when copied (`_contents`)
+        self._base: sqlite3.Connection | None = None  # the file as it was copied
 
     def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
         if self.in_memory and not self._db.in_transaction and self._clock() >= self._next_try:
@@ -178,9 +180,10 @@ class CopiedWhenRefused:
             self._db.rollback()
         memory = memory_db()
         self._db.backup(memory)
+        self._base = memory_db()
+        memory.backup(self._base)
         self._db.close()
         self._db, self.in_memory = memory, True
-        self._copied = _contents(memory)
         self._next_try = self._clock() + self._retry_every_s
         report_refusal(self.path)
         log.error("the disk refuses writes to %s (%s): going on with a copy in memory; "
@@ -200,14 +203,22 @@ class CopiedWhenRefused:
         try:
             disk.execute(f"PRAGMA busy_timeout = {WRITE_BACK_WAIT_MS}")
             disk.execute("BEGIN IMMEDIATE")
+            assert self._base is not None
             if gone:
-                _create_like(disk, self._db)
-            elif _contents(disk) != self._copied:
-                disk.execute("ROLLBACK")
-                disk.close()
-                self._changed_elsewhere()
-                return
-            _replace_contents(disk, self._db)
+                create_like(disk, self._db)
+                replace_contents(disk, self._db)
+            elif same_rows(disk, self._base):  # nobody else wrote to it
+                replace_contents(disk, self._db)
+            else:
+                both_changed = merge_into(disk, mine=self._db, base=self._base)
+                if both_changed is None:
+                    disk.execute("ROLLBACK")
+                    disk.close()
+                    self._changed_elsewhere()
+                    return
+                if both_changed:
+                    log.warning("%s: %d rows changed here and by another program meanwhile; "
+                                "this one's kept", self.path.name, both_changed)  # fmt: skip
             disk.execute("COMMIT")
             disk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:
@@ -215,13 +226,15 @@ class CopiedWhenRefused:
             log.debug("%s not written back yet: %s", self.path.name, exc)
             return
         self._db.close()
-        self._db, self.in_memory, self._copied = disk, False, None
+        self._base.close()
+        self._db, self.in_memory, self._base = disk, False, None
         log.warning("the disk takes writes to %s again: what changed in memory is saved, "
                     "and the store goes on there", self.path.name)  # fmt: skip
 
     def _changed_elsewhere(self) -> None:
-        """Another process changed the file since the copy: its change must not be
-        overwritten (it was confirmed to whoever made it). Told once; not tried again."""
+        """Another process changed the file since the copy, and the two cannot be merged:
+        its change must not be overwritten (it was confirmed to whoever made it). Told
+        once; not tried again."""
         self._next_try = math.inf
         log.error(
             "%s was changed by another program while this one went on in memory: not "
@@ -232,46 +245,6 @@ class CopiedWhenRefused:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
-
-
-def _tables(db: sqlite3.Connection) -> list[str]:
-    return [
-        name
-        for (name,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            " ORDER BY name"
-        )
-    ]
-
-
-def _contents(db: sqlite3.Connection) -> str:
-    """A digest of every row of every table (in any order)."""
-    digest = hashlib.sha256()
-    for table in _tables(db):
-        rows = sorted(repr(row) for row in db.execute(f'SELECT * FROM "{table}"'))
-        digest.update(repr((table, rows)).encode())
-    return digest.hexdigest()
-
-
-def _create_like(target: sqlite3.Connection, source: sqlite3.Connection) -> None:
-    """`source`'s tables and indexes (and schema version) in the empty `target`."""
-    for (sql,) in source.execute(
-        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
-        " ORDER BY type = 'index'"
-    ):
-        target.execute(sql)
-    (version,) = source.execute("PRAGMA user_version").fetchone()
-    target.execute(f"PRAGMA user_version = {int(version)}")
-
-
-def _replace_contents(target: sqlite3.Connection, source: sqlite3.Connection) -> None:
-    """Every table's rows in `target` replaced by `source`'s (the same schema)."""
-    for table in _tables(source):
-        rows = source.execute(f'SELECT * FROM "{table}"').fetchall()
-        target.execute(f'DELETE FROM "{table}"')
-        if rows:
-            marks = ", ".join("?" * len(rows[0]))
-            target.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
 
 
 def open_or_set_aside(

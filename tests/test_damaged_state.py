@@ -568,8 +568,10 @@ def refused_store(path: Path, now: list[float]) -> CopiedWhenRefused:
 
 def test_a_change_another_program_made_to_the_file_is_not_written_over(tmp_path) -> None:
     """The reminders command beside the running device wrote to the file once the disk
-    took writes again: the device's copy does not overwrite that (it was confirmed to the
-    caregiver who typed it); the copy stays in memory, and a restart takes the file."""
+    took writes again, and the two cannot be merged (a table without a primary key; the
+    device's all have one: the next test): the device's copy does not overwrite that (it
+    was confirmed to the caregiver who typed it); the copy stays in memory, and a restart
+    takes the file."""
     path, now = tmp_path / "store.sqlite3", [0.0]
     store = refused_store(path, now)
     other = sqlite3.connect(path, isolation_level=None)
@@ -596,6 +598,45 @@ def test_a_file_removed_meanwhile_is_made_again_from_the_copy(tmp_path) -> None:
     assert not store.in_memory
     store.close()
     assert file_values(path) == ["before", 20_000, "after"]
+
+
+def test_what_another_program_changed_meanwhile_is_kept_beside_the_copys_changes(
+    tmp_path, caplog
+) -> None:
+    """The disk filled; the device went on in memory (Mum's "taken" recorded there); once
+    the disk took writes again, the reminders command added, changed and removed rows in
+    the file. Written back, the file holds both: nothing confirmed to anyone is lost. A
+    row both changed keeps the device's (its record of what was answered)."""
+    path, now = tmp_path / "store.sqlite3", [0.0]
+    db, _ = open_or_set_aside(
+        path, lambda db: db.execute("CREATE TABLE r (id TEXT PRIMARY KEY, v TEXT)")
+    )
+    for key in ("a", "b", "x"):
+        db.execute("INSERT INTO r VALUES (?, 'as it was')", (key,))
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    store = CopiedWhenRefused(db, path, retry_every_s=60, clock=lambda: now[0])
+    store.execute("INSERT INTO r VALUES ('big', ?)", ("y" * 20_000,))  # refused: in memory
+    assert store.in_memory
+    store.execute("UPDATE r SET v = 'taken' WHERE id = 'a'")
+    store.execute("UPDATE r SET v = 'the device' WHERE id = 'x'")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("INSERT INTO r VALUES ('d', 'typed by the caregiver')")
+    other.execute("DELETE FROM r WHERE id = 'b'")
+    other.execute("UPDATE r SET v = 'the command' WHERE id = 'x'")
+    other.close()
+    now[0] = 61
+    store.execute("INSERT INTO r VALUES ('c', 'after')")
+    assert not store.in_memory
+    assert "1 rows changed here and by another program" in caplog.text
+    store.close()
+    file = sqlite3.connect(path)
+    rows = dict(file.execute("SELECT id, v FROM r"))
+    file.close()
+    assert {k: (v if len(v) < 100 else len(v)) for k, v in rows.items()} == {
+        "a": "taken", "big": 20_000, "c": "after", "d": "typed by the caregiver",
+        "x": "the device",
+    }  # fmt: skip
 
 
 def test_a_write_back_does_not_wait_for_another_programs_lock(tmp_path) -> None:
