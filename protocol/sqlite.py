@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from protocol.store_merge import create_like, merge_into, replace_contents, same_rows
+from protocol.store_merge import (
+    create_like,
+    empty_like,
+    made_anew,
+    merge_into,
+    replace_contents,
+    same_rows,
+    tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +167,7 @@ class CopiedWhenRefused:
         self._clock = clock
         self._next_try = 0.0
         self._base: sqlite3.Connection | None = None  # the file as it was copied
+        self._copied_file: tuple[int, int] | None = None  # which file that was (`_file_id`)
 
     def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
         if self.in_memory and not self._db.in_transaction and self._clock() >= self._next_try:
@@ -182,6 +191,7 @@ class CopiedWhenRefused:
         self._db.backup(memory)
         self._base = memory_db()
         memory.backup(self._base)
+        self._copied_file = _file_id(self.path)
         self._db.close()
         self._db, self.in_memory = memory, True
         self._next_try = self._clock() + self._retry_every_s
@@ -194,7 +204,9 @@ class CopiedWhenRefused:
         """Write the copy back to the file and go on there, or try again later. A write-back
         that fails leaves the file as it was (one transaction)."""
         self._next_try = self._clock() + self._retry_every_s
-        gone = not self.path.exists()  # removed meanwhile: made again, with what memory holds
+        # Removed, or made anew since the copy (by a command run meanwhile): its rows are
+        # none the copy knew, so none of the copy's is taken for removed there.
+        same_file = self._copied_file is not None and _file_id(self.path) == self._copied_file
         try:
             disk = open_db(self.path)
         except (sqlite3.Error, OSError) as exc:
@@ -204,13 +216,17 @@ class CopiedWhenRefused:
             disk.execute(f"PRAGMA busy_timeout = {WRITE_BACK_WAIT_MS}")
             disk.execute("BEGIN IMMEDIATE")
             assert self._base is not None
-            if gone:
+            if not tables(disk):
                 create_like(disk, self._db)
-                replace_contents(disk, self._db)
-            elif same_rows(disk, self._base):  # nobody else wrote to it
+            if same_file and made_anew(disk, self._base):
+                same_file = False
+            base = self._base if same_file else empty_like(self._db)
+            if same_rows(disk, base):  # nobody else wrote to it
                 replace_contents(disk, self._db)
             else:
-                both_changed = merge_into(disk, mine=self._db, base=self._base)
+                both_changed = merge_into(disk, mine=self._db, base=base)
+                if base is not self._base:
+                    base.close()
                 if both_changed is None:
                     disk.execute("ROLLBACK")
                     disk.close()
@@ -227,7 +243,7 @@ class CopiedWhenRefused:
             return
         self._db.close()
         self._base.close()
-        self._db, self.in_memory, self._base = disk, False, None
+        self._db, self.in_memory, self._base, self._copied_file = disk, False, None, None
         log.warning("the disk takes writes to %s again: what changed in memory is saved, "
                     "and the store goes on there", self.path.name)  # fmt: skip
 
@@ -243,8 +259,22 @@ class CopiedWhenRefused:
             self.path.name,
         )
 
+    def close(self) -> None:
+        if self._base is not None:
+            self._base.close()
+        self._db.close()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The file at `path` (device and inode), None: none there."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def open_or_set_aside(

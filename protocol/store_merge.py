@@ -6,8 +6,10 @@ as this process changed it (`mine`), and the file as it is now (`theirs`: the re
 command beside the running device may have written to it once the disk took writes
 again). Row by row, by primary key: a row this process left as it was takes theirs
 (added, changed or removed there), any other takes mine. Where both changed one row, mine
-is kept: for the reminders that is the device's record of what was asked and answered,
-and dropping it could ask for a dose again.
+is kept (for the reminders, the device's record of what was asked and answered: dropping
+it could ask for a dose again), unless one side removed it: a reminder stopped stays
+stopped (a medicine the doctor stopped must not come back). A file made anew since the
+copy has an empty `base`: nothing in it is taken for removed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,27 @@ def same_rows(one: sqlite3.Connection, other: sqlite3.Connection) -> bool:
         == sorted(map(repr, other.execute(f'SELECT * FROM "{t}"')))
         for t in tables(one)
     )
+
+
+def made_anew(file: sqlite3.Connection, base: sqlite3.Connection) -> bool:
+    """Whether `file` looks made anew since `base` was copied from it: `base` had rows and
+    `file` keeps none of them (its inode alone cannot tell: a new file often gets the
+    number of one just removed)."""
+    had = kept = False
+    for table in tables(base):
+        rows = set(map(repr, base.execute(f'SELECT * FROM "{table}"')))
+        had = had or bool(rows)
+        if table in tables(file):
+            now = set(map(repr, file.execute(f'SELECT * FROM "{table}"')))
+            kept = kept or bool(rows & now)
+    return had and not kept
+
+
+def empty_like(source: sqlite3.Connection) -> sqlite3.Connection:
+    """A connection in memory with `source`'s tables, and no rows."""
+    empty = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    create_like(empty, source)
+    return empty
 
 
 def create_like(target: sqlite3.Connection, source: sqlite3.Connection) -> None:
@@ -79,8 +102,14 @@ def merge_into(
         marks = ", ".join("?" * len(names))
         for key in ours.keys() | before.keys() | theirs.keys():
             kept, was, now = ours.get(key), before.get(key), theirs.get(key)
-            result = now if kept == was else kept
-            both_changed += kept != was and now != was and kept != now
+            conflict = kept != was and now != was and kept != now
+            both_changed += conflict
+            if kept == was:
+                result = now
+            elif conflict and (kept is None or now is None):
+                result = None  # removed on one side, changed on the other: it stays removed
+            else:
+                result = kept
             if result != now:
                 target.execute(f'DELETE FROM "{table}" WHERE {where}', key)
                 if result is not None:

@@ -611,7 +611,7 @@ def test_what_another_program_changed_meanwhile_is_kept_beside_the_copys_changes
     db, _ = open_or_set_aside(
         path, lambda db: db.execute("CREATE TABLE r (id TEXT PRIMARY KEY, v TEXT)")
     )
-    for key in ("a", "b", "x"):
+    for key in ("a", "b", "x", "stopped"):
         db.execute("INSERT INTO r VALUES (?, 'as it was')", (key,))
     (pages,) = db.execute("PRAGMA page_count").fetchone()
     db.execute(f"PRAGMA max_page_count = {pages}")
@@ -620,7 +620,9 @@ def test_what_another_program_changed_meanwhile_is_kept_beside_the_copys_changes
     assert store.in_memory
     store.execute("UPDATE r SET v = 'taken' WHERE id = 'a'")
     store.execute("UPDATE r SET v = 'the device' WHERE id = 'x'")
+    store.execute("UPDATE r SET v = 'a new dose' WHERE id = 'stopped'")
     other = sqlite3.connect(path, isolation_level=None)
+    other.execute("DELETE FROM r WHERE id = 'stopped'")  # stays stopped
     other.execute("INSERT INTO r VALUES ('d', 'typed by the caregiver')")
     other.execute("DELETE FROM r WHERE id = 'b'")
     other.execute("UPDATE r SET v = 'the command' WHERE id = 'x'")
@@ -628,7 +630,7 @@ def test_what_another_program_changed_meanwhile_is_kept_beside_the_copys_changes
     now[0] = 61
     store.execute("INSERT INTO r VALUES ('c', 'after')")
     assert not store.in_memory
-    assert "1 rows changed here and by another program" in caplog.text
+    assert "2 rows changed here and by another program" in caplog.text
     store.close()
     file = sqlite3.connect(path)
     rows = dict(file.execute("SELECT id, v FROM r"))
@@ -637,6 +639,34 @@ def test_what_another_program_changed_meanwhile_is_kept_beside_the_copys_changes
         "a": "taken", "big": 20_000, "c": "after", "d": "typed by the caregiver",
         "x": "the device",
     }  # fmt: skip
+
+
+def test_a_file_made_anew_meanwhile_loses_none_of_the_copys_rows(tmp_path) -> None:
+    """The file removed, then made anew by a command run meanwhile (which added a row):
+    none of the copy's rows is taken for removed there; both are kept."""
+    path, now = tmp_path / "store.sqlite3", [0.0]
+    db, _ = open_or_set_aside(
+        path, lambda db: db.execute("CREATE TABLE r (id TEXT PRIMARY KEY, v TEXT)")
+    )
+    db.execute("INSERT INTO r VALUES ('ramipril', '08:00')")
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    store = CopiedWhenRefused(db, path, retry_every_s=60, clock=lambda: now[0])
+    store.execute("INSERT INTO r VALUES ('big', ?)", ("y" * 20_000,))
+    assert store.in_memory
+    path.unlink()
+    made, _ = open_or_set_aside(
+        path, lambda db: db.execute("CREATE TABLE IF NOT EXISTS r (id TEXT PRIMARY KEY, v TEXT)")
+    )
+    made.execute("INSERT INTO r VALUES ('aspirin', '12:00')")
+    made.close()
+    now[0] = 61
+    store.execute("SELECT 1")
+    assert not store.in_memory
+    store.close()
+    file = sqlite3.connect(path)
+    assert sorted(k for (k,) in file.execute("SELECT id FROM r")) == ["aspirin", "big", "ramipril"]
+    file.close()
 
 
 def test_a_write_back_does_not_wait_for_another_programs_lock(tmp_path) -> None:
