@@ -42,6 +42,10 @@ from protocol import (
 log = logging.getLogger(__name__)
 
 REFUSALS_KEPT = 1000  # refused message ids remembered as told (see Announcer._refused)
+UNTRACKED_TWIN = (
+    "the senior has a reminder for this dose that asks until it is answered; give the "
+    "medicine's name to take it over"
+)
 
 
 def local_time(timestamp: str) -> dt.datetime:
@@ -233,17 +237,17 @@ class Announcer:
 
     def _store_over_own(self, reminder: Reminder) -> list[Reminder]:
         """Store a caregiver's reminder; the senior's own for the same dose (a twin:
-        protocol/reminder_twins.py) are removed, one dose one reminder, and returned. One
-        without the medicine's name takes the name of the own it replaces: it would be said
-        once, and a miss never reported."""
+        protocol/reminder_twins.py) are handed over to it, one dose one reminder, with
+        what was answered (`ReminderStore.hand_over`), and returned. Refused when it has no
+        medicine's name and an own it would replace has: said once and a miss never
+        reported, it would replace one asked about until answered."""
         assert self.reminders is not None
         copies = [r for r in self.reminders.copies_of(reminder) if r.source == "senior"]
-        named = [own.medication for own in copies if own.medication]
-        if reminder.kind == "medication" and not reminder.medication and named:
-            reminder = replace(reminder, medication=named[0])
+        if not reminder.answered and any(own.answered for own in copies):
+            raise CommandFailed(UNTRACKED_TWIN)
         self._store(reminder)
         for own in copies:
-            self.reminders.remove(own.id)
+            self.reminders.hand_over(own.id, reminder.id)
         return copies
 
     def _store(self, reminder: Reminder) -> None:

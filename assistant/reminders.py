@@ -29,7 +29,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
@@ -216,9 +216,7 @@ class ReminderStore:
     ) -> Reminder:
         """A medication reminder the senior set by voice (or a local caregiver typed); the
         one there is already, when one asks for the same medication at the same times (a
-        caregiver's, or one set up before): a second would ask for the dose twice. One
-        there without the medicine's name (said once, a miss never reported) takes the
-        name, and is asked about until answered from now on."""
+        caregiver's, or one set up before): a second would ask for the dose twice."""
         reminder = Reminder(
             id=f"{'own' if source == 'senior' else source}-{uuid.uuid4().hex[:12]}",
             kind="medication",
@@ -229,11 +227,9 @@ class ReminderStore:
             source=source,
         )
         copies = self.copies_of(reminder)
-        if not copies:
-            return self.put(reminder, now)
-        if copies[0].kind == "medication" and not copies[0].medication:
-            return self.put(replace(copies[0], medication=medication), now)
-        return copies[0]
+        if copies:
+            return copies[0]
+        return self.put(reminder, now)
 
     def get(self, reminder_id: str) -> Reminder | None:
         with self._lock:
@@ -246,6 +242,24 @@ class ReminderStore:
         with self._lock:
             cursor = self._db.execute("DELETE FROM reminders WHERE id = ?", (reminder_id,))
         return cursor.rowcount > 0
+
+    def hand_over(self, old_id: str, new_id: str) -> None:
+        """Remove reminder `old_id` for `new_id`, its twin (one dose, one reminder), which
+        takes its record of what was asked and answered: a dose answered "taken" at a time
+        is not asked for again by the one that replaces it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "UPDATE OR IGNORE occurrences SET reminder_id = ? WHERE reminder_id = ?",
+                    (new_id, old_id),
+                )
+                self._db.execute("DELETE FROM occurrences WHERE reminder_id = ?", (old_id,))
+                self._db.execute("DELETE FROM reminders WHERE id = ?", (old_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def copies_of(self, reminder: Reminder) -> list[Reminder]:
         """Reminders that would ask for the same dose at the same times as `reminder`,
