@@ -27,13 +27,13 @@
     try {
       const response = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
       // Signed out (sent to sign in), or a page gone: shown as the server has it. The server
-      // or a proxy failing (5xx): kept as it is, and fetched again at the stream's next try
-      // (a reload would leave a page without this script, that never comes back by itself).
+      // or a proxy failing (5xx): kept as it is, and fetched again in 5 s (a reload would
+      // leave a page without this script, that never comes back by itself).
       if (response.redirected || (response.status >= 400 && response.status < 500)) {
         location.reload();
         return;
       }
-      if (!response.ok) { return; }
+      if (!response.ok) { setTimeout(refresh, 5000); return; }
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       state = fresh.body.dataset.state || state;
       document.querySelectorAll("[data-live]").forEach(function (old) {
