@@ -554,14 +554,26 @@ def test_a_store_in_memory_goes_back_to_its_file_once_the_disk_takes_writes(
     assert file_values(path) == ["before", 20_000, "while refused", "soon after", "after"]
 
 
-def refused_store(path: Path, now: list[float]) -> CopiedWhenRefused:
-    """A store whose disk has refused a write (filled): it goes on in memory."""
-    db, _ = open_or_set_aside(path, lambda db: db.execute("CREATE TABLE t (v TEXT)"))
-    db.execute("INSERT INTO t VALUES ('before')")
+PK_TABLE = "r (id TEXT PRIMARY KEY, v TEXT)"
+
+
+def refused_store(
+    path: Path,
+    now: list[float],
+    table: str = "t (v TEXT)",
+    rows: list[tuple] | None = None,
+    big: tuple = ("x" * 20_000,),
+) -> CopiedWhenRefused:
+    """A store of one table whose disk has refused a write (filled, adding `big` after
+    `rows`): it goes on in memory; its clock is `now[0]`."""
+    name = table.split()[0]
+    db, _ = open_or_set_aside(path, lambda db: db.execute(f"CREATE TABLE IF NOT EXISTS {table}"))
+    for row in rows or [("before",)]:
+        db.execute(f"INSERT INTO {name} VALUES ({', '.join('?' * len(row))})", row)
     (pages,) = db.execute("PRAGMA page_count").fetchone()
     db.execute(f"PRAGMA max_page_count = {pages}")
     store = CopiedWhenRefused(db, path, retry_every_s=60, clock=lambda: now[0])
-    store.execute("INSERT INTO t VALUES (?)", ("x" * 20_000,))
+    store.execute(f"INSERT INTO {name} VALUES ({', '.join('?' * len(big))})", big)
     assert store.in_memory
     return store
 
@@ -608,16 +620,8 @@ def test_what_another_program_changed_meanwhile_is_kept_beside_the_copys_changes
     the file. Written back, the file holds both: nothing confirmed to anyone is lost. A
     row both changed keeps the device's (its record of what was answered)."""
     path, now = tmp_path / "store.sqlite3", [0.0]
-    db, _ = open_or_set_aside(
-        path, lambda db: db.execute("CREATE TABLE r (id TEXT PRIMARY KEY, v TEXT)")
-    )
-    for key in ("a", "b", "x", "stopped"):
-        db.execute("INSERT INTO r VALUES (?, 'as it was')", (key,))
-    (pages,) = db.execute("PRAGMA page_count").fetchone()
-    db.execute(f"PRAGMA max_page_count = {pages}")
-    store = CopiedWhenRefused(db, path, retry_every_s=60, clock=lambda: now[0])
-    store.execute("INSERT INTO r VALUES ('big', ?)", ("y" * 20_000,))  # refused: in memory
-    assert store.in_memory
+    rows = [(key, "as it was") for key in ("a", "b", "x", "stopped")]
+    store = refused_store(path, now, PK_TABLE, rows, ("big", "y" * 20_000))
     store.execute("UPDATE r SET v = 'taken' WHERE id = 'a'")
     store.execute("UPDATE r SET v = 'the device' WHERE id = 'x'")
     store.execute("UPDATE r SET v = 'a new dose' WHERE id = 'stopped'")
@@ -645,25 +649,12 @@ def test_a_file_made_anew_meanwhile_loses_none_of_the_copys_rows(tmp_path) -> No
     """The file removed, then made anew by a command run meanwhile (which added a row):
     none of the copy's rows is taken for removed there; both are kept."""
     path, now = tmp_path / "store.sqlite3", [0.0]
-    db, _ = open_or_set_aside(
-        path, lambda db: db.execute("CREATE TABLE r (id TEXT PRIMARY KEY, v TEXT)")
-    )
-    db.execute("INSERT INTO r VALUES ('ramipril', '08:00')")
-    (pages,) = db.execute("PRAGMA page_count").fetchone()
-    db.execute(f"PRAGMA max_page_count = {pages}")
-    store = CopiedWhenRefused(db, path, retry_every_s=60, clock=lambda: now[0])
-    store.execute("INSERT INTO r VALUES ('big', ?)", ("y" * 20_000,))
-    assert store.in_memory
+    store = refused_store(path, now, PK_TABLE, [("ramipril", "08:00")], ("big", "y" * 20_000))
     path.unlink()
-    made, _ = open_or_set_aside(
-        path, lambda db: db.execute("CREATE TABLE IF NOT EXISTS r (id TEXT PRIMARY KEY, v TEXT)")
-    )
+    made, _ = open_or_set_aside(path, lambda db: db.execute(f"CREATE TABLE {PK_TABLE}"))
     made.execute("INSERT INTO r VALUES ('aspirin', '12:00')")
     made.close()
-    now[0] = 61
-    store.execute("SELECT 1")
-    assert not store.in_memory
-    store.close()
+    written_back(store, now, 61)
     file = sqlite3.connect(path)
     assert sorted(k for (k,) in file.execute("SELECT id FROM r")) == ["aspirin", "big", "ramipril"]
     file.close()
@@ -682,11 +673,16 @@ def test_a_write_back_does_not_wait_for_another_programs_lock(tmp_path) -> None:
     assert time.monotonic() - started < 2.0 and store.in_memory
     other.execute("ROLLBACK")
     other.close()
-    now[0] = 122
-    store.execute("INSERT INTO t VALUES ('after')")
+    written_back(store, now, 122, "INSERT INTO t VALUES ('after')")
+    assert file_values(path) == ["before", 20_000, "while locked", "after"]
+
+
+def written_back(store: CopiedWhenRefused, now: list[float], at: float, sql: str = "SELECT 1"):
+    """At `at`, a statement: the copy goes back to its file; the store is closed."""
+    now[0] = at
+    store.execute(sql)
     assert not store.in_memory
     store.close()
-    assert file_values(path) == ["before", 20_000, "while locked", "after"]
 
 
 def file_values(path: Path) -> list:
