@@ -238,16 +238,14 @@ class Announcer:
     def _store_over_own(self, reminder: Reminder) -> list[Reminder]:
         """Store a caregiver's reminder; the senior's own for the same dose (a twin:
         protocol/reminder_twins.py) are handed over to it, one dose one reminder, with
-        what was answered (`ReminderStore.hand_over`), and returned. Refused when it has no
+        what was answered (`ReminderStore.put_replacing`), and returned. Refused when it has no
         medicine's name and an own it would replace has: said once and a miss never
         reported, it would replace one asked about until answered."""
         assert self.reminders is not None
         copies = [r for r in self.reminders.copies_of(reminder) if r.source == "senior"]
         if not reminder.answered and any(own.answered for own in copies):
             raise CommandFailed(UNTRACKED_TWIN)
-        self._store(reminder)
-        for own in copies:
-            self.reminders.hand_over(own.id, reminder.id)
+        self.reminders.put_replacing(reminder, copies, self.clock())
         return copies
 
     def _store(self, reminder: Reminder) -> None:

@@ -39,6 +39,10 @@ from protocol.sqlite import CopiedWhenRefused, open_checked, open_or_set_aside
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
 KINDS = ("medication", "appointment", "check_in", "other")
+# How far an occurrence got, for `ReminderStore._hand_over` (`{}`: the table's alias)
+_FURTHEST = (
+    "(CASE {0}.state WHEN 'taken' THEN 4 WHEN 'missed' THEN 3 WHEN 'done' THEN 1 ELSE 2 END)"
+)
 # The furthest a one-off may lie ahead: a year and a little, so that next year's check-up
 # can be set up, but a mistyped year (2062) is refused, not kept silent for decades.
 ONE_OFF_AHEAD = dt.timedelta(days=400)
@@ -143,7 +147,8 @@ class ReminderStore:
         self.path = Path(path)
         self.tz = tz or dt.datetime.now().astimezone().tzinfo
         self.policy = policy or ReminderPolicy()
-        self._lock = threading.Lock()  # the link's thread adds, the loop's thread reads
+        # the link's thread adds, the loop's thread reads; re-entered by put_replacing
+        self._lock = threading.RLock()
         # owner-only: what the senior takes is health data. A damaged file is moved
         # aside and the reminders in it are lost (`set_aside` says where it went); with
         # `repair` False (a command beside the running device) it raises instead. On a
@@ -243,23 +248,45 @@ class ReminderStore:
             cursor = self._db.execute("DELETE FROM reminders WHERE id = ?", (reminder_id,))
         return cursor.rowcount > 0
 
-    def hand_over(self, old_id: str, new_id: str) -> None:
-        """Remove reminder `old_id` for `new_id`, its twin (one dose, one reminder), which
-        takes its record of what was asked and answered: a dose answered "taken" at a time
-        is not asked for again by the one that replaces it."""
+    def put_replacing(
+        self, reminder: Reminder, replaced: list[Reminder], now: dt.datetime | None = None
+    ) -> Reminder:
+        """`put` a reminder in place of its twins `replaced` (one dose, one reminder), in one
+        transaction (the clock's tick never sees both, nor neither). It takes over their
+        record of what was asked and answered, and their start: a dose answered "taken" is
+        not asked for again, and one due but not yet asked is still asked."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "UPDATE OR IGNORE occurrences SET reminder_id = ? WHERE reminder_id = ?",
-                    (new_id, old_id),
-                )
-                self._db.execute("DELETE FROM occurrences WHERE reminder_id = ?", (old_id,))
-                self._db.execute("DELETE FROM reminders WHERE id = ?", (old_id,))
+                stored = self.put(reminder, now)
+                for old in replaced:
+                    self._hand_over(old.id, stored.id)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        return stored
+
+    def _hand_over(self, old_id: str, new_id: str) -> None:
+        """Where both have a time, the one that got furthest stays (taken, missed, asked,
+        said once), under `new_id`; then `old_id` is removed."""
+        self._db.execute(
+            "DELETE FROM occurrences WHERE reminder_id = ? AND key IN (SELECT o.key FROM"
+            " occurrences o JOIN occurrences n ON n.key = o.key AND n.reminder_id = ?"
+            f" WHERE o.reminder_id = ? AND {_FURTHEST.format('o')} > {_FURTHEST.format('n')})",
+            (new_id, new_id, old_id),
+        )
+        self._db.execute(
+            "UPDATE OR IGNORE occurrences SET reminder_id = ? WHERE reminder_id = ?",
+            (new_id, old_id),
+        )
+        self._db.execute("DELETE FROM occurrences WHERE reminder_id = ?", (old_id,))
+        self._db.execute(
+            "UPDATE reminders SET since = min(since, (SELECT since FROM reminders WHERE id = ?))"
+            " WHERE id = ? AND EXISTS (SELECT 1 FROM reminders WHERE id = ?)",
+            (old_id, new_id, old_id),
+        )
+        self._db.execute("DELETE FROM reminders WHERE id = ?", (old_id,))
 
     def copies_of(self, reminder: Reminder) -> list[Reminder]:
         """Reminders that would ask for the same dose at the same times as `reminder`,

@@ -146,6 +146,61 @@ def test_a_dose_answered_is_not_asked_for_again_by_the_reminder_that_takes_over(
         store.close()
 
 
+def ticks(store: ReminderStore, start: dt.datetime, minutes: int) -> list:
+    """What the reminders' clock finds, a minute at a time after `start`."""
+    found = []
+    for minute in range(1, minutes + 1):
+        found += store.tick(start + dt.timedelta(minutes=minute))
+    return found
+
+
+def test_a_dose_still_being_asked_is_not_dropped_by_the_reminder_that_takes_over(
+    tmp_path,
+) -> None:
+    """Carla's unnamed "Morning pills" at 8 was said once; Mum's own ramipril at 8 is still
+    being asked. At 8:05 Carla names the medicine: hers takes over, and goes on asking
+    (the furthest of the two records stays), and a miss is still reported."""
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
+    try:
+        clock = [dt.datetime(2026, 11, 23, 7, 0, tzinfo=BERLIN)]
+        announcer = Announcer(store, on_done=lambda *a: None, clock=lambda: clock[0])
+        add = ReminderAdd(reminder_id="care", kind="medication", text="Morning pills",
+                          at="08:00")  # fmt: skip
+        announcer.handle(command(add))
+        store.add_medication("ramipril", schedule_of("08:00", None, None, None), clock[0])
+        clock[0] = dt.datetime(2026, 11, 23, 8, 5, tzinfo=BERLIN)
+        assert len(store.tick(clock[0])) == 2  # both said
+        named = ReminderChange(reminder_id="care", medication="Ramipril")
+        announcer.handle(command(named))
+        assert [r.id for r in store.all()] == ["care"]
+        later = [(d.reminder.id, d.event) for d in ticks(store, clock[0], 240)]
+        assert ("care", "announce") in later and ("care", "missed") in later, later
+    finally:
+        store.close()
+
+
+def test_a_dose_due_but_not_yet_asked_is_asked_by_the_reminder_that_takes_over(
+    tmp_path,
+) -> None:
+    """Mum's own aspirin at 9 had not been asked yet (the device was busy); at 9:20 Carla's
+    aspirin at 9 arrives and takes over: the 9 o'clock dose is still asked (late)."""
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
+    try:
+        clock = [dt.datetime(2026, 11, 23, 7, 0, tzinfo=BERLIN)]
+        announcer = Announcer(store, on_done=lambda *a: None, clock=lambda: clock[0])
+        store.add_medication("aspirin", schedule_of("09:00", None, None, None), clock[0])
+        clock[0] = dt.datetime(2026, 11, 23, 9, 20, tzinfo=BERLIN)
+        add = ReminderAdd(reminder_id="care", kind="medication", text="Aspirin", at="09:00",
+                          medication="aspirin")  # fmt: skip
+        announcer.handle(command(add))
+        due = store.tick(clock[0] + dt.timedelta(minutes=1))
+        assert [(d.reminder.id, d.event, d.at.strftime("%H:%M")) for d in due] == [
+            ("care", "announce", "09:00")
+        ]
+    finally:
+        store.close()
+
+
 def test_a_reminder_the_family_stops_is_said(device) -> None:
     store, announcer, done = device
     said = []
