@@ -20,6 +20,14 @@
   // The state token of what the page shows; its event stream is opened with it.
   let state = document.body.dataset.state || "";
 
+  // One fetch again in 5 s after a failed one, however many asked for it (the stream's
+  // retries and its events must not each start a chain of them while the server is down).
+  let retry = null;
+  function refreshLater() {
+    if (retry !== null) { return; }
+    retry = setTimeout(function () { retry = null; refresh(); }, 5000);
+  }
+
   // Fetch this page again and swap its live sections; forms outside them are untouched.
   async function refresh() {
     if (refreshing) { again = true; return; }
@@ -33,7 +41,7 @@
         location.reload();
         return;
       }
-      if (!response.ok) { setTimeout(refresh, 5000); return; }
+      if (!response.ok) { refreshLater(); return; }
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       state = fresh.body.dataset.state || state;
       document.querySelectorAll("[data-live]").forEach(function (old) {
