@@ -247,7 +247,3 @@ class Announcer:
             raise CommandFailed(UNTRACKED_TWIN)
         self.reminders.put_replacing(reminder, copies, self.clock())
         return copies
-
-    def _store(self, reminder: Reminder) -> None:
-        assert self.reminders is not None
-        self.reminders.put(reminder, self.clock())
