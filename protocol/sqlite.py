@@ -19,7 +19,6 @@ from typing import Any
 
 from protocol.store_merge import (
     create_like,
-    empty_like,
     made_anew,
     merge_into,
     replace_contents,
@@ -220,21 +219,23 @@ class CopiedWhenRefused:
                 create_like(disk, self._db)
             if same_file and made_anew(disk, self._base):
                 same_file = False
-            base = self._base if same_file else empty_like(self._db)
-            if same_rows(disk, base):  # nobody else wrote to it
-                replace_contents(disk, self._db)
-            else:
-                both_changed = merge_into(disk, mine=self._db, base=base)
+            base = self._base if same_file else _empty_like(self._db)
+            try:
+                unchanged = same_rows(disk, base)  # nobody else wrote to it
+                both_changed = None if unchanged else merge_into(disk, self._db, base)
+            finally:
                 if base is not self._base:
                     base.close()
-                if both_changed is None:
-                    disk.execute("ROLLBACK")
-                    disk.close()
-                    self._changed_elsewhere()
-                    return
-                if both_changed:
-                    log.warning("%s: %d rows changed here and by another program meanwhile; "
-                                "this one's kept", self.path.name, both_changed)  # fmt: skip
+            if unchanged:
+                replace_contents(disk, self._db)
+            elif both_changed is None:
+                disk.execute("ROLLBACK")
+                disk.close()
+                self._changed_elsewhere()
+                return
+            elif both_changed:
+                log.warning("%s: %d rows changed here and by another program meanwhile; "
+                            "this one's kept", self.path.name, both_changed)  # fmt: skip
             disk.execute("COMMIT")
             disk.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:
@@ -266,6 +267,13 @@ class CopiedWhenRefused:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def _empty_like(source: sqlite3.Connection) -> sqlite3.Connection:
+    """A store in memory with `source`'s tables, and no rows."""
+    empty = memory_db()
+    create_like(empty, source)
+    return empty
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -31,34 +31,24 @@ def tables(db: sqlite3.Connection) -> list[str]:
 
 def same_rows(one: sqlite3.Connection, other: sqlite3.Connection) -> bool:
     """Whether both hold the same tables with the same rows (in any order)."""
-    if tables(one) != tables(other):
+    names = tables(one)
+    if names != tables(other):
         return False
-    return all(
-        sorted(map(repr, one.execute(f'SELECT * FROM "{t}"')))
-        == sorted(map(repr, other.execute(f'SELECT * FROM "{t}"')))
-        for t in tables(one)
-    )
+    return all(sorted(_rows(one, t)) == sorted(_rows(other, t)) for t in names)
 
 
 def made_anew(file: sqlite3.Connection, base: sqlite3.Connection) -> bool:
     """Whether `file` looks made anew since `base` was copied from it: `base` had rows and
     `file` keeps none of them (its inode alone cannot tell: a new file often gets the
     number of one just removed)."""
+    in_file = set(tables(file))
     had = kept = False
     for table in tables(base):
-        rows = set(map(repr, base.execute(f'SELECT * FROM "{table}"')))
+        rows = set(_rows(base, table))
         had = had or bool(rows)
-        if table in tables(file):
-            now = set(map(repr, file.execute(f'SELECT * FROM "{table}"')))
-            kept = kept or bool(rows & now)
+        if table in in_file:
+            kept = kept or bool(rows & set(_rows(file, table)))
     return had and not kept
-
-
-def empty_like(source: sqlite3.Connection) -> sqlite3.Connection:
-    """A connection in memory with `source`'s tables, and no rows."""
-    empty = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-    create_like(empty, source)
-    return empty
 
 
 def create_like(target: sqlite3.Connection, source: sqlite3.Connection) -> None:
@@ -115,6 +105,11 @@ def merge_into(
                 if result is not None:
                     target.execute(f'INSERT INTO "{table}" VALUES ({marks})', result)
     return both_changed
+
+
+def _rows(db: sqlite3.Connection, table: str) -> list[str]:
+    """A table's rows, each as a comparable string."""
+    return [repr(row) for row in db.execute(f'SELECT * FROM "{table}"')]
 
 
 def _columns(db: sqlite3.Connection, table: str) -> list[tuple[str, int]]:
