@@ -118,6 +118,10 @@ CREATE TABLE IF NOT EXISTS occurrences (
     PRIMARY KEY (reminder_id, key)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS handed_over (  -- a reminder that took over a twin's times
+    old_id TEXT PRIMARY KEY,
+    new_id TEXT NOT NULL
+);
 """
 
 
@@ -287,6 +291,19 @@ class ReminderStore:
             (old_id, new_id, old_id),
         )
         self._db.execute("DELETE FROM reminders WHERE id = ?", (old_id,))
+        self._db.execute("UPDATE handed_over SET new_id = ? WHERE new_id = ?", (new_id, old_id))
+        self._db.execute("INSERT OR REPLACE INTO handed_over VALUES (?, ?)", (old_id, new_id))
+
+    def _holder_locked(self, due: Due) -> str:
+        """The reminder that holds `due`'s time now: its own, or the one that took it over
+        since `due` was found (an answer or a report stored under the old id would be lost:
+        the dose asked for again, the miss reported twice)."""
+        if self._get_locked(due.reminder.id) is not None:
+            return due.reminder.id
+        row = self._db.execute(
+            "SELECT new_id FROM handed_over WHERE old_id = ?", (due.reminder.id,)
+        ).fetchone()
+        return row[0] if row else due.reminder.id
 
     def copies_of(self, reminder: Reminder) -> list[Reminder]:
         """Reminders that would ask for the same dose at the same times as `reminder`,
@@ -494,7 +511,7 @@ class ReminderStore:
         with self._lock:
             self._db.execute(
                 "UPDATE occurrences SET report_sent = ? WHERE reminder_id = ? AND key = ?",
-                (messages, due.reminder.id, due.key),
+                (messages, self._holder_locked(due), due.key),
             )
 
     def _get_locked(self, reminder_id: str) -> Reminder | None:
@@ -526,14 +543,17 @@ class ReminderStore:
         due_at = from_utc(due_text).astimezone(self.tz)
         return Due(reminder, key, due_at, state, late_by=now - due_at)
 
-    def answer(self, due: Due, now: dt.datetime) -> None:
-        """Record an answer ("I took it", or a check-in answered)."""
+    def answer(self, due: Due, now: dt.datetime) -> str:
+        """Record an answer ("I took it", or a check-in answered); the id of the reminder
+        it is stored under (another than `due`'s when one took over its time meanwhile)."""
         with self._lock:
+            holder = self._holder_locked(due)
             self._db.execute(
                 "UPDATE occurrences SET state = 'taken', answered_at = ?, next_at = NULL"
                 " WHERE reminder_id = ? AND key = ?",
-                (utc(now), due.reminder.id, due.key),
+                (utc(now), holder, due.key),
             )
+        return holder
 
     def snooze(self, due: Due, minutes: int, now: dt.datetime) -> bool:
         """Ask again in `minutes`; False when it was put off too often already."""
@@ -544,7 +564,7 @@ class ReminderStore:
                 " AND state = 'open'",  # a miss already reported stays one miss
                 (
                     utc(now + dt.timedelta(minutes=minutes)),
-                    due.reminder.id,
+                    self._holder_locked(due),
                     due.key,
                     self.policy.max_snoozes,
                 ),

@@ -163,10 +163,10 @@ class CareRoutines:
         due = self.store.latest_asked(now, "medication")
         if due is None:
             return None
-        self.store.answer(due, now)
+        holder = self.store.answer(due, now)
         self._tell(
             ReminderTaken(
-                reminder_id=due.reminder.id, due=utc_timestamp(due.at), taken_at=utc_timestamp(now)
+                reminder_id=holder, due=utc_timestamp(due.at), taken_at=utc_timestamp(now)
             )
         )
         return due
@@ -186,10 +186,10 @@ class CareRoutines:
         due = self.store.latest_asked(now, "check_in")
         if due is None:
             return False
-        self.store.answer(due, now)
+        holder = self.store.answer(due, now)
         self._tell(
             CheckinAnswer(
-                checkin_id=due.reminder.id,
+                checkin_id=holder,
                 question=due.reminder.text,
                 answer=words[:500] or (feeling or ""),
                 feeling=feeling,

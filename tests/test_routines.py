@@ -110,6 +110,33 @@ def test_confirmed_with_i_took_it(setup: Setup) -> None:
     assert setup.tick() == []  # no repeats once taken
 
 
+def test_i_took_it_is_told_under_the_reminder_that_took_over_meanwhile(setup: Setup) -> None:
+    """Carla's metformin at 8 takes over Mum's between the device finding the dose she
+    answers and storing her answer (the link's thread and the loop's): the family service
+    hears "taken" for Carla's reminder, the one it knows and the one that holds the dose."""
+    setup.clock.now = dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)
+    setup.tick()
+    found = setup.store.latest_asked
+    carla = Reminder(
+        "carla-metformin",
+        "medication",
+        "take your metformin",
+        Schedule(DAILY, "08:00"),
+        medication="Metformin",
+        source="caregiver",
+    )
+
+    def found_then_taken_over(now, kind="medication"):
+        due = found(now, kind)
+        setup.store.put_replacing(carla, [setup.store.get("metformin-am")], setup.clock())
+        return due
+
+    setup.store.latest_asked = found_then_taken_over
+    setup.hear("I took it")
+    [taken] = setup.sent
+    assert isinstance(taken, ReminderTaken) and taken.reminder_id == "carla-metformin"
+
+
 def test_yes_answers_the_question_too(setup: Setup) -> None:
     setup.clock.now = dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)
     setup.tick()
