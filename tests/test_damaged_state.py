@@ -55,6 +55,7 @@ from protocol.sqlite import (
     report_refusal,
 )
 from services.family.alerts import wording
+from services.family.cli import UNTRACKED_WARNING
 from services.family.households import Household
 from services.mqtt_service import SharedDuplicateFilter
 from tests.backend import Backend
@@ -396,8 +397,10 @@ def test_reminders_a_caregiver_set_up_come_back_after_the_device_lost_them(
     again as its copy holds them: they ring again without anyone setting them up."""
     family = write_config(tmp_path / "family", broker)
     setup_household(family)
-    ok(family_cli(family, "reminder", "add", H, "morning-pills", "--text", "Morning pills",
-                  "--at", "08:00", "--medication", "Ramipril", "--dose", "5 mg"))  # fmt: skip
+    added = family_cli(family, "reminder", "add", H, "morning-pills", "--text",
+                       "Morning pills", "--at", "08:00", "--medication", "Ramipril",
+                       "--dose", "5 mg")  # fmt: skip
+    assert ok(added) and UNTRACKED_WARNING not in added.stderr  # named: its misses are told
     ok(family_cli(family, "reminder", "change", H, "morning-pills", "--at", "09:15"))
     state = tmp_path / "state"
     state.mkdir()
@@ -440,8 +443,9 @@ def test_what_the_device_does_not_take_back_or_the_senior_stopped_is_said_so(
     family = write_config(tmp_path / "family", broker)
     setup_household(family)
     for name, at in (("morning-pills", "08:00"), ("evening-pills", "20:00")):
-        ok(family_cli(family, "reminder", "add", H, name, "--text", name.replace("-", " "),
-                      "--at", at))  # fmt: skip
+        added = family_cli(family, "reminder", "add", H, name, "--text",
+                           name.replace("-", " "), "--at", at)  # fmt: skip
+        assert ok(added) and UNTRACKED_WARNING in added.stderr  # no medicine named
 
     def commands(device) -> list[Message]:
         return [m for m in device.handled if m.kind == "command"]

@@ -148,6 +148,24 @@ def test_a_reminder_the_device_refused_or_did_not_confirm_says_so(store: Store) 
     assert "the last change failed: the device did not confirm" in walk_html
 
 
+def test_a_medication_reminder_without_the_medicines_name_says_it_is_not_tracked() -> None:
+    """Carla types "Morning pills" as a medication and no name: the console tells her it is
+    said once and a missed dose never reported, so she is not left waiting for an alert
+    that cannot come. Named, or another kind, it says nothing of the sort."""
+    unnamed = {"id": "am", "text": "Morning pills", "at": "08:00", "kind": "medication",
+               "command": "confirmed"}  # fmt: skip
+    named = {**unnamed, "id": "pm", "medication": "Ramipril"}
+    walk = {**unnamed, "id": "walk", "kind": "other", "text": "A walk"}
+    html = render.reminders_page([unnamed, named, walk], [], "t")
+    notes = {
+        rid: "a missed dose is not reported"
+        in html[html.index(f'data-reminder="{rid}"') :].split("</article>")[0]
+        for rid in ("am", "pm", "walk")
+    }
+    assert notes == {"am": True, "pm": False, "walk": False}
+    assert "then a missed dose is reported" in html  # the form's field says why to name it
+
+
 def test_web_config_keys_are_checked() -> None:
     config = config_from_dict({"web": {"listen": "127.0.0.1:8080", "session_hours": 2}})
     assert config.web.listen == "127.0.0.1:8080" and config.web.session_hours == 2.0

@@ -210,6 +210,12 @@ def cmd_member_remove(args: argparse.Namespace, config: FamilyConfig) -> int:
 # --- reminders ----------------------------------------------------------------------------
 
 
+UNTRACKED_WARNING = (
+    "note: without --medication the device says this reminder once, does not ask whether"
+    " it was taken, and never reports a missed dose"
+)
+
+
 def _reminder_body(args: argparse.Namespace) -> ReminderAdd | ReminderChange | ReminderRemove:
     data: dict[str, Any] = {"reminder_id": args.reminder}
     cls: type = ReminderRemove
@@ -235,6 +241,9 @@ def cmd_reminder(args: argparse.Namespace, config: FamilyConfig) -> int:
     by = args.as_member or reminders.CLI
     command_id, _ = reminders.Reminders(store, outbox).request(body, args.household, by)
     print(f"{body.TYPE} queued for the device as command {command_id}")
+    now = [r for r in reminders.listing(store.db, args.household) if r["id"] == args.reminder]
+    if any(reminders.untracked(r) and r["state"] != "removed" for r in now):
+        print(UNTRACKED_WARNING, file=sys.stderr)
     return 0
 
 

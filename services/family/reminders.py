@@ -456,6 +456,12 @@ def _write(
     )
 
 
+def untracked(reminder: dict[str, Any]) -> bool:
+    """A medication reminder without the medicine's name (a `listing` entry): the device
+    says it once, never asks whether it was taken, and so never reports a miss."""
+    return reminder.get("kind") == "medication" and not reminder.get("medication")
+
+
 def listing(db: sqlite3.Connection, household: str) -> list[dict[str, Any]]:
     """A household's reminders (`state` active, removed, or failed: an add the device
     refused or did not confirm) with the state, type and detail (why it failed) of the last

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from html import escape
 from typing import Any
 
+from services.family import reminders
 from services.family.households import Household, Member
 from services.family.web.data import Day, Reading, local_time
 
@@ -304,6 +305,7 @@ def _reminder(r: dict, csrf: str) -> str:
         f'<article class="reminder" data-reminder="{rid}"><h3>{e(r["at"])} · {what}</h3>'
         f"<p>{e(_days_text(r.get('days')))} · {e(r.get('kind', ''))}"
         f"{' · ' + e(status) if status else ''}</p>"
+        f"{_UNTRACKED_NOTE if reminders.untracked(r) else ''}"
         f'<details><summary>Change<span class="sr"> the reminder {what}</span></summary>'
         f'<form method="post" action="/reminders/{rid}" class="reminder-form">'
         f"{csrf_field(csrf)}{_reminder_fields(r, rid)}"
@@ -312,6 +314,13 @@ def _reminder(r: dict, csrf: str) -> str:
         f'<button type="submit" class="danger">Remove<span class="sr"> the reminder {what}'
         "</span></button></form></article>"
     )
+
+
+# The device asks "have you taken it?" and reports a miss only for a medicine it can name.
+_UNTRACKED_NOTE = (
+    '<p class="caution">Said once only: without the medicine\'s name the device does not ask'
+    " whether it was taken, and a missed dose is not reported. Add the name to be told.</p>"
+)
 
 
 def _reminder_fields(values: dict[str, Any], prefix: str, kind: bool = False) -> str:
@@ -341,7 +350,8 @@ def _reminder_fields(values: dict[str, Any], prefix: str, kind: bool = False) ->
         )
         out += f'<label for="{prefix}-kind">Kind</label><select id="{prefix}-kind" name="kind">'
         out += f"{options}</select>"
-    out += field("medication", "Medication (optional)") + field("dose", "Dose (optional)")
+    out += field("medication", "Medication (its name: then a missed dose is reported)")
+    out += field("dose", "Dose (optional)")
     return out
 
 
