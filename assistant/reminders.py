@@ -39,9 +39,12 @@ from protocol.sqlite import CopiedWhenRefused, open_checked, open_or_set_aside
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
 KINDS = ("medication", "appointment", "check_in", "other")
-# How far an occurrence got, for `ReminderStore._hand_over` (`{}`: the table's alias)
+# How far an occurrence got, for `ReminderStore._hand_over` (`{}`: the table's alias):
+# taken, missed, asked, said once; between two asked, the one put off ("in half an hour":
+# the senior's own answer), then the one asked more often.
 _FURTHEST = (
-    "(CASE {0}.state WHEN 'taken' THEN 4 WHEN 'missed' THEN 3 WHEN 'done' THEN 1 ELSE 2 END)"
+    "((CASE {0}.state WHEN 'taken' THEN 4 WHEN 'missed' THEN 3 WHEN 'done' THEN 1 ELSE 2 END)"
+    " * 100 + min({0}.snoozes, 9) * 10 + min({0}.asked, 9))"
 )
 # The furthest a one-off may lie ahead: a year and a little, so that next year's check-up
 # can be set up, but a mistyped year (2062) is refused, not kept silent for decades.

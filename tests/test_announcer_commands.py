@@ -201,6 +201,34 @@ def test_a_dose_due_but_not_yet_asked_is_asked_by_the_reminder_that_takes_over(
         store.close()
 
 
+def test_a_dose_put_off_stays_put_off_when_a_twin_takes_over(tmp_path) -> None:
+    """At 9 both Carla's aspirin and Mum's own ramipril ring; Mum says "in half an hour"
+    to hers. At 9:02 Carla changes hers to ramipril: hers takes over, and the dose is asked
+    again at 9:31 as Mum asked, not at once."""
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
+    try:
+        clock = [dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)]
+        announcer = Announcer(store, on_done=lambda *a: None, clock=lambda: clock[0])
+        add = ReminderAdd(reminder_id="care", kind="medication", text="Morning tablet",
+                          at="09:00", medication="aspirin")  # fmt: skip
+        announcer.handle(command(add))
+        own = store.add_medication("ramipril", schedule_of("09:00", None, None, None), clock[0])
+        clock[0] = dt.datetime(2026, 11, 23, 9, 0, tzinfo=BERLIN)
+        (mine,) = [d for d in store.tick(clock[0]) if d.reminder.id == own.id]
+        assert store.snooze(mine, 30, clock[0] + dt.timedelta(minutes=1))
+        clock[0] += dt.timedelta(minutes=2)
+        announcer.handle(command(ReminderChange(reminder_id="care", medication="ramipril")))
+        assert [r.id for r in store.all()] == ["care"]
+        asked = []
+        for minute in range(1, 31):
+            moment = clock[0] + dt.timedelta(minutes=minute)
+            asked += [moment.strftime("%H:%M") for d in store.tick(moment)
+                      if d.event == "announce"]  # fmt: skip
+        assert asked == ["09:31"], asked
+    finally:
+        store.close()
+
+
 def test_an_answer_found_before_a_hand_over_is_stored_under_the_reminder_that_took_over(
     tmp_path,
 ) -> None:
