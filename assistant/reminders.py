@@ -34,7 +34,7 @@ from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
 from protocol.reminder_twins import DoseKey, dose_key, same_dose
-from protocol.sqlite import CopiedWhenRefused, open_checked, open_or_set_aside
+from protocol.sqlite import CopiedWhenRefused, in_transaction, open_checked, open_or_set_aside
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
 LOOKBACK = dt.timedelta(days=2)  # how far back a device that was off looks for misses
@@ -262,17 +262,15 @@ class ReminderStore:
         transaction (the clock's tick never sees both, nor neither). It takes over their
         record of what was asked and answered, and their start: a dose answered "taken" is
         not asked for again, and one due but not yet asked is still asked."""
+
+        def put_and_hand_over() -> Reminder:
+            stored = self.put(reminder, now)
+            for old in replaced:
+                self._hand_over(old.id, stored.id)
+            return stored
+
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                stored = self.put(reminder, now)
-                for old in replaced:
-                    self._hand_over(old.id, stored.id)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return stored
+            return in_transaction(self._db, put_and_hand_over)
 
     def _hand_over(self, old_id: str, new_id: str) -> None:
         """Where both have a time, the one that got furthest stays (taken, missed, asked,
@@ -346,20 +344,18 @@ class ReminderStore:
 
     def tick(self, now: dt.datetime) -> list[Due]:
         """What must be said or reported now; each decision is stored as it is made."""
-        found: list[Due] = []
         now = aware(now)
+
+        def decide() -> list[Due]:
+            found: list[Due] = []
+            for reminder in [
+                _reminder(row) for row in self._db.execute("SELECT * FROM reminders").fetchall()
+            ]:
+                found += self._new_occurrences(reminder, now)
+            return found + self._repeats(now)
+
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for reminder in [
-                    _reminder(row) for row in self._db.execute("SELECT * FROM reminders").fetchall()
-                ]:
-                    found += self._new_occurrences(reminder, now)
-                found += self._repeats(now)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            found = in_transaction(self._db, decide)
         return sorted(found, key=lambda due: due.at)
 
     def _new_occurrences(self, reminder: Reminder, now: dt.datetime) -> list[Due]:

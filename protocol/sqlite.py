@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from protocol.store_merge import (
     create_like,
@@ -126,6 +126,28 @@ def is_refused(exc: sqlite3.Error) -> bool:
     return _primary_code(exc) in _REFUSED
 
 
+T = TypeVar("T")
+
+
+def in_transaction(db: sqlite3.Connection | CopiedWhenRefused, work: Callable[[], T]) -> T:
+    """`work` in one BEGIN IMMEDIATE transaction (rolled back when it raises). When the
+    disk refuses a write in it and the store goes on in memory (`CopiedWhenRefused`), the
+    whole of `work` is done once more there: the caller (a caregiver's command, the
+    reminders' clock) never fails on a refusal the store has taken over."""
+    while True:
+        on_disk = getattr(db, "in_memory", None) is False
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work()
+            db.execute("COMMIT")
+            return result
+        except BaseException as exc:
+            db.execute("ROLLBACK")
+            if not (on_disk and db.in_memory and isinstance(exc, sqlite3.OperationalError)):
+                raise
+            log.warning("a transaction refused by the disk is done again in memory")
+
+
 # How often a store gone on in memory tries to go back to its file (`CopiedWhenRefused`),
 # and how long it waits for another process's lock on it before trying again later.
 BACK_TO_DISK_EVERY_S = 60.0
@@ -139,7 +161,8 @@ class CopiedWhenRefused:
     error, or fills: the first refused write copies the file into memory (ERROR logged)
     and the store carries on there. The statement refused runs again on the copy when it
     stood alone; one refused inside a transaction raises, with a transaction open on the
-    copy for the caller's ROLLBACK, and the caller's next try runs on the copy.
+    copy for the caller's ROLLBACK, and the caller's next try runs on the copy
+    (`in_transaction` makes that try at once).
 
     The disk may take writes again (space freed, a passing I/O error): every
     `retry_every_s`, between transactions, the copy is written back to the file in one

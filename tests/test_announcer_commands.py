@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from assistant.announcer import Announcer
-from assistant.reminders import ReminderStore
+from assistant.reminders import Reminder, ReminderStore
 from assistant.schedule import DAYS, HOURS, local_moment, schedule_of, time_zone
 from protocol import ReminderAdd, ReminderChange, ReminderRemove, Volume, create
 
@@ -295,6 +295,56 @@ def test_a_miss_found_before_a_hand_over_is_reported_once(tmp_path) -> None:
         announcer.handle(command(add))
         store.mark_reported(miss, None)
         assert store.unreported(clock[0]) == []
+    finally:
+        store.close()
+
+
+def fill_the_disk(store: ReminderStore) -> None:
+    """SQLite's own "database or disk is full" from the next write that needs a page."""
+    (pages,) = store._db.execute("PRAGMA page_count").fetchone()
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_a_twin_taking_over_on_a_disk_that_fills_is_done_in_memory(tmp_path) -> None:
+    """The disk fills inside the transaction in which Carla's aspirin at 9 takes over
+    Mum's own: the store goes on in memory and the hand-over is done there, whole (before,
+    the caregiver's command failed: "the device could not carry it out"); the 9 o'clock
+    dose is asked by hers alone."""
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
+    try:
+        own = store.add_medication("aspirin", schedule_of("09:00", None, None, None), NOW)
+        fill_the_disk(store)
+        care = Reminder(
+            "care",
+            "medication",
+            "Aspirin, " + "with a glass of water " * 300,  # words that need a page of their own
+            schedule_of("09:00", None, None, None),
+            medication="aspirin",
+            source="caregiver",
+        )
+        assert store.put_replacing(care, [own], NOW).id == "care"
+        assert store._db.in_memory and [r.id for r in store.all()] == ["care"]
+        asked = [(d.reminder.id, d.event) for d in ticks(store, NOW, 125)]
+        assert asked[0] == ("care", "announce") and {rid for rid, _ in asked} == {"care"}
+    finally:
+        store.close()
+
+
+def test_the_reminders_clock_does_not_miss_a_beat_when_the_disk_fills(tmp_path) -> None:
+    """The disk fills on the very write that records a dose as asked: that tick is done
+    again in memory, so the dose is said at 9, not a minute late (the clock's tick would
+    have raised)."""
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
+    try:
+        store.add_medication("aspirin", schedule_of("09:00", None, None, None), NOW)
+        store._db.execute("CREATE TABLE pad (b BLOB)")  # recording an occurrence needs pages
+        store._db.execute("CREATE TRIGGER fill AFTER INSERT ON occurrences BEGIN"
+                          " INSERT INTO pad VALUES (zeroblob(100000)); END")  # fmt: skip
+        fill_the_disk(store)
+        nine = dt.datetime(2026, 11, 23, 9, 0, tzinfo=BERLIN)
+        assert [(d.event, d.at) for d in store.tick(nine)] == [("announce", nine)]
+        assert store._db.in_memory
+        assert store.tick(nine + dt.timedelta(minutes=1)) == []  # recorded: not said again
     finally:
         store.close()
 
