@@ -229,74 +229,66 @@ def test_a_dose_put_off_stays_put_off_when_a_twin_takes_over(tmp_path) -> None:
         store.close()
 
 
+CARLAS_ASPIRIN = ReminderAdd(reminder_id="care", kind="medication", text="Aspirin",
+                             at="09:00", medication="aspirin")  # fmt: skip
+
+
+@pytest.fixture
+def own_aspirin(tmp_path: Path):
+    """Mum's own aspirin at 9, set up by voice at 8 (the clock: `clock[0]`), and Carla's
+    aspirin at 9 arriving to take it over (`take_over()`)."""
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
+    clock = [dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)]
+    announcer = Announcer(store, on_done=lambda *a: None, clock=lambda: clock[0])
+    store.add_medication("aspirin", schedule_of("09:00", None, None, None), clock[0])
+    yield store, clock, lambda: announcer.handle(command(CARLAS_ASPIRIN))
+    store.close()
+
+
 def test_an_answer_found_before_a_hand_over_is_stored_under_the_reminder_that_took_over(
-    tmp_path,
+    own_aspirin,
 ) -> None:
     """Mum says "I took it" for her own aspirin at 9; between the device finding the dose
     she answers and storing her answer, Carla's aspirin at 9 takes over. The answer lands
     on Carla's reminder: the dose is not asked for again, and no miss is reported."""
-    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
-    try:
-        clock = [dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)]
-        announcer = Announcer(store, on_done=lambda *a: None, clock=lambda: clock[0])
-        store.add_medication("aspirin", schedule_of("09:00", None, None, None), clock[0])
-        clock[0] = dt.datetime(2026, 11, 23, 9, 0, tzinfo=BERLIN)
-        store.tick(clock[0])
-        due = store.latest_asked(clock[0])
-        add = ReminderAdd(reminder_id="care", kind="medication", text="Aspirin", at="09:00",
-                          medication="aspirin")  # fmt: skip
-        announcer.handle(command(add))
-        assert store.answer(due, clock[0]) == "care"
-        assert store.state_of("care", due.key) == "taken"
-        assert ticks(store, clock[0], 240) == []
-    finally:
-        store.close()
+    store, clock, take_over = own_aspirin
+    clock[0] = dt.datetime(2026, 11, 23, 9, 0, tzinfo=BERLIN)
+    store.tick(clock[0])
+    due = store.latest_asked(clock[0])
+    take_over()
+    assert store.answer(due, clock[0]) == "care"
+    assert store.state_of("care", due.key) == "taken"
+    assert ticks(store, clock[0], 240) == []
 
 
 def test_a_snooze_found_before_a_hand_over_puts_off_the_reminder_that_took_over(
-    tmp_path,
+    own_aspirin,
 ) -> None:
     """Mum says "remind me in ten minutes" as Carla's aspirin at 9 takes over hers: the
     dose is put off, not asked again at once and then put off to nothing."""
-    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
-    try:
-        clock = [dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)]
-        announcer = Announcer(store, on_done=lambda *a: None, clock=lambda: clock[0])
-        store.add_medication("aspirin", schedule_of("09:00", None, None, None), clock[0])
-        clock[0] = dt.datetime(2026, 11, 23, 9, 0, tzinfo=BERLIN)
-        store.tick(clock[0])
-        due = store.latest_asked(clock[0])
-        add = ReminderAdd(reminder_id="care", kind="medication", text="Aspirin", at="09:00",
-                          medication="aspirin")  # fmt: skip
-        announcer.handle(command(add))
-        assert store.snooze(due, 10, clock[0])
-        asked = [(d.reminder.id, d.at.strftime("%H:%M")) for d in ticks(store, clock[0], 12)
-                 if d.event == "announce"]  # fmt: skip
-        assert asked == [("care", "09:00")]  # at 9:10, once
-    finally:
-        store.close()
+    store, clock, take_over = own_aspirin
+    clock[0] = dt.datetime(2026, 11, 23, 9, 0, tzinfo=BERLIN)
+    store.tick(clock[0])
+    due = store.latest_asked(clock[0])
+    take_over()
+    assert store.snooze(due, 10, clock[0])
+    asked = [(d.reminder.id, d.at.strftime("%H:%M")) for d in ticks(store, clock[0], 12)
+             if d.event == "announce"]  # fmt: skip
+    assert asked == [("care", "09:00")]  # at 9:10, once
 
 
-def test_a_miss_found_before_a_hand_over_is_reported_once(tmp_path) -> None:
+def test_a_miss_found_before_a_hand_over_is_reported_once(own_aspirin) -> None:
     """Mum's own aspirin at 9 was missed; between the device finding the unreported miss
     and noting its report stored, Carla's aspirin at 9 takes over. The note lands on
     Carla's reminder: the family is not told of the miss a second time."""
-    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=BERLIN)
-    try:
-        clock = [dt.datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)]
-        announcer = Announcer(store, on_done=lambda *a: None, clock=lambda: clock[0])
-        store.add_medication("aspirin", schedule_of("09:00", None, None, None), clock[0])
-        found = ticks(store, clock[0], 240)
-        assert [d.event for d in found][-1] == "missed"
-        clock[0] += dt.timedelta(minutes=240)
-        (miss,) = store.unreported(clock[0])
-        add = ReminderAdd(reminder_id="care", kind="medication", text="Aspirin", at="09:00",
-                          medication="aspirin")  # fmt: skip
-        announcer.handle(command(add))
-        store.mark_reported(miss, None)
-        assert store.unreported(clock[0]) == []
-    finally:
-        store.close()
+    store, clock, take_over = own_aspirin
+    found = ticks(store, clock[0], 240)
+    assert [d.event for d in found][-1] == "missed"
+    clock[0] += dt.timedelta(minutes=240)
+    (miss,) = store.unreported(clock[0])
+    take_over()
+    store.mark_reported(miss, None)
+    assert store.unreported(clock[0]) == []
 
 
 def fill_the_disk(store: ReminderStore) -> None:
