@@ -138,7 +138,9 @@ class Assistant:
         check-in): the dialog then listens for it without the wake phrase."""
         sentences = self.announcer.take() if self.announcer is not None else []
         prompts = []
-        if self.routines is not None:
+        # While the senior is being asked something ("do you need help?", "shall I call
+        # your daughter?"), a reminder's question would take her answer: it waits.
+        if self.routines is not None and self.dialog.pending is None:
             try:
                 prompts = self.routines.tick(self.clock())
             except Exception:  # the reminders' file: what the family sent is said all the same

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,9 +14,13 @@ from assistant import replies
 from assistant.config import SpeechOutputConfig
 from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.loop import Assistant
+from assistant.reminders import Reminder, ReminderStore
+from assistant.routines import CareRoutines
+from assistant.schedule import DAILY, Schedule
 from assistant.speech.tts import SpeechSynthesizer
 from assistant.voice import Voice, WavRecorder
 from tests.cli import run_cli, turn_lines
+from tests.clock import Clock
 
 ASKED_AT = dt.datetime(2026, 11, 24, 7, 30, tzinfo=dt.UTC)
 
@@ -98,6 +103,39 @@ def test_an_answered_check_is_not_alerted_after_a_restart(engine, synthesizer, t
     second = assistant_with(engine, synthesizer, EmergencyCheckStore(path), tmp_path)
     assert second.resume_emergency_check() is None
     assert second.actions == []
+
+
+@pytest.mark.parametrize(
+    ("first", "answer", "alerts"), [("help", "no", []), ("help, I fell", "yes", ["emergency"])]
+)
+def test_a_reminder_due_during_do_you_need_help_waits_for_the_answer(
+    engine, synthesizer, tmp_path, first, answer, alerts
+) -> None:
+    """A reminder's question ("have you taken it?") spoken while "do you need help?" (or
+    the listening after an alert) waits for her answer took that answer: her "no" to the
+    pills stood the emergency down, her "yes" to them recorded nothing. The reminder now
+    waits until the question is answered, then comes."""
+    berlin = ZoneInfo("Europe/Berlin")
+    clock = Clock(dt.datetime(2026, 11, 23, 7, 59, 50, tzinfo=berlin))
+    store = ReminderStore(tmp_path / "reminders.sqlite3", tz=berlin)
+    store.put(Reminder("pills", "medication", "take your metformin", Schedule(DAILY, "08:00"),
+                       medication="metformin"), clock())  # fmt: skip
+    said: list[str] = []
+    voice = Voice(synthesizer, WavRecorder(tmp_path / "reply.wav"))
+    actions: list = []
+    assistant = Assistant(engine, voice, routines=CareRoutines(store, lambda body: None),
+                          clock=clock, on_say=said.append,
+                          on_action=lambda action, _: actions.append(action))  # fmt: skip
+    try:
+        assistant.respond(first)
+        clock.advance(seconds=10)
+        assert not assistant.speak_pending() and said == []  # 8:00: the reminder waits
+        assistant.respond(answer)  # the emergency's answer, not the pills'
+        assert [action.kind for action in actions] == alerts
+        assert assistant.dialog.pending is None
+        assert assistant.speak_pending() and "metformin" in said[0]  # now it comes
+    finally:
+        store.close()
 
 
 def test_the_command_alerts_for_a_question_its_last_run_left_open(tmp_path) -> None:
