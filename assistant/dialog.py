@@ -144,6 +144,8 @@ class Dialog:
         if intent == "repeat":
             said = self.last_said or replies.NOTHING_TO_REPEAT
             return DialogReply(said, expects_answer=self.pending is not None)
+        if intent in ("cancel", "false_alarm") and self._alert_sent():
+            return DialogReply(replies.ALERT_NOT_CANCELLED, expects_answer=True)
         if intent == "cancel":
             had = self.pending is not None
             self.pending = None
@@ -153,7 +155,7 @@ class Dialog:
             if intent is None and pending.kind in READS_LEADING_NO and leading_no(text):
                 intent = "no"
             if pending.kind == "emergency_check":
-                return self._emergency_answer(pending, intent)
+                return self._emergency_answer(pending, match)
             if pending.kind == "reminder":
                 answer = self._reminder_answer(pending, intent, match)
                 if answer is not None:
@@ -188,7 +190,7 @@ class Dialog:
         intent, slots = match.intent, dict(match.slots)
         if intent == "emergency":
             sure = match.method == "exact" and match.confidence >= SURE_EMERGENCY
-            if sure and text.strip().lower() not in ("help", "help."):
+            if sure and not match.hedged and text.strip().lower() not in ("help", "help."):
                 return self._alert(slots)
             self.pending = _Pending("emergency_check", intent, slots)
             return DialogReply(replies.EMERGENCY_CHECK, expects_answer=True)
@@ -205,7 +207,7 @@ class Dialog:
             return self._say(replies.HELP)
         if intent == "health_tip":
             return self._say(replies.HEALTH_TIP)
-        if intent == "yes" or intent == "no":
+        if intent in ("yes", "no", "false_alarm"):
             return self._say("All right.")
         if intent == "volume_up":
             return self._say("Is this better?", Action("volume_up"))
@@ -325,11 +327,26 @@ class Dialog:
         pending.asks += 1
         return DialogReply(question, expects_answer=True)
 
-    def _emergency_answer(self, pending: _Pending, intent: str | None) -> DialogReply:
-        self.pending = None
-        if intent == "no":
+    def _emergency_answer(self, pending: _Pending, match: IntentMatch | None) -> DialogReply:
+        """The answer to "do you need help?": no, "false alarm" or "I'm fine" stands down;
+        a request for help said with a negation ("no, I don't think I need an ambulance")
+        is asked about once more; yes, another emergency, or anything unclear alerts."""
+        intent = match.intent if match else None
+        slots = match.slots if match else {}
+        if intent in ("no", "false_alarm") or (intent, slots.get("feeling")) == (
+            "report_feeling",
+            "good",
+        ):
+            self.pending = None
             return self._say("All right. I am here if you need me.")
-        return self._alert(pending.slots)  # yes, another emergency, or anything unclear
+        if intent == "emergency" and match is not None and match.hedged and pending.asks < MAX_ASKS:
+            pending.asks += 1
+            return DialogReply(replies.EMERGENCY_CHECK_AGAIN, expects_answer=True)
+        self.pending = None
+        return self._alert(pending.slots)
+
+    def _alert_sent(self) -> bool:
+        return self.pending is not None and self.pending.kind == "after_alert"
 
     def _act(self, intent: str, slots: dict[str, str]) -> DialogReply:
         if intent == "set_medication_reminder" and self._passed_today(slots):

@@ -25,6 +25,11 @@ EMERGENCY_FAILED = (
     "Something went wrong, and I could not send for help. If you can, call for help on a phone."
 )
 STILL_HERE = "I am still here with you. Help is on the way."
+# "cancel" or "false alarm" once the alert has gone: it cannot be called back from here
+ALERT_NOT_CANCELLED = (
+    "Your call for help has already gone to your family, and I cannot take it back. "
+    "When they answer, tell them you are all right."
+)
 STILL_WAITING = (
     "I had to start again. Your call for help is still waiting for an answer, and I keep "
     "sending it to your family. I am here with you."
@@ -67,6 +72,7 @@ EMERGENCY_CHECK = (
     "Do you need help? Say yes, or say no if you are all right. "
     "If I hear nothing, I will call for help."
 )
+EMERGENCY_CHECK_AGAIN = "Please say yes if you need help, or no if you are all right."
 
 # The question asked when a slot is missing or was not understood.
 SLOT_PROMPTS = {

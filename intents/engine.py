@@ -28,7 +28,7 @@ from hassil.sample import sample_intents
 from hassil.util import merge_dict
 from rapidfuzz import fuzz, process
 
-from intents.grammar import Grammar, graph_from_templates
+from intents.grammar import Grammar, graph_from_templates, normalize_phrase
 from intents.normalize import normalise_slots
 from intents.repeat import parse_repeat, without_repeat
 
@@ -119,6 +119,9 @@ class IntentMatch:
     confidence: float = 1.0
     method: str = "exact"  # or "fuzzy"
     invalid_slots: tuple[str, ...] = ()  # said, but not understood ("25 o'clock")
+    # A clause said aside before the request negates it ("don't call an ambulance", "i don't
+    # think i need help"): the words matched may mean the opposite of the request.
+    hedged: bool = False
 
 
 def clean_text(text: str) -> str:
@@ -163,6 +166,13 @@ def _strip_fillers(text: str) -> str:
                 words, changed = words[: -len(f)], True
                 break
     return " ".join(words).strip(" .")
+
+
+def _hedged(result, text: str) -> bool:
+    """Whether a template match begins with a clause said aside that holds a negation."""
+    aside = result.entities.get("aside")
+    words = normalize_phrase(str(aside.value)) if aside is not None else ""
+    return bool(words) and normalize_phrase(text).startswith(words) and negated(words)
 
 
 def negated(text: str) -> bool:
@@ -300,7 +310,12 @@ class IntentEngine:
         results = list(recognize_all(text, self.intents))
         if not results:
             return None
-        result = max(results, key=lambda r: (len(r.entities), r.text_chunks_matched))
+        # A reading whose negated aside could reverse it comes last ("i don't need help" is
+        # a false alarm before it is a call for help with "i don't" aside).
+        result = max(
+            results,
+            key=lambda r: (not _hedged(r, text), len(r.entities), r.text_chunks_matched),
+        )
         raw = {name: str(entity.value) for name, entity in result.entities.items()}
         if result.intent.name == REMINDER_INTENT:  # "... metformin every monday at 8"
             raw = {
@@ -310,7 +325,11 @@ class IntentEngine:
         if result.intent.name == REMINDER_INTENT:
             slots["repeat"] = parse_repeat(text)
         return IntentMatch(
-            intent=result.intent.name, slots=slots, confidence=1.0, invalid_slots=tuple(invalid)
+            intent=result.intent.name,
+            slots=slots,
+            confidence=1.0,
+            invalid_slots=tuple(invalid),
+            hedged=_hedged(result, text),
         )
 
     def _fuzzy(self, text: str) -> IntentMatch | None:

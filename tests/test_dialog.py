@@ -164,3 +164,75 @@ def test_a_garbled_no_never_stands_an_emergency_down(dialog) -> None:
 def test_a_garbled_no_to_a_reminder_is_not_yet(dialog) -> None:
     dialog.expect("reminder", on_silence="I will ask again.")
     assert dialog.hear("no i have a vent").text == replies.REMINDER_NOT_YET
+
+
+# --- emergencies as seniors say them (a review's findings, 2026-11-24) -------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["I'm fine", "no I'm fine", "I'm all right", "I'm okay", "no it's fine", "false alarm",
+     "no, it was a mistake", "I don't need help"],
+)  # fmt: skip
+def test_im_fine_to_do_you_need_help_stands_it_down(dialog, answer) -> None:
+    """The question says "say no if you are all right": "I'm fine" is that no. It used to
+    alert the family (only the intent "no" stood the check down)."""
+    dialog.hear("help")
+    reply = dialog.hear(answer)
+    assert reply.actions == [] and dialog.pending is None, reply.text
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["don't call an ambulance", "please don't call an ambulance",
+     "no need to call an ambulance", "i don't want you to call an ambulance",
+     "i don't think i need help", "i don't think i'm having a heart attack"],
+)  # fmt: skip
+def test_a_request_for_help_said_with_a_negation_is_asked_about_not_alerted(dialog, said) -> None:
+    """The negation lies in a clause the template sets aside: the words matched could
+    mean the opposite of what she said. She is asked; silence still alerts."""
+    reply = dialog.hear(said)
+    assert reply.actions == [] and reply.text == replies.EMERGENCY_CHECK
+    assert [action.kind for action in dialog.no_answer().actions] == ["emergency"]
+
+
+def test_a_negated_answer_to_the_check_is_asked_once_more_then_alerts(dialog) -> None:
+    dialog.hear("help")
+    again = dialog.hear("no, I don't think I need an ambulance")
+    assert again.actions == [] and again.text == replies.EMERGENCY_CHECK_AGAIN
+    assert dialog.hear("no").actions == []  # a plain no stands it down
+    dialog.hear("help")
+    dialog.hear("no, I don't think I need an ambulance")
+    unclear = dialog.hear("no, I don't think I need an ambulance")
+    assert [a.kind for a in unclear.actions] == ["emergency"]  # never asked for ever
+
+
+@pytest.mark.parametrize(
+    "cry", ["oh no, help me", "oh god help me", "quick, help me", "help quick", "no, help me"]
+)
+def test_cries_for_help_alert_at_once(dialog, cry) -> None:
+    """These were "Sorry, I did not understand": no alert, no question."""
+    assert dialog.hear(cry).actions == [Action("emergency", {"kind": "help"})]
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [("call my daughter", None), ("", "reminder"), ("", "check_in")],
+)
+def test_no_help_me_to_a_question_is_a_cry_for_help_not_a_no(dialog, question, kind) -> None:
+    """A sentence that begins with "no" used to be read as the answer "no" when nothing
+    else was understood: "no, help me" to "shall I call your daughter?" was "All right,
+    I will not"."""
+    if question:
+        dialog.hear(question)
+    else:
+        dialog.expect(kind, on_silence="I will ask again.")
+    assert dialog.hear("no, help me").actions == [Action("emergency", {"kind": "help"})]
+
+
+@pytest.mark.parametrize("words", ["cancel", "false alarm"])
+def test_cancel_after_an_alert_says_it_cannot_be_taken_back(dialog, words) -> None:
+    dialog.hear("help, I fell")
+    reply = dialog.hear(words)
+    assert reply.text == replies.ALERT_NOT_CANCELLED and reply.actions == []
+    assert reply.expects_answer  # still listening, as after the alert

@@ -193,6 +193,24 @@ def test_a_late_announcement_says_it_is_late(setup: Setup) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("answers", "feeling"),
+    [(["not so well"], "unwell"), (["I'm okay thanks"], "good"), (["not good"], "unwell"),
+     (["so-so"], "unwell"), (["not too bad"], "good")],
+)  # fmt: skip
+def test_the_check_in_takes_the_short_answers_it_offers(setup: Setup, answers, feeling) -> None:
+    """Asked again, the check-in offers "Good, or not so well?": "not so well" was then
+    not understood, and the check-in gave up with nothing told to the family."""
+    setup.store.remove("metformin-am")
+    setup.routines.set_check_ins(["07:30"], setup.clock())
+    setup.clock.now = dt.datetime(2026, 11, 23, 7, 30, tzinfo=BERLIN)
+    setup.tick()
+    for answer in answers:
+        reply = setup.hear(answer)
+    assert reply == replies.FEELING_REPLIES[feeling]
+    assert [body.feeling for body in setup.sent if isinstance(body, CheckinAnswer)] == [feeling]
+
+
 def test_the_check_in_asks_how_the_senior_feels(setup: Setup) -> None:
     setup.store.remove("metformin-am")
     setup.routines.set_check_ins(["07:30"], setup.clock())
