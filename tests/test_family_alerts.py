@@ -69,6 +69,12 @@ def test_one_alert_that_cannot_step_does_not_stop_the_others(service, caplog) ->
             "UPDATE alerts SET step = ?, state = 'escalated', next_step_at = 1 WHERE id = ?",
             (MemberAlert.__dataclass_fields__["step"].metadata["high"], broken),
         )
+        db.execute(  # and called the emergency number on its way
+            "INSERT INTO outbox (id, household, alert_id, channel, address, payload, purpose,"
+            " step, not_before, state, created) VALUES ('call', 'h1', ?, 'phone', '+49112',"
+            " x'', 'escalation', 2, 0, 'sent', 0)",
+            (broken,),
+        )
         db.execute("UPDATE alerts SET next_step_at = 2 WHERE id = ?", (fine,))
     now = time.time()
     with caplog.at_level(logging.ERROR, logger="services.family"):
@@ -114,10 +120,10 @@ def test_a_failed_step_is_skipped_and_the_ladder_goes_on(service, monkeypatch) -
     alert_id = raise_emergency(service, "h1")
     real_step = Alerts._step
 
-    def failing_first(self, row, household, step, now):
+    def failing_first(self, row, household, step, now, called):
         if step == 1:
             raise RuntimeError("a gateway's wording broke")
-        return real_step(self, row, household, step, now)
+        return real_step(self, row, household, step, now, called)
 
     monkeypatch.setattr(Alerts, "_step", failing_first)
     now = time.time() + 61
@@ -128,3 +134,50 @@ def test_a_failed_step_is_skipped_and_the_ladder_goes_on(service, monkeypatch) -
     assert service.escalate_due(now + 61)  # step 2: the emergency number
     described = row(service, alert_id)
     assert described["step"] == 2 and described["trail"][-1]["detail"] == "step 2: emergency"
+
+
+def number_called(service: Alerts, alert_id: str) -> int:
+    """How often the ladder has called the household's emergency number."""
+    return service.store.db.execute(
+        "SELECT COUNT(*) FROM outbox WHERE alert_id = ? AND address = '+49112'", (alert_id,)
+    ).fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("contacts", "removed_after"),
+    [((), 1), (("sms:+4915100002",), 2)],
+    ids=["the only member", "the member with the most contacts"],
+)
+def test_the_emergency_number_is_called_when_the_ladder_shrinks_midway(
+    service, contacts, removed_after
+) -> None:
+    """Anna (an SMS and a phone number) is removed while Mum's emergency climbs its
+    ladder: the call to the emergency number, due at the step after the members' last
+    contact, was never made (the step it was due at had passed) and, with nobody left,
+    the ladder stopped silently. It is called once, at the next step."""
+    anna = Member("anna", "Anna", relation="daughter",
+                  contacts=("sms:+4915100001", "phone:+4915100001"))  # fmt: skip
+    members = [Member("mum", "Mum", role="senior"), anna]
+    if contacts:
+        members.append(Member("ben", "Ben", relation="son", contacts=contacts))
+    households.add(service.store, Household(id="h3", senior="Mum", devices=("speaker",),
+                                            timezone="Europe/Berlin", emergency_number="+49112",
+                                            members=tuple(members)))  # fmt: skip
+    alert_id = raise_emergency(service, "h3")
+    now = time.time()
+    for step in range(1, 8):
+        now += 400
+        service.escalate_due(now)
+        if step == removed_after:
+            households.remove_member(service.store, "h3", "anna")
+    assert number_called(service, alert_id) == 1, row(service, alert_id)["trail"]
+
+
+def test_the_emergency_number_is_called_once_on_the_full_ladder(service) -> None:
+    alert_id = raise_emergency(service, "h1")
+    now = time.time()
+    for _ in range(6):
+        now += 400
+        service.escalate_due(now)
+    assert number_called(service, alert_id) == 1
+    assert "step 2: emergency" in [e["detail"] for e in row(service, alert_id)["trail"]]

@@ -370,7 +370,7 @@ class Alerts:
             audit(db, row["id"], now, "stopped", self.worker, "household removed")
             return []
         step = row["step"] + 1
-        planned, next_at, what = self._step(row, household, step, now)
+        planned, next_at, what = self._step(row, household, step, now, self._called(db, row))
         if not planned:  # no member left to remind (nor a number to call): not "escalated"
             log.warning("alert %s: nobody left to tell at step %d", row["id"], step)
             db.execute("UPDATE alerts SET next_step_at = NULL WHERE id = ?", (row["id"],))
@@ -421,11 +421,25 @@ class Alerts:
                 usable.append((channel, address))
         return usable
 
+    def _called(self, db: sqlite3.Connection, row: sqlite3.Row) -> bool:
+        """Whether the ladder has called the household's emergency number already."""
+        return (
+            db.execute(
+                "SELECT 1 FROM outbox WHERE alert_id = ? AND purpose = 'escalation'"
+                " AND member IS NULL AND channel = ? LIMIT 1",
+                (row["id"], self.config.escalation.emergency_channel),
+            ).fetchone()
+            is not None
+        )
+
     def _step(
-        self, row: sqlite3.Row, household: Household, step: int, now: float
+        self, row: sqlite3.Row, household: Household, step: int, now: float, called: bool
     ) -> tuple[list[Planned], float | None, str]:
         """Step `step` of an emergency's ladder: what to send, when the next is due, and a
-        word for the audit trail."""
+        word for the audit trail. The emergency number is called at the first step past
+        the members' contacts that has not called it: the ladder may have grown shorter
+        since it started (a member removed, a contact dropped), and a call due at a step
+        already passed must still be made."""
         policy = self.config.escalation
         members = recipients(household, "emergency")
         levels = self._levels(household)
@@ -455,7 +469,7 @@ class Alerts:
                             not_before=now,
                         )
                     )
-        elif step == ladder and call:
+        elif call and not called:
             what = "emergency"
             language = members[0].language if members else "en"
             planned.append(
