@@ -4,13 +4,15 @@ what the protocol can carry."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from pathlib import Path
 
 import pytest
 
-from protocol import EmergencyAlert, MemberAlert, create
+from protocol import EmergencyAlert, MemberAlert, MissedMedicationAlert, create
+from protocol.schema import utc_timestamp
 from services.family import alerts, households
 from services.family.alerts import Alerts
 from services.family.config import (
@@ -181,3 +183,34 @@ def test_the_emergency_number_is_called_once_on_the_full_ladder(service) -> None
         service.escalate_due(now)
     assert number_called(service, alert_id) == 1
     assert "step 2: emergency" in [e["detail"] for e in row(service, alert_id)["trail"]]
+
+
+def test_a_member_removed_is_not_sent_what_waited_and_the_others_are_told(service) -> None:
+    """A missed dose goes to the caregiver first (Carl), after a grace period; Carl is
+    removed from the household during it. His notice used to go out all the same (to
+    someone no longer of the family) and count as delivered, and Anna never heard. Now his
+    is cancelled, and Anna's first notice waits out the same grace period."""
+    carl = Member("carl", "Carl", role="caregiver")
+    anna = Member("anna", "Anna", relation="daughter")
+    households.add(service.store, Household(id="h4", senior="Mum", devices=("speaker",),
+                                            timezone="UTC", members=(carl, anna)))  # fmt: skip
+    due = utc_timestamp(dt.datetime.now(dt.UTC))
+    message = create(MissedMedicationAlert(reminder_id="aspirin", medication="Aspirin", due=due),
+                     "h4", "speaker")  # fmt: skip
+    service.receive(message, households.require(service.store.db, "h4"))
+    received = row(service, message.id)["received"]
+
+    def notices() -> dict[str, tuple[str, float]]:
+        rows = service.store.db.execute(
+            "SELECT member, state, not_before FROM outbox WHERE alert_id = ? AND purpose = 'alert'",
+            (message.id,),
+        ).fetchall()
+        return {member: (state, not_before) for member, state, not_before in rows}
+
+    assert notices() == {"carl": ("pending", received + service.config.medication.grace_s)}
+    service.remove_member("h4", "carl", now=received + 600)
+    assert notices() == {
+        "carl": ("cancelled", received + service.config.medication.grace_s),
+        "anna": ("pending", received + service.config.medication.grace_s),
+    }
+    assert "carl" not in [m.id for m in households.require(service.store.db, "h4").members]

@@ -214,6 +214,30 @@ def test_acknowledging_on_the_web_tells_the_device(config, worker, device) -> No
     assert bad.status == 400
 
 
+def test_a_member_removed_with_the_cli_is_sent_nothing_that_waited(config) -> None:
+    """`family-notify household member remove`: Ben's notice held for his quiet hours is
+    cancelled with him (it went out to him after he had left, before)."""
+    with db(config) as connection:
+        connection.execute(
+            "INSERT INTO outbox (id, household, member, channel, address, payload, purpose,"
+            " not_before, created) VALUES ('held', ?, 'ben', 'mqtt', 'topic', x'', 'alert',"
+            " 0, 0)",
+            (H,),
+        )
+    removed = family_cli(config, "household", "member", "remove", H, "ben")
+    assert removed.returncode == 0, removed.stderr
+    with db(config) as connection:
+        assert connection.execute("SELECT state FROM outbox WHERE id = 'held'").fetchone()[0] == (
+            "cancelled"
+        )
+        assert (
+            connection.execute(
+                "SELECT COUNT(*) FROM members WHERE household = ? AND id = 'ben'", (H,)
+            ).fetchone()[0]
+            == 0
+        )
+
+
 # --- reminders: bad input is explained and nothing is lost -------------------------------
 
 

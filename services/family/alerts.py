@@ -336,6 +336,57 @@ class Alerts:
             message, purpose, alert_id=alert_id, member=member.id, step=step, not_before=not_before
         )
 
+    # --- members leaving --------------------------------------------------------------------
+
+    def remove_member(
+        self, household_id: str, member_id: str, now: float | None = None
+    ) -> list[str]:
+        """Remove a member (`households.remove_member_in`: what waited for them is
+        cancelled); an open alert that no member who remains has been or is to be told of
+        goes to those who remain now, as its first notices would have (the grace period
+        and quiet hours counted from when it came). The ids planned."""
+        now = time.time() if now is None else now
+        with self.store.write() as db:
+            waiting = [
+                alert_id
+                for (alert_id,) in db.execute(
+                    "SELECT DISTINCT alert_id FROM outbox WHERE household = ? AND member = ?"
+                    " AND state IN ('pending', 'sent') AND alert_id IS NOT NULL",
+                    (household_id, member_id),
+                )
+            ]
+            households.remove_member_in(db, household_id, member_id)
+            household = households.require(db, household_id)
+            planned: list[Planned] = []
+            for alert_id in waiting:
+                planned += self._told_instead(db, alert_id, household, member_id, now)
+            return self.outbox.plan(db, planned, now)
+
+    def _told_instead(
+        self, db: sqlite3.Connection, alert_id: str, household: Household, gone: str, now: float
+    ) -> list[Planned]:
+        row = db.execute(
+            "SELECT * FROM alerts WHERE id = ? AND state IN ('open', 'delivered', 'escalated')",
+            (alert_id,),
+        ).fetchone()
+        if row is None:
+            return []
+        told = db.execute(
+            "SELECT 1 FROM outbox WHERE alert_id = ? AND purpose = 'alert' AND member != ?"
+            " AND state IN ('pending', 'sent') LIMIT 1",
+            (alert_id, gone),
+        ).fetchone()
+        if told is not None:
+            return []
+        notices = self._first_notices(
+            alert_message(row), row["category"], household, row["received"]
+        )
+        notices = [dataclasses.replace(p, not_before=max(p.not_before, now)) for p in notices]
+        audit(db, alert_id, now, "recipients", None,
+              f"{len(notices)} to tell instead of a member removed")  # fmt: skip
+        log.warning("alert %s: a member removed; %d to tell instead", alert_id, len(notices))
+        return notices
+
     # --- escalation -------------------------------------------------------------------------
 
     def escalate_due(self, now: float | None = None, limit: int = 50) -> list[str]:

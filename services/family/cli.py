@@ -202,7 +202,8 @@ def cmd_member_password(args: argparse.Namespace, config: FamilyConfig) -> int:
 
 
 def cmd_member_remove(args: argparse.Namespace, config: FamilyConfig) -> int:
-    households.remove_member(_store(config), args.household, args.member)
+    store = _store(config)
+    alerts.Alerts(store, _queue(store), config, "cli").remove_member(args.household, args.member)
     print(f"member {args.member} removed from {args.household}")
     return 0
 

@@ -262,9 +262,23 @@ def change_member(store: Store, household_id: str, member_id: str, **changes: An
 
 
 def remove_member(store: Store, household_id: str, member_id: str) -> None:
+    """Without what was waiting to be sent to them: see `Alerts.remove_member`, which also
+    hands their open alerts to the members who remain."""
     with store.write() as db:
-        require_member(require(db, household_id), member_id)
-        db.execute("DELETE FROM members WHERE household = ? AND id = ?", (household_id, member_id))
+        remove_member_in(db, household_id, member_id)
+
+
+def remove_member_in(db: sqlite3.Connection, household_id: str, member_id: str) -> None:
+    """Remove a member in the caller's transaction, and cancel what waits to be sent to
+    them (an alert's notice held for a grace period or their quiet hours must not reach
+    someone no longer of the household)."""
+    require_member(require(db, household_id), member_id)
+    db.execute("DELETE FROM members WHERE household = ? AND id = ?", (household_id, member_id))
+    db.execute(
+        "UPDATE outbox SET state = 'cancelled' WHERE household = ? AND member = ?"
+        " AND state = 'pending'",
+        (household_id, member_id),
+    )
 
 
 def _write_member(db: sqlite3.Connection, household_id: str, member: Member, position: int) -> None:
