@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -84,6 +85,22 @@ LEADING_NO = frozenset({"no", "nope", "nah"})
 READS_LEADING_NO = ("confirm", "reminder")
 
 
+# "No" to "do you need help?" only when it surely means she is all right: an exact match
+# (a tolerant one may be a cry misheard), not the cry "oh no", nor "no, I'm not okay".
+_NOT_ALL_RIGHT = re.compile(r"\b(not|n't) (feeling )?(ok|okay|fine|all right|alright|well|good)\b")
+
+
+def stands_down(match: IntentMatch | None, text: str) -> bool:
+    """Does this answer to "do you need help?" say she is all right?"""
+    if match is None or match.method != "exact":
+        return False
+    fine = match.intent == "report_feeling" and match.slots.get("feeling") == "good"
+    if not fine and match.intent not in ("no", "false_alarm"):
+        return False
+    words = " ".join(text.lower().replace(",", " ").replace(".", " ").split())
+    return not words.startswith("oh no") and not _NOT_ALL_RIGHT.search(words)
+
+
 def leading_no(text: str) -> bool:
     """Does the sentence begin with a plain no ("no, ...", "nope ...")?"""
     words = text.lower().replace(",", " ").replace(".", " ").split()
@@ -155,7 +172,7 @@ class Dialog:
             if intent is None and pending.kind in READS_LEADING_NO and leading_no(text):
                 intent = "no"
             if pending.kind == "emergency_check":
-                return self._emergency_answer(pending, match)
+                return self._emergency_answer(pending, match, text)
             if pending.kind == "reminder":
                 answer = self._reminder_answer(pending, intent, match)
                 if answer is not None:
@@ -327,16 +344,14 @@ class Dialog:
         pending.asks += 1
         return DialogReply(question, expects_answer=True)
 
-    def _emergency_answer(self, pending: _Pending, match: IntentMatch | None) -> DialogReply:
+    def _emergency_answer(
+        self, pending: _Pending, match: IntentMatch | None, text: str
+    ) -> DialogReply:
         """The answer to "do you need help?": no, "false alarm" or "I'm fine" stands down;
         a request for help said with a negation ("no, I don't think I need an ambulance")
         is asked about once more; yes, another emergency, or anything unclear alerts."""
         intent = match.intent if match else None
-        slots = match.slots if match else {}
-        if intent in ("no", "false_alarm") or (intent, slots.get("feeling")) == (
-            "report_feeling",
-            "good",
-        ):
+        if stands_down(match, text):
             self.pending = None
             return self._say("All right. I am here if you need me.")
         if intent == "emergency" and match is not None and match.hedged and pending.asks < MAX_ASKS:

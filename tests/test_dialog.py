@@ -236,3 +236,11 @@ def test_cancel_after_an_alert_says_it_cannot_be_taken_back(dialog, words) -> No
     reply = dialog.hear(words)
     assert reply.text == replies.ALERT_NOT_CANCELLED and reply.actions == []
     assert reply.expects_answer  # still listening, as after the alert
+
+
+@pytest.mark.parametrize("answer", ["oh no", "no I'm not okay", "no I am not okay", "no, I'm hurt"])
+def test_an_answer_that_may_mean_she_is_not_all_right_alerts(dialog, answer) -> None:
+    """ "Oh no" and "no, I'm not okay" matched the intent "no" (exactly, or tolerantly) and
+    stood the check down: no alert, and silence after it alerted nothing either."""
+    dialog.hear("help")
+    assert [a.kind for a in dialog.hear(answer).actions] == ["emergency"]
