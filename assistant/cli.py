@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from assistant.config import Config, ConfigError, load_config
+from assistant.emergency_check import alert_left_open
 from assistant.reminders_cli import add_reminders_command
 
 log = logging.getLogger("assistant")
@@ -215,10 +216,18 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     keys = args.text is None and args.input is None and config.wake.push_to_talk
     hardware = hardware_from_config(config, terminal_keys=keys and sys.stdin.isatty())
     with Device(config, link=not args.offline, hardware=hardware) as device:
-        return _run(args, config, device)
+        alerted = alert_left_open(device.checks, _emergency_action(device))
+        return _run(args, config, device, alerted)
 
 
-def _run(args: argparse.Namespace, config: Config, device) -> int:
+def _emergency_action(device) -> Callable[[dict[str, str]], object]:
+    from assistant.dialog import Action
+
+    return lambda slots: device.actions(Action("emergency", slots))
+
+
+def _run(args: argparse.Namespace, config: Config, device, alerted=None) -> int:
+    """`alerted`: the slots of an alert the device raised as it started (`_resume`)."""
     from assistant.loop import Assistant
     from intents import IntentEngine
 
@@ -236,7 +245,7 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
     if args.text is not None:
         assistant = Assistant(engine, voice, **parts)
         assistant.dialog.phone_line = device.hardware.calls is not None
-        _resume(assistant, device)
+        _resume(assistant, device, alerted)
         return _run_typed(assistant, args.text, args.once)
     from assistant.speech.factory import create_recognizer
     from assistant.speech.wake import spotter_for
@@ -259,15 +268,19 @@ def _run(args: argparse.Namespace, config: Config, device) -> int:
         **parts,
     )
     assistant.dialog.phone_line = device.hardware.calls is not None
-    _resume(assistant, device)
+    _resume(assistant, device, alerted)
     if args.input:
         return _run_file(assistant, config, Path(args.input), not args.no_wake, args.once)
     return _run_microphone(assistant, config, not args.no_wake, args.once, controls)
 
 
-def _resume(assistant, device) -> None:
-    """An emergency check the last run left unanswered alerts before anything else; an
-    alert it raised that nobody answered yet is told of, and listened on after."""
+def _resume(assistant, device, alerted: dict[str, str] | None) -> None:
+    """An emergency check the last run left unanswered alerted as the device started
+    (`alerted`), or alerts now (raising it then failed); an alert it raised that nobody
+    answered yet is told of, and listened on after."""
+    if alerted is not None:
+        _show(assistant.resume_raised_alert(alerted))
+        return
     turn = assistant.resume_emergency_check()
     if turn is None and device.emergencies.unanswered:
         turn = assistant.resume_unanswered_alert()

@@ -378,6 +378,15 @@ class Dialog:
         and listening on, as after a spoken one."""
         return self._alert({"kind": "help"}, trigger)
 
+    def alert_raised(self, slots: dict[str, str]) -> DialogReply:
+        """An alert raised for her before the dialog was there (a "do you need help?" the
+        last run left unanswered, alerted as the device started): she hears help is on the
+        way, and is listened to after, as after one she raised."""
+        kind = slots.get("kind", "help")
+        self.pending = _Pending("after_alert", "emergency", {"kind": kind})
+        text = replies.EMERGENCY_SENT.get(kind, replies.EMERGENCY_SENT["help"])
+        return DialogReply(text, expects_answer=True)
+
     def resume_after_alert(self) -> DialogReply:
         """A restart while an alert waits for an answer (it is being sent again): the
         senior is reassured and listened to without the wake phrase, as after raising it."""

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from protocol.sqlite import open_or_set_aside
@@ -76,3 +77,26 @@ class EmergencyCheckStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def alert_left_open(
+    checks: EmergencyCheckStore | None, raise_alert: Callable[[dict[str, str]], object]
+) -> dict[str, str] | None:
+    """A "do you need help?" the last run left unanswered alerts as soon as the device can
+    send, before its voice, recognizer and wake word are set up: a loudspeaker or a model
+    that fails to load must neither hold the alert up nor, failing at every start, stop it
+    for ever. The slots alerted for; None when none was left open, or raising it failed
+    (logged; the check stays open for the assistant to alert once it is up)."""
+    left = checks.left_open() if checks is not None else None
+    if checks is None or left is None:
+        return None
+    slots, asked_at = left
+    log.warning("an emergency check asked at %s was never answered: alerting", asked_at)
+    alerted = {"kind": slots.get("kind", "help")}
+    try:
+        raise_alert(alerted)
+    except Exception:
+        log.exception("the alert for the unanswered emergency check could not be raised yet")
+        return None
+    checks.settled()
+    return alerted

@@ -168,6 +168,11 @@ class Assistant:
         self._check_on_disk = True  # settled once the alert is out of our hands
         return self._perform(self.dialog.unanswered_check(slots))
 
+    def resume_raised_alert(self, slots: dict[str, str]) -> Turn:
+        """The device alerted, as it started, for a "do you need help?" the last run left
+        unanswered (`emergency_check.alert_left_open`): say so, and listen after."""
+        return self._perform(self.dialog.alert_raised(slots))
+
     def resume_unanswered_alert(self) -> Turn:
         """The last run raised an alert nobody has answered yet (the device sends it again):
         reassure, and listen without the wake phrase. Call once, before listening."""

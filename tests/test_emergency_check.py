@@ -8,17 +8,21 @@ import os
 import sqlite3
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from assistant import replies
 from assistant.config import SpeechOutputConfig
 from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
 from assistant.loop import Assistant
+from assistant.pcm import write_wav
 from assistant.reminders import Reminder, ReminderStore
 from assistant.routines import CareRoutines
 from assistant.schedule import DAILY, Schedule
 from assistant.speech.tts import SpeechSynthesizer
 from assistant.voice import Voice, WavRecorder
+from tests.backend import Backend
+from tests.broker import Mosquitto
 from tests.cli import run_cli, turn_lines
 from tests.clock import Clock
 
@@ -153,6 +157,39 @@ def test_the_command_alerts_for_a_question_its_last_run_left_open(tmp_path) -> N
     said = [line for line in replies_said if not line.startswith(("heard:", "intent:"))]
     assert said[0] == replies.EMERGENCY_SENT["help"]
     assert "never answered" in later.stderr
+
+
+def test_a_check_left_open_alerts_even_when_the_speech_model_will_not_load(
+    tmp_path, broker: Mosquitto
+) -> None:
+    """The power went while "do you need help?" waited; at the next start the recognizer's
+    model is missing. The alert used to be raised only once voice, recognizer and wake word
+    were set up, so the start failed before it, and at every start after: it never went
+    out. It goes out as soon as the device can send, whatever fails after."""
+    state = tmp_path / "state"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        '[device]\nhousehold = "h1"\ndevice_id = "d1"\n'
+        f'[paths]\nstate_dir = "{state}"\nmodels_dir = "{tmp_path / "no-models"}"\n'
+        '[recognizer]\nengine = "vosk"\n'
+    )
+    store = EmergencyCheckStore(state / CHECK_FILE)
+    store.asked({"kind": "fall"}, ASKED_AT)
+    store.close()
+    silence = tmp_path / "silence.wav"
+    write_wav(silence, np.zeros(16000, np.int16))
+    with Backend(broker, household="h1") as backend:
+        reply = str(tmp_path / "r.wav")
+        started = run_cli("--config", str(config), "run", "--input", str(silence),
+                          "--no-wake", "--once", "--reply-wav", reply)  # fmt: skip
+        assert started.returncode != 0 and "vosk" in started.stderr  # the model is missing
+        assert backend.wait_until(lambda: backend.ids("alert.emergency"), timeout=15)
+        [alert] = [m for m in backend.handled if m.type == "alert.emergency"]
+        assert alert.body.kind == "fall"
+    again = EmergencyCheckStore(state / CHECK_FILE)
+    assert again.left_open() is None  # alerted once, not at every start
+    again.close()
 
 
 def test_a_check_the_disk_refuses_is_still_asked_and_acted_on(
