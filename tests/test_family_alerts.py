@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol import EmergencyAlert, MemberAlert, MissedMedicationAlert, create
+from protocol import EmergencyAlert, MemberAlert, MissedMedicationAlert, ReminderTaken, create
 from protocol.schema import utc_timestamp
 from services.family import alerts, households
 from services.family.alerts import Alerts
@@ -214,3 +214,37 @@ def test_a_member_removed_is_not_sent_what_waited_and_the_others_are_told(servic
         "anna": ("pending", received + service.config.medication.grace_s),
     }
     assert "carl" not in [m.id for m in households.require(service.store.db, "h4").members]
+
+
+def test_a_dose_reported_taken_before_its_missed_alert_arrives_is_not_told_as_missed(
+    tmp_path: Path,
+) -> None:
+    """After an outage the device sends the missed-dose alert and then "taken"; two workers
+    of the shared subscription handle them, and the one with "taken" commits first (or the
+    alert is replayed from the dead letters later). The alert used to open all the same,
+    and the caregiver was told the dose was missed."""
+    from services.family.service import FamilyService
+
+    raw = {"service": {"database": str(tmp_path / "f.sqlite3")}, "medication": {"grace_s": 0}}
+    family = FamilyService(config_from_dict(raw))
+    try:
+        members = (Member("mum", "Mum", role="senior"), Member("carl", "Carl", role="caregiver"))
+        households.add(family.store, Household(id="h1", senior="Mum", devices=("speaker",),
+                                               timezone="UTC", members=members))  # fmt: skip
+        due = utc_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+        taken = ReminderTaken(reminder_id="aspirin", due=due, taken_at=utc_timestamp())
+        missed = MissedMedicationAlert(reminder_id="aspirin", medication="Aspirin", due=due)
+        other = MissedMedicationAlert(reminder_id="aspirin", medication="Aspirin",
+                                      due=utc_timestamp(dt.datetime.now(dt.UTC)))  # fmt: skip
+        family.handle(create(taken, "h1", "speaker"))
+        alert, later = create(missed, "h1", "speaker"), create(other, "h1", "speaker")
+        family.handle(alert)
+        family.handle(later)  # another dose of it: told as before
+        states = dict(family.store.db.execute("SELECT id, state FROM alerts").fetchall())
+        assert (states[alert.id], states[later.id]) == ("closed", "open")
+        told = family.store.db.execute(
+            "SELECT DISTINCT alert_id FROM outbox WHERE purpose = 'alert'"
+        ).fetchall()
+        assert [alert_id for (alert_id,) in told] == [later.id]
+    finally:
+        family.store.close()

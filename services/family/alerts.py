@@ -39,6 +39,7 @@ from protocol import (
     MemberAlert,
     MemberAlertUpdate,
     Message,
+    ReminderTaken,
     ServiceReason,
     ServiceRefused,
     create,
@@ -159,6 +160,11 @@ class Alerts:
             again = self._told_at_last(db, message, category, household, now)
             return again + self.outbox.plan(db, receipt, now)
         audit(db, message.id, now, "opened", message.device, category)
+        if category == "missed_medication" and _taken_already(db, household.id, message.body):
+            # the device's "taken" came first (it sent both after an outage, and another
+            # worker handled the event): nobody is to hear of a miss that is not one
+            self._close(db, message.id, now, None, "taken before the alert came")
+            return self.outbox.plan(db, receipt, now)
         planned = self._first_notices(message, category, household, now)
         waiting = [p for p in planned if p.not_before > now]
         if waiting:
@@ -826,6 +832,20 @@ def alert_message(row: sqlite3.Row) -> Message:
     return Message(
         body=body, household=row["household"], device=row["device"], id=row["id"],
         ts=row["raised_ts"],
+    )  # fmt: skip
+
+
+def _taken_already(db: sqlite3.Connection, household_id: str, body: object) -> bool:
+    """Whether the device has reported the dose a missed-medication alert is about taken."""
+    return (
+        db.execute(
+            "SELECT 1 FROM events WHERE household = ? AND type = ?"
+            " AND json_extract(body, '$.reminder_id') = ? AND json_extract(body, '$.due') = ?"
+            " LIMIT 1",
+            (household_id, ReminderTaken.TYPE, getattr(body, "reminder_id", None),
+             getattr(body, "due", None)),
+        ).fetchone()
+        is not None
     )  # fmt: skip
 
 
