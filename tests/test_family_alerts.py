@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from protocol import EmergencyAlert, MemberAlert, MissedMedicationAlert, ReminderTaken, create
+from protocol import (
+    EmergencyAlert,
+    MemberAck,
+    MemberAlert,
+    MissedMedicationAlert,
+    ReminderTaken,
+    create,
+)
 from protocol.schema import utc_timestamp
 from services.family import alerts, households
 from services.family.alerts import Alerts
@@ -248,3 +255,29 @@ def test_a_dose_reported_taken_before_its_missed_alert_arrives_is_not_told_as_mi
         assert [alert_id for (alert_id,) in told] == [later.id]
     finally:
         family.store.close()
+
+
+def test_the_device_sending_an_answered_emergency_again_is_told_the_answer_again(
+    service,
+) -> None:
+    """Anna answered Mum's emergency and the device was sent the answer, which the broker
+    then lost (the device's session expired). The device sends its alert again every few
+    minutes until it hears an answer; each time, the service used to take it as a
+    duplicate and say nothing, so the light stayed on and Mum never heard who answered."""
+    message = create(EmergencyAlert(trigger="sos_button"), "h1", "speaker")
+    household = households.require(service.store.db, "h1")
+    service.receive(message, household)
+    answer = create(MemberAck(alert_id=message.id, action="calling"), "h1", "anna")
+    service.acknowledge(answer, household, household.member("anna"))
+    acks = service.store.db.execute(
+        "SELECT id FROM outbox WHERE alert_id = ? AND purpose = 'ack'", (message.id,)
+    ).fetchall()
+    [(ack_id,)] = acks
+    with service.store.write() as db:  # sent, then lost with the broker's session
+        db.execute("UPDATE outbox SET state = 'sent' WHERE id = ?", (ack_id,))
+    assert service.receive(message, household) == [ack_id]
+    (state,) = service.store.db.execute(
+        "SELECT state FROM outbox WHERE id = ?", (ack_id,)
+    ).fetchone()
+    assert state == "pending"
+    assert row(service, message.id)["state"] == "acknowledged"  # nothing else changes

@@ -138,7 +138,10 @@ class Alerts:
         first_step = now + self.config.escalation.step_s if category == "emergency" else None
         if category == "emergency":
             if _known(db, message.id):
-                return self._told_at_last(db, message, category, household, now)
+                # Sent again by the device: it has not heard the answer, if there is one
+                # (an `alert.ack` lost with the broker's session); it is told it again.
+                answer = self.outbox.offer_again(db, [stable_id(message.id, "ack")], now)
+                return self._told_at_last(db, message, category, household, now) + answer
             running = db.execute(
                 "SELECT * FROM alerts WHERE household = ? AND category = 'emergency'"
                 " AND state IN ('open', 'delivered', 'escalated') AND next_step_at IS NOT NULL"

@@ -126,6 +126,21 @@ class Outbox:
                 mine.append(row.id)
         return mine
 
+    def offer_again(self, db: sqlite3.Connection, ids: list[str], now: float) -> list[str]:
+        """Deliveries already sent, to be sent once more (the same ids: the receiver drops
+        one it has), inside the caller's transaction; those this worker claims for `send`."""
+        again = []
+        for delivery_id in ids:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'pending', not_before = ?, claimed_by = ?,"
+                " claim_until = ? WHERE id = ? AND state = 'sent'",
+                (now, self.worker if self.claims else None,
+                 now + self.claim_s if self.claims else 0, delivery_id),
+            )  # fmt: skip
+            if cursor.rowcount and self.claims:
+                again.append(delivery_id)
+        return again
+
     def cancel(self, db: sqlite3.Connection, alert_id: str, purposes: tuple[str, ...]) -> int:
         """Drop what is still waiting to be sent about an alert (e.g. once answered)."""
         marks = ",".join("?" * len(purposes))
