@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from protocol import (
 from protocol.schema import utc_timestamp
 from services.family import alerts, households
 from services.family.alerts import Alerts
+from services.family.channels import FileGateway, WithDeadline, gateways, read_gateway_file
 from services.family.config import (
     ConfigError,
     EscalationSection,
@@ -281,3 +283,47 @@ def test_the_device_sending_an_answered_emergency_again_is_told_the_answer_again
     ).fetchone()
     assert state == "pending"
     assert row(service, message.id)["state"] == "acknowledged"  # nothing else changes
+
+
+class HangingGateway:
+    """An SMS gateway whose HTTP call never answers (until released)."""
+
+    name = "sms"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def send_many(self, deliveries: list) -> list:
+        self.release.wait(30)
+        return [None] * len(deliveries)
+
+
+def test_a_hanging_gateway_does_not_hold_up_another_households_emergency(tmp_path) -> None:
+    """h1's SMS gateway hangs; h2's emergency is to be phoned (a real file gateway). One
+    scheduler thread takes every household's steps: before, it waited on h1's SMS for ever,
+    and h2's emergency number was never called."""
+    store = Store(tmp_path / "family.sqlite3")
+    for household_id, contact in (("h1", "sms:+4915100001"), ("h2", "phone:+4915100002")):
+        members = (Member("mum", "Mum", role="senior"), Member("kid", "Kid", contacts=(contact,)))
+        households.add(store, Household(id=household_id, senior="Mum", devices=("speaker",),
+                                        timezone="UTC", members=members))  # fmt: skip
+    sms = HangingGateway()
+    phone = gateways({"phone": f"file:{tmp_path / 'phone.jsonl'}"}, deadline_s=0.5)["phone"]
+    channels = {"mqtt": FileGateway("mqtt", tmp_path / "app.jsonl"),
+                "sms": WithDeadline(sms, 0.5), "phone": phone}  # fmt: skip
+    outbox = Outbox(store, channels, "w1")  # type: ignore[arg-type]
+    service = Alerts(store, outbox, FamilyConfig(escalation=EscalationSection(step_s=1.0)), "w1")
+    try:
+        for household_id in ("h1", "h2"):
+            message = create(EmergencyAlert(trigger="sos_button"), household_id, "speaker")
+            outbox.send(service.receive(message, households.require(store.db, household_id)))
+        now = time.time()
+        started = time.monotonic()
+        for tick in range(1, 4):  # the scheduler's ticks, a step apart
+            outbox.send(service.escalate_due(now + tick * 1.1))
+        called = [line["household"] for line in read_gateway_file(tmp_path / "phone.jsonl")]
+        assert "h2" in called, "h2's emergency waited behind h1's gateway"
+        assert time.monotonic() - started < 5  # each hanging send cost its deadline at most
+    finally:
+        sms.release.set()
+        store.close()

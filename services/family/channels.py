@@ -14,12 +14,17 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from protocol import topics
 from services.mqtt_service import MqttService, PublishError, Undelivered
+
+# How long a gateway may take to answer one send before its deliveries count as failed
+GATEWAY_DEADLINE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -132,10 +137,45 @@ def read_gateway_file(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def gateways(settings: dict[str, str]) -> dict[str, Channel]:
-    """The configured gateways by channel name (`file:PATH` values; empty: off)."""
+def gateways(
+    settings: dict[str, str], deadline_s: float = GATEWAY_DEADLINE_S
+) -> dict[str, Channel]:
+    """The configured gateways by channel name (`file:PATH` values; empty: off), each
+    within a deadline (`WithDeadline`)."""
     out: dict[str, Channel] = {}
     for name, value in settings.items():
         if value.startswith("file:"):
-            out[name] = FileGateway(name, value.removeprefix("file:"))
+            out[name] = WithDeadline(FileGateway(name, value.removeprefix("file:")), deadline_s)
     return out
+
+
+class WithDeadline:
+    """A channel whose sending may hang (a gateway's HTTP call that never answers, a disk
+    that stalls) kept from holding up everything else: the service's scheduler sends every
+    household's deliveries and takes every escalation step on one thread. A send that has
+    not answered within `deadline_s` counts as failed (tried again later, the same ids);
+    while it still hangs, the channel's next sends fail at once rather than pile up threads.
+    One that went out after all is sent once more: a second text rather than none."""
+
+    def __init__(self, channel: Channel, deadline_s: float) -> None:
+        self.channel = channel
+        self.name = channel.name
+        self.deadline_s = deadline_s
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"send-{channel.name}")
+        self._running: Future | None = None
+        self._lock = threading.Lock()
+
+    def send_many(self, deliveries: list[Delivery]) -> list[Exception | None]:
+        with self._lock:
+            if self._running is not None and not self._running.done():
+                error = ChannelError(f"the {self.name} gateway has not answered an earlier send")
+                return [error] * len(deliveries)
+            self._running = self._pool.submit(self.channel.send_many, deliveries)
+            running = self._running
+        try:
+            return running.result(timeout=self.deadline_s)
+        except FutureTimeout:
+            error = ChannelError(f"the {self.name} gateway did not answer in {self.deadline_s:g} s")
+            return [error] * len(deliveries)
+        except Exception as exc:  # the channel broke: the deliveries are tried again
+            return [ChannelError(f"the {self.name} gateway failed: {exc}")] * len(deliveries)
