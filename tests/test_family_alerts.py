@@ -5,6 +5,7 @@ what the protocol can carry."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -327,3 +328,18 @@ def test_a_hanging_gateway_does_not_hold_up_another_households_emergency(tmp_pat
     finally:
         sms.release.set()
         store.close()
+
+
+def test_an_emergency_closed_by_hand_is_answered_to_the_device(service) -> None:
+    """Nobody had answered Mum's emergency when the admin closed it (`alert close`, after a
+    phone call): the device was never told, so it sent the alert again for ever, its light
+    stayed on, and Mum never heard it was dealt with."""
+    alert_id = raise_emergency(service, "h1")
+    assert service.close(alert_id, "cli")
+    [(body,)] = service.store.db.execute(
+        "SELECT payload FROM outbox WHERE alert_id = ? AND purpose = 'ack'", (alert_id,)
+    ).fetchall()
+    answer = json.loads(body)
+    assert answer["type"] == "alert.ack" and answer["body"]["alert_id"] == alert_id
+    assert (answer["body"]["by"], answer["body"]["action"]) == ("your care service", "resolved")
+    assert not service.close(alert_id, "cli")  # closed already: nothing more

@@ -68,6 +68,7 @@ log = logging.getLogger("services.family.alerts")
 OPEN = ("open", "delivered", "escalated")
 NO_RECIPIENT = "no_recipient"  # the service's refusal of an alert nobody can be told of
 NOBODY_TOLD = "nobody to tell, no number to call"  # its trail entry's detail
+CLOSED_BY = "your care service"  # who the device says dealt with an alert closed by hand
 # What an acknowledgement makes unnecessary.
 _UNANSWERED = ("alert", "escalation", "update")
 
@@ -630,21 +631,9 @@ class Alerts:
             cancelled = self.outbox.cancel(db, row["id"], _UNANSWERED)
             if cancelled:
                 audit(db, row["id"], now, "cancelled", None, f"{cancelled} pending notice(s)")
-            # the device hears of every call for help this answer covers (each clears its
-            # alert light): the emergency's own and the repeated ones folded into it
-            calls = [(row["id"], row["device"]), *repeats(db, row["id"])]
-            planned = []
-            for call_id, device in calls:
-                device_ack = create(
-                    AlertAck(alert_id=call_id, by=member.label, action=ack.action,
-                             eta_min=ack.eta_min),
-                    household.id,
-                    device,
-                )  # fmt: skip
-                device_ack = dataclasses.replace(device_ack, id=stable_id(call_id, "ack"))
-                planned.append(
-                    Planned.message(device_ack, "ack", alert_id=row["id"], member=member.id)
-                )
+            answer = AlertAck(alert_id=row["id"], by=member.label, action=ack.action,
+                              eta_min=ack.eta_min)  # fmt: skip
+            planned = _device_acks(db, row, answer, member.id)
             for other in recipients(household, row["category"]):
                 if other.id == member.id:
                     continue
@@ -671,11 +660,16 @@ class Alerts:
     def close(self, alert_id: str, actor: str, why: str = "closed by hand") -> bool:
         now = time.time()
         with self.store.write() as db:
-            row = db.execute("SELECT state FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            row = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
             if row is None or row["state"] == "closed":
                 return False
             self.outbox.cancel(db, alert_id, _UNANSWERED)
             self._close(db, alert_id, now, actor, why)
+            if row["category"] == "emergency" and row["state"] in OPEN:
+                # nobody answered it: without an answer the device would send it again for
+                # ever, its light on, and the senior never told it was dealt with
+                answer = AlertAck(alert_id=alert_id, by=CLOSED_BY, action="resolved")
+                self.outbox.plan(db, _device_acks(db, row, answer, None), now)
             return True
 
     def taken(self, household: Household, reminder_id: str, due: str) -> list[str]:
@@ -836,6 +830,19 @@ def alert_message(row: sqlite3.Row) -> Message:
         body=body, household=row["household"], device=row["device"], id=row["id"],
         ts=row["raised_ts"],
     )  # fmt: skip
+
+
+def _device_acks(
+    db: sqlite3.Connection, row: sqlite3.Row, answer: AlertAck, member: str | None
+) -> list[Planned]:
+    """The answer to an emergency, for the device: for every call for help it covers (each
+    clears its alert light), the emergency's own and the repeated ones folded into it."""
+    planned = []
+    for call_id, device in [(row["id"], row["device"]), *repeats(db, row["id"])]:
+        device_ack = create(dataclasses.replace(answer, alert_id=call_id), row["household"], device)
+        device_ack = dataclasses.replace(device_ack, id=stable_id(call_id, "ack"))
+        planned.append(Planned.message(device_ack, "ack", alert_id=row["id"], member=member))
+    return planned
 
 
 def _taken_already(db: sqlite3.Connection, household_id: str, body: object) -> bool:
