@@ -314,6 +314,7 @@ def test_a_hanging_gateway_does_not_hold_up_another_households_emergency(tmp_pat
                 "sms": WithDeadline(sms, 0.5), "phone": phone}  # fmt: skip
     outbox = Outbox(store, channels, "w1")  # type: ignore[arg-type]
     service = Alerts(store, outbox, FamilyConfig(escalation=EscalationSection(step_s=1.0)), "w1")
+    outbox.on_failed = service.failed
     try:
         for household_id in ("h1", "h2"):
             message = create(EmergencyAlert(trigger="sos_button"), household_id, "speaker")
@@ -324,6 +325,10 @@ def test_a_hanging_gateway_does_not_hold_up_another_households_emergency(tmp_pat
             outbox.send(service.escalate_due(now + tick * 1.1))
         called = [line["household"] for line in read_gateway_file(tmp_path / "phone.jsonl")]
         assert "h2" in called, "h2's emergency waited behind h1's gateway"
+        (h1,) = store.db.execute("SELECT id FROM alerts WHERE household = 'h1'").fetchone()
+        said = [e["detail"] for e in alerts.describe(store.db, h1)["trail"]
+                if e["event"] == "undelivered"]  # fmt: skip
+        assert said and "did not answer" in said[0]  # in the alert's trail, not only the log
         assert time.monotonic() - started < 5  # each hanging send cost its deadline at most
     finally:
         sms.release.set()

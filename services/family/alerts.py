@@ -47,7 +47,7 @@ from protocol import (
 from protocol.messages import message_types
 from protocol.schema import from_dict, to_dict
 from services.family import households
-from services.family.channels import Delivery
+from services.family.channels import ChannelError, Delivery
 from services.family.config import MAX_STEP, FamilyConfig
 from services.family.households import Household, HouseholdError, Member
 from services.family.outbox import Outbox, Planned, stable_id
@@ -747,12 +747,13 @@ class Alerts:
     ) -> None:
         """The outbox's hook for deliveries that did not go out (each once, not at every
         retry): one about an alert that the broker acknowledged but passed on to nobody (no
-        app subscribed to the member's inbox, or refused) goes into its trail as
-        `undelivered`. The outbox keeps it and tries again with its backoff, the alert is not
+        app subscribed to the member's inbox, or refused), or that a gateway could not take
+        (an SMS or the call to the emergency number), goes into its trail as `undelivered`.
+        The outbox keeps it and tries again with its backoff, the alert is not
         `delivered` until an inbox took its first notice, and the ladder climbs on its own
         clock meanwhile, as it does while a gateway fails."""
         for d, error in failures:
-            if d.alert_id is None or not isinstance(error, Undelivered):
+            if d.alert_id is None or not isinstance(error, (Undelivered, ChannelError)):
                 continue
             detail = f"{d.purpose} by {d.channel}: {error}"
             audit(db, d.alert_id, now, "undelivered", d.member, detail)
