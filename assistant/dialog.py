@@ -256,7 +256,7 @@ class Dialog:
         if intent == "snooze_reminder" and match is not None:
             self.pending = None
             return self._snooze(match.slots)
-        if intent is None:
+        if intent is None or intent == "false_alarm":  # "it's fine": taken, or not?
             return self._ask_again(pending, replies.REMINDER_ASK_AGAIN)
         return None
 
@@ -266,7 +266,7 @@ class Dialog:
         """The answer to "how are you feeling?"; None: something else was asked for."""
         if intent == "report_feeling" and match is not None:
             feeling = match.slots.get("feeling", "unwell")
-        elif intent == "yes":  # "good, thanks", "yes, fine"
+        elif intent in ("yes", "false_alarm"):  # "good, thanks", "yes, fine", "it's fine"
             feeling = "good"
         elif intent is None or intent == "no":
             return self._ask_again(pending, replies.CHECK_IN_ASK_AGAIN)

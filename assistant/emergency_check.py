@@ -98,5 +98,8 @@ def alert_left_open(
     except Exception:
         log.exception("the alert for the unanswered emergency check could not be raised yet")
         return None
-    checks.settled()
+    try:
+        checks.settled()
+    except Exception:  # the disk refuses: alerted all the same; the next start alerts again
+        log.exception("the emergency check could not be marked settled")
     return alerted

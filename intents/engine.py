@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,11 +169,23 @@ def _strip_fillers(text: str) -> str:
     return " ".join(words).strip(" .")
 
 
+# How a clause said before a request turns it down ("don't | call an ambulance", "i don't
+# think | i need help"): the clause ends in one of these. Other negations before a request
+# leave it standing ("i don't feel well, i need help", "no, i fell").
+_TURNS_DOWN = re.compile(
+    r"(\b(don't|do not|dont|never)|\bno need to|\b(don't|do not) (want|need) (you|anyone|anybody)"
+    r" to|\b(don't|do not) think|\bthere's no need to)$"
+)
+
+
 def _hedged(result, text: str) -> bool:
-    """Whether a template match begins with a clause said aside that holds a negation."""
+    """Whether a template match begins with a clause said aside that turns the request
+    down ("don't call an ambulance", "i don't think i need help")."""
     aside = result.entities.get("aside")
     words = normalize_phrase(str(aside.value)) if aside is not None else ""
-    return bool(words) and normalize_phrase(text).startswith(words) and negated(words)
+    return (
+        bool(words) and normalize_phrase(text).startswith(words) and bool(_TURNS_DOWN.search(words))
+    )
 
 
 def negated(text: str) -> bool:

@@ -244,3 +244,28 @@ def test_an_answer_that_may_mean_she_is_not_all_right_alerts(dialog, answer) -> 
     stood the check down: no alert, and silence after it alerted nothing either."""
     dialog.hear("help")
     assert [a.kind for a in dialog.hear(answer).actions] == ["emergency"]
+
+
+@pytest.mark.parametrize(
+    "cry",
+    ["I don't feel well, I need help", "don't leave me, I fell", "no, I fell",
+     "no, I'm on the floor", "I don't know what happened, I fell"],
+)  # fmt: skip
+def test_a_cry_that_opens_with_another_negation_alerts_at_once(dialog, cry) -> None:
+    """Only a clause that turns the request down ("don't | call an ambulance") makes it
+    asked about; any other negation in front left it asked about too, and a confused "no"
+    then stood a fall down (second review of this stop)."""
+    assert [a.kind for a in dialog.hear(cry).actions] == ["emergency"]
+
+
+def test_no_i_need_help_to_the_check_alerts(dialog) -> None:
+    dialog.hear("help")
+    assert [a.kind for a in dialog.hear("no, I need help").actions] == ["emergency"]
+
+
+def test_its_fine_to_a_reminder_is_asked_again_not_dropped(dialog) -> None:
+    """ "It's fine" (a false alarm, to "do you need help?") says nothing of the pills: the
+    reminder's question was dropped, and the dose later reported missed."""
+    dialog.expect("reminder", on_silence="I will ask again.")
+    reply = dialog.hear("it's fine")
+    assert reply.text == replies.REMINDER_ASK_AGAIN and dialog.pending is not None

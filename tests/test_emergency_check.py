@@ -13,7 +13,7 @@ import pytest
 
 from assistant import replies
 from assistant.config import SpeechOutputConfig
-from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore
+from assistant.emergency_check import CHECK_FILE, EmergencyCheckStore, alert_left_open
 from assistant.loop import Assistant
 from assistant.pcm import write_wav
 from assistant.reminders import Reminder, ReminderStore
@@ -190,6 +190,18 @@ def test_a_check_left_open_alerts_even_when_the_speech_model_will_not_load(
     again = EmergencyCheckStore(state / CHECK_FILE)
     assert again.left_open() is None  # alerted once, not at every start
     again.close()
+
+
+def test_the_alert_at_start_goes_on_when_the_disk_refuses_to_settle_the_check(tmp_path) -> None:
+    """The check's file refuses writes at the next start: the alert is raised, and the
+    start goes on (it stopped there, at every start, each one alerting again)."""
+    checks = EmergencyCheckStore(tmp_path / CHECK_FILE)
+    checks.asked({"kind": "fall"}, ASKED_AT)
+    checks._db.execute("PRAGMA query_only = ON")
+    raised: list[dict[str, str]] = []
+    assert alert_left_open(checks, raised.append) == {"kind": "fall"}
+    assert raised == [{"kind": "fall"}]
+    checks.close()
 
 
 def test_a_check_the_disk_refuses_is_still_asked_and_acted_on(

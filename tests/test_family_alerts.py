@@ -7,6 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -34,6 +37,8 @@ from services.family.config import (
 from services.family.households import Household, Member
 from services.family.outbox import Outbox
 from services.family.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, for a child process's imports
 
 
 def household(household_id: str) -> Household:
@@ -348,3 +353,34 @@ def test_an_emergency_closed_by_hand_is_answered_to_the_device(service) -> None:
     assert answer["type"] == "alert.ack" and answer["body"]["alert_id"] == alert_id
     assert (answer["body"]["by"], answer["body"]["action"]) == ("your care service", "resolved")
     assert not service.close(alert_id, "cli")  # closed already: nothing more
+
+
+def test_removing_the_member_who_answered_keeps_the_answer_for_the_device(service) -> None:
+    """Anna answered Mum's emergency while the broker was out of reach, so the device's
+    copy of her answer still waited; then Anna was removed. That copy was cancelled with
+    her notices: the device never heard that help was coming."""
+    message = create(EmergencyAlert(trigger="sos_button"), "h1", "speaker")
+    household = households.require(service.store.db, "h1")
+    service.receive(message, household)
+    answer = create(MemberAck(alert_id=message.id, action="on_the_way"), "h1", "anna")
+    service.acknowledge(answer, household, household.member("anna"))
+    service.remove_member("h1", "anna")
+    states = service.store.db.execute(
+        "SELECT purpose, state FROM outbox WHERE alert_id = ? AND purpose = 'ack'", (message.id,)
+    ).fetchall()
+    assert [tuple(row) for row in states] == [("ack", "pending")]
+
+
+def test_a_hung_gateway_does_not_keep_the_service_from_exiting(tmp_path) -> None:
+    script = (
+        "import threading\n"
+        "from services.family.channels import WithDeadline\n"
+        "class Hangs:\n"
+        "    name = 'sms'\n"
+        "    def send_many(self, deliveries):\n"
+        "        threading.Event().wait()\n"
+        "print(WithDeadline(Hangs(), 0.2).send_many([None]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert done.returncode == 0 and "did not answer in 0.2 s" in done.stdout, done.stderr

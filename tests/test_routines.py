@@ -196,7 +196,7 @@ def test_a_late_announcement_says_it_is_late(setup: Setup) -> None:
 @pytest.mark.parametrize(
     ("answers", "feeling"),
     [(["not so well"], "unwell"), (["I'm okay thanks"], "good"), (["not good"], "unwell"),
-     (["so-so"], "unwell"), (["not too bad"], "good")],
+     (["so-so"], "unwell"), (["not too bad"], "good"), (["everything's fine"], "good")],
 )  # fmt: skip
 def test_the_check_in_takes_the_short_answers_it_offers(setup: Setup, answers, feeling) -> None:
     """Asked again, the check-in offers "Good, or not so well?": "not so well" was then

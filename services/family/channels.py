@@ -14,8 +14,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -155,27 +153,36 @@ class WithDeadline:
     household's deliveries and takes every escalation step on one thread. A send that has
     not answered within `deadline_s` counts as failed (tried again later, the same ids);
     while it still hangs, the channel's next sends fail at once rather than pile up threads.
-    One that went out after all is sent once more: a second text rather than none."""
+    One that went out after all is sent once more: a second text rather than none. Each
+    send runs on a daemon thread, so a hung one does not hold up the service's exit."""
 
     def __init__(self, channel: Channel, deadline_s: float) -> None:
         self.channel = channel
         self.name = channel.name
         self.deadline_s = deadline_s
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"send-{channel.name}")
-        self._running: Future | None = None
-        self._lock = threading.Lock()
+        self._hung: threading.Thread | None = None
 
     def send_many(self, deliveries: list[Delivery]) -> list[Exception | None]:
-        with self._lock:
-            if self._running is not None and not self._running.done():
-                error = ChannelError(f"the {self.name} gateway has not answered an earlier send")
-                return [error] * len(deliveries)
-            self._running = self._pool.submit(self.channel.send_many, deliveries)
-            running = self._running
-        try:
-            return running.result(timeout=self.deadline_s)
-        except FutureTimeout:
+        hung = self._hung
+        if hung is not None and hung.is_alive():
+            error = ChannelError(f"the {self.name} gateway has not answered an earlier send")
+            return [error] * len(deliveries)
+        outcome: list[list[Exception | None] | Exception] = []
+
+        def send() -> None:
+            try:
+                outcome.append(self.channel.send_many(deliveries))
+            except Exception as exc:  # the channel broke: the deliveries are tried again
+                outcome.append(exc)
+
+        thread = threading.Thread(target=send, name=f"send-{self.name}", daemon=True)
+        thread.start()
+        thread.join(self.deadline_s)
+        if thread.is_alive():
+            self._hung = thread
             error = ChannelError(f"the {self.name} gateway did not answer in {self.deadline_s:g} s")
             return [error] * len(deliveries)
-        except Exception as exc:  # the channel broke: the deliveries are tried again
-            return [ChannelError(f"the {self.name} gateway failed: {exc}")] * len(deliveries)
+        result = outcome[0]
+        if isinstance(result, Exception):
+            return [ChannelError(f"the {self.name} gateway failed: {result}")] * len(deliveries)
+        return result

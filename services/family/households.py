@@ -274,9 +274,9 @@ def remove_member_in(db: sqlite3.Connection, household_id: str, member_id: str) 
     someone no longer of the household)."""
     require_member(require(db, household_id), member_id)
     db.execute("DELETE FROM members WHERE household = ? AND id = ?", (household_id, member_id))
-    db.execute(
+    db.execute(  # not the device's copy of an answer they gave (`ack`: to the device)
         "UPDATE outbox SET state = 'cancelled' WHERE household = ? AND member = ?"
-        " AND state = 'pending'",
+        " AND state = 'pending' AND purpose != 'ack'",
         (household_id, member_id),
     )
 
