@@ -360,6 +360,10 @@ class Dialog:
         self.pending = None
         return self._alert(pending.slots)
 
+    def in_emergency(self) -> bool:
+        """Asking "do you need help?", or listening on after an alert."""
+        return self.pending is not None and self.pending.kind in ("emergency_check", "after_alert")
+
     def _alert_sent(self) -> bool:
         return self.pending is not None and self.pending.kind == "after_alert"
 

@@ -138,9 +138,10 @@ class Assistant:
         check-in): the dialog then listens for it without the wake phrase."""
         sentences = self.announcer.take() if self.announcer is not None else []
         prompts = []
-        # While the senior is being asked something ("do you need help?", "shall I call
-        # your daughter?"), a reminder's question would take her answer: it waits.
-        if self.routines is not None and self.dialog.pending is None:
+        # While "do you need help?" waits for its answer, or right after an alert, a
+        # reminder's question would take her answer ("no" to the pills would stand the
+        # emergency down): it waits. Both end at her next words or the silence timeout.
+        if self.routines is not None and not self.dialog.in_emergency():
             try:
                 prompts = self.routines.tick(self.clock())
             except Exception:  # the reminders' file: what the family sent is said all the same

@@ -165,7 +165,7 @@ def test_after_a_restart_an_unanswered_alert_is_told_of_and_listened_on_without_
     with device:
         assistant = make_assistant(device, engine, synthesizer, tmp_path / "said.wav", [],
                                    command_recognizer)  # fmt: skip
-        _resume(assistant, device)
+        _resume(assistant, device, None)
         assert f"reply: {replies.STILL_WAITING}" in capsys.readouterr().out
         controls = hardware.controls
         assert controls is not None
@@ -178,7 +178,7 @@ def test_after_a_restart_an_unanswered_alert_is_told_of_and_listened_on_without_
     with device:
         assistant = make_assistant(device, engine, synthesizer, tmp_path / "said.wav", [],
                                    command_recognizer)  # fmt: skip
-        _resume(assistant, device)
+        _resume(assistant, device, None)
         assert "reply:" not in capsys.readouterr().out
         controls = hardware.controls
         assert controls is not None
