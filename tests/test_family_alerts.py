@@ -4,6 +4,7 @@ what the protocol can carry."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -384,3 +385,21 @@ def test_a_hung_gateway_does_not_keep_the_service_from_exiting(tmp_path) -> None
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert done.returncode == 0 and "did not answer in 0.2 s" in done.stdout, done.stderr
+
+
+def test_a_new_emergency_channel_midway_does_not_call_the_number_twice(service) -> None:
+    """The admin moves the emergency number from phone to SMS (a restart with the new
+    config) while an emergency climbs its ladder, after the number was called: it is not
+    called again on the new channel."""
+    alert_id = raise_emergency(service, "h1")
+    now = time.time()
+    for _ in range(2):  # Anna's SMS, then the call
+        now += 400
+        service.escalate_due(now)
+    assert number_called(service, alert_id) == 1
+    sms = dataclasses.replace(service.config.escalation, emergency_channel="sms")
+    service.config = dataclasses.replace(service.config, escalation=sms)
+    for _ in range(4):
+        now += 400
+        service.escalate_due(now)
+    assert number_called(service, alert_id) == 1

@@ -482,13 +482,15 @@ class Alerts:
                 usable.append((channel, address))
         return usable
 
-    def _called(self, db: sqlite3.Connection, row: sqlite3.Row) -> bool:
-        """Whether the ladder has called the household's emergency number already."""
+    @staticmethod
+    def _called(db: sqlite3.Connection, row: sqlite3.Row) -> bool:
+        """Whether the ladder has called the household's emergency number already: its one
+        escalation to nobody among the members, on whichever channel it was then."""
         return (
             db.execute(
                 "SELECT 1 FROM outbox WHERE alert_id = ? AND purpose = 'escalation'"
-                " AND member IS NULL AND channel = ? LIMIT 1",
-                (row["id"], self.config.escalation.emergency_channel),
+                " AND member IS NULL LIMIT 1",
+                (row["id"],),
             ).fetchone()
             is not None
         )
