@@ -37,6 +37,7 @@ from tests.broker import Mosquitto, free_port
 from tests.browser import PHONE, chromium
 from tests.family_process import D, FamilyWorker, H, device_standin, family_cli, ok
 from tests.family_web import PASSWORDS, set_password, two_households
+from tests.web_proxy import ConsoleProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -350,5 +351,48 @@ def test_an_alert_that_came_while_the_live_stream_was_down_is_announced(
             assert set_password(family, H, "anna", "a brand new secret").returncode == 0
             web.start()
             until(browser, lambda: browser.current_url.endswith("/login"))
+        finally:
+            web.stop()
+
+
+def test_behind_a_proxy_the_page_is_kept_while_the_service_restarts(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The console behind a reverse proxy: while its worker restarts, the proxy answers
+    502 with a page of its own. The open page is kept (a reload would land on the proxy's
+    page, which has no script and never comes back by itself), it asks again one request
+    at a time every few seconds, and it shows the alert that came meanwhile once the
+    worker is back."""
+    family = two_households(tmp_path / "family", broker)
+    port = free_port()
+    web = FamilyWorker(family, name="1", web=f"127.0.0.1:{port}")
+    with (
+        device_standin(broker) as device,
+        FamilyWorker(family, name="2"),
+        ConsoleProxy(port) as proxy,
+        chromium() as browser,
+    ):
+        web.start()
+        try:
+            sign_in(browser, proxy.url, H, "anna")
+            mark(browser)
+            web.stop()
+            stopped = time.monotonic()
+            alert = create(EmergencyAlert(trigger="sos_button"), H, D)
+            device.send(alert)
+            assert wait_for(lambda: alert.id in alerts_listed(family), 30)  # taken by worker 2
+            assert wait_for(lambda: proxy.count("/", 502) >= 2, 20)  # asked again, and again
+            time.sleep(6)
+            assert not_reloaded(browser) and text(browser, "h1") == "Alerts"
+            # one refetch every 5 s, and one each time the stream is tried (every 10 s):
+            # not a request for each retry of each, piling up
+            down = time.monotonic() - stopped
+            assert proxy.count("/", 502) <= down / 5 + down / 10 + 2
+            web.start()
+            until(
+                browser,
+                lambda: browser.find_elements(By.CSS_SELECTOR, f"[data-alert='{alert.id}']"),
+            )
+            assert not_reloaded(browser)
         finally:
             web.stop()
