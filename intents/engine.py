@@ -120,8 +120,8 @@ class IntentMatch:
     confidence: float = 1.0
     method: str = "exact"  # or "fuzzy"
     invalid_slots: tuple[str, ...] = ()  # said, but not understood ("25 o'clock")
-    # A clause said aside before the request negates it ("don't call an ambulance", "i don't
-    # think i need help"): the words matched may mean the opposite of the request.
+    # A clause said aside turns the request down before it ("don't call an ambulance"), or
+    # says she is all right after it ("i slipped but i'm fine"): it may not be meant as said.
     hedged: bool = False
 
 
@@ -178,14 +178,40 @@ _TURNS_DOWN = re.compile(
 )
 
 
-def _hedged(result, text: str) -> bool:
-    """Whether a template match begins with a clause said aside that turns the request
-    down ("don't call an ambulance", "i don't think i need help")."""
+def _aside(result) -> str:
     aside = result.entities.get("aside")
-    words = normalize_phrase(str(aside.value)) if aside is not None else ""
+    return normalize_phrase(str(aside.value)) if aside is not None else ""
+
+
+def _turned_down(result, text: str) -> bool:
+    """Whether a template match begins with a clause said aside that turns the request
+    down ("don't call an ambulance", "i don't think i need help"). Such a reading ranks
+    below any other ("i don't need help" is a false alarm before it is a call for help)."""
+    words = _aside(result)
     return (
         bool(words) and normalize_phrase(text).startswith(words) and bool(_TURNS_DOWN.search(words))
     )
+
+
+# A clause said after a request that says she is all right, and nothing more ("i slipped
+# but | i'm fine"): worth asking about, not an alarm at once. "I'm okay, I can't get up"
+# says more, and stays an alarm.
+_ALL_RIGHT = re.compile(
+    r"(i'm|i am|i think i'm|i feel) (fine|okay|ok|all right|alright|not hurt|unhurt)"
+    r"( now| really| though| thanks| thank you| i think)*"
+)
+
+
+def _hedged(result, text: str) -> bool:
+    """Whether what was matched may not be meant as said: turned down before it, or
+    followed by a clause that says she is all right."""
+    words = _aside(result)
+    reassured = (
+        bool(words)
+        and normalize_phrase(text).endswith(words)
+        and _ALL_RIGHT.fullmatch(words) is not None
+    )
+    return _turned_down(result, text) or reassured
 
 
 def negated(text: str) -> bool:
@@ -327,7 +353,7 @@ class IntentEngine:
         # a false alarm before it is a call for help with "i don't" aside).
         result = max(
             results,
-            key=lambda r: (not _hedged(r, text), len(r.entities), r.text_chunks_matched),
+            key=lambda r: (not _turned_down(r, text), len(r.entities), r.text_chunks_matched),
         )
         raw = {name: str(entity.value) for name, entity in result.entities.items()}
         if result.intent.name == REMINDER_INTENT:  # "... metformin every monday at 8"

@@ -269,3 +269,25 @@ def test_its_fine_to_a_reminder_is_asked_again_not_dropped(dialog) -> None:
     dialog.expect("reminder", on_silence="I will ask again.")
     reply = dialog.hear("it's fine")
     assert reply.text == replies.REMINDER_ASK_AGAIN and dialog.pending is not None
+
+
+@pytest.mark.parametrize(
+    "said", ["i slipped but i'm fine", "i fell but i'm okay", "i had a fall but i'm all right now",
+             "i fell and i'm not hurt"],
+)  # fmt: skip
+def test_a_fall_she_says_she_is_all_right_after_is_asked_about(dialog, said) -> None:
+    """A fall followed by "but I'm fine" alerted the family at once; she is asked now,
+    and silence still alerts."""
+    reply = dialog.hear(said)
+    assert reply.actions == [] and reply.text == replies.EMERGENCY_CHECK
+    assert [action.kind for action in dialog.no_answer().actions] == ["emergency"]
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["I fell, I'm hurt", "i fell but i'm okay i can't get up", "i slipped, i've hurt myself"],
+)
+def test_a_fall_with_more_said_after_it_alerts_at_once(dialog, said) -> None:
+    """ "I fell, I'm hurt" was not understood at all; "I'm okay, I can't get up" says more
+    than that she is all right."""
+    assert [a.kind for a in dialog.hear(said).actions] == ["emergency"]
