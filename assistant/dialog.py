@@ -97,14 +97,19 @@ def stands_down(match: IntentMatch | None, text: str) -> bool:
     fine = match.intent == "report_feeling" and match.slots.get("feeling") == "good"
     if not fine and match.intent not in ("no", "false_alarm"):
         return False
-    words = " ".join(text.lower().replace(",", " ").replace(".", " ").split())
+    words = " ".join(_words(text))
     return not words.startswith("oh no") and not _NOT_ALL_RIGHT.search(words)
 
 
 def leading_no(text: str) -> bool:
     """Does the sentence begin with a plain no ("no, ...", "nope ...")?"""
-    words = text.lower().replace(",", " ").replace(".", " ").split()
+    words = _words(text)
     return bool(words) and words[0] in LEADING_NO
+
+
+def _words(text: str) -> list[str]:
+    """The sentence's words, lower case, without commas and full stops."""
+    return text.lower().replace(",", " ").replace(".", " ").split()
 
 
 class Dialog:
@@ -415,11 +420,11 @@ class Dialog:
         return self._alert(dict(slots))
 
     def _alert(self, slots: dict[str, str], trigger: str = "voice") -> DialogReply:
+        reply = self.alert_raised(slots)  # said, and listened on after
         kind = slots.get("kind", "help")
-        text = replies.EMERGENCY_SENT.get(kind, replies.EMERGENCY_SENT["help"])
-        self.pending = _Pending("after_alert", "emergency", {"kind": kind})  # keep listening
         action = {"kind": kind} if trigger == "voice" else {"kind": kind, "trigger": trigger}
-        return DialogReply(text, [Action("emergency", action)], expects_answer=True)
+        reply.actions = [Action("emergency", action)]
+        return reply
 
     @staticmethod
     def _say(text: str, action: Action | None = None) -> DialogReply:

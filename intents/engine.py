@@ -183,14 +183,13 @@ def _aside(result) -> str:
     return normalize_phrase(str(aside.value)) if aside is not None else ""
 
 
-def _turned_down(result, text: str) -> bool:
+def _turned_down(result, spoken: str) -> bool:
     """Whether a template match begins with a clause said aside that turns the request
     down ("don't call an ambulance", "i don't think i need help"). Such a reading ranks
-    below any other ("i don't need help" is a false alarm before it is a call for help)."""
+    below any other ("i don't need help" is a false alarm before it is a call for help).
+    `spoken`: the sentence, `normalize_phrase`d."""
     words = _aside(result)
-    return (
-        bool(words) and normalize_phrase(text).startswith(words) and bool(_TURNS_DOWN.search(words))
-    )
+    return bool(words) and spoken.startswith(words) and bool(_TURNS_DOWN.search(words))
 
 
 # A clause said after a request that says she is all right, and nothing more ("i slipped
@@ -202,16 +201,12 @@ _ALL_RIGHT = re.compile(
 )
 
 
-def _hedged(result, text: str) -> bool:
+def _hedged(result, spoken: str) -> bool:
     """Whether what was matched may not be meant as said: turned down before it, or
     followed by a clause that says she is all right."""
     words = _aside(result)
-    reassured = (
-        bool(words)
-        and normalize_phrase(text).endswith(words)
-        and _ALL_RIGHT.fullmatch(words) is not None
-    )
-    return _turned_down(result, text) or reassured
+    reassured = bool(words) and spoken.endswith(words) and _ALL_RIGHT.fullmatch(words) is not None
+    return _turned_down(result, spoken) or reassured
 
 
 def negated(text: str) -> bool:
@@ -351,9 +346,10 @@ class IntentEngine:
             return None
         # A reading whose negated aside could reverse it comes last ("i don't need help" is
         # a false alarm before it is a call for help with "i don't" aside).
+        spoken = normalize_phrase(text)
         result = max(
             results,
-            key=lambda r: (not _turned_down(r, text), len(r.entities), r.text_chunks_matched),
+            key=lambda r: (not _turned_down(r, spoken), len(r.entities), r.text_chunks_matched),
         )
         raw = {name: str(entity.value) for name, entity in result.entities.items()}
         if result.intent.name == REMINDER_INTENT:  # "... metformin every monday at 8"
@@ -368,7 +364,7 @@ class IntentEngine:
             slots=slots,
             confidence=1.0,
             invalid_slots=tuple(invalid),
-            hedged=_hedged(result, text),
+            hedged=_hedged(result, spoken),
         )
 
     def _fuzzy(self, text: str) -> IntentMatch | None:
