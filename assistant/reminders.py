@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.schedule import DAILY, DAYS, Occurrence, Schedule, ScheduleError
-from protocol.reminder_twins import DoseKey, dose_key, same_dose
+from protocol.reminder_twins import DoseKey, asked_until_answered, dose_key, same_dose
 from protocol.sqlite import CopiedWhenRefused, in_transaction, open_checked, open_or_set_aside
 
 REMINDERS_FILE = "reminders.sqlite3"  # in the state directory
@@ -78,7 +78,7 @@ class Reminder:
     @property
     def answered(self) -> bool:
         """Asked about until answered: a medicine with its name, or a check-in."""
-        return self.kind == "check_in" or (self.kind == "medication" and bool(self.medication))
+        return asked_until_answered(self.kind, self.medication)
 
 
 @dataclass(frozen=True)

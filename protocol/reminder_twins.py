@@ -1,4 +1,5 @@
-"""When two reminders would ask the senior for one dose twice.
+"""When two reminders would ask the senior for one dose twice, and which ones are asked about
+until answered.
 
 Both sides decide it, by this one rule: the device, when a reminder is set up beside one
 it has (a voice reminder, or a caregiver's that replaces the senior's own), and
@@ -70,6 +71,13 @@ def same_dose(one: DoseKey, other: DoseKey) -> bool:
     """Whether both would ask for the same dose at the same times."""
     same_thing = (one.kind, one.what, one.when) == (other.kind, other.what, other.when)
     return same_thing and (not one.dose or not other.dose or one.dose == other.dose)
+
+
+def asked_until_answered(kind: str, medication: str | None) -> bool:
+    """Whether the device asks about a reminder until it is answered, and reports a miss:
+    a check-in, or a medicine it can name. Any other is said once (family-notify's console
+    says so of a medication reminder without the medicine's name)."""
+    return kind == "check_in" or (kind == "medication" and bool(medication))
 
 
 def _fold(text: str | None) -> str:

@@ -51,7 +51,7 @@ from protocol import (
     Volume,
     create,
 )
-from protocol.reminder_twins import dose_key_of_add, same_dose
+from protocol.reminder_twins import asked_until_answered, dose_key_of_add, same_dose
 from protocol.schema import from_dict, to_dict
 from services.family import households
 from services.family.households import Household, HouseholdError
@@ -459,7 +459,8 @@ def _write(
 def untracked(reminder: dict[str, Any]) -> bool:
     """A medication reminder without the medicine's name (a `listing` entry): the device
     says it once, never asks whether it was taken, and so never reports a miss."""
-    return reminder.get("kind") == "medication" and not reminder.get("medication")
+    kind = reminder.get("kind", "")
+    return kind == "medication" and not asked_until_answered(kind, reminder.get("medication"))
 
 
 def listing(db: sqlite3.Connection, household: str) -> list[dict[str, Any]]:
